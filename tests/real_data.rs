@@ -1,0 +1,110 @@
+//! Seed-fidelity checks on the real Flickr8k data; they run when CAPTIONER_DATA names the folder
+//! holding flickr8k/ (CI sets it to ../shared/data).
+
+mod common;
+
+use captioner::prepare::{prepare, PrepareOptions, Summary};
+use common::real_data;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+fn prepare_real(data: &Path, out: &Path) -> Summary {
+    let options = PrepareOptions {
+        data: data.to_owned(),
+        out: out.to_owned(),
+        format: None,
+        min_count: 1,
+        images: None,
+        split_sizes: None,
+    };
+    prepare(&options).unwrap()
+}
+
+/// image id -> its cleaned captions, sorted.
+fn cleaned_captions(out: &Path) -> BTreeMap<String, Vec<String>> {
+    let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for line in std::fs::read_to_string(out.join("descriptions.txt"))
+        .unwrap()
+        .lines()
+    {
+        let (id, caption) = line.split_once(' ').unwrap();
+        map.entry(id.to_owned())
+            .or_default()
+            .push(caption.to_owned());
+    }
+    map.values_mut().for_each(|c| c.sort());
+    map
+}
+
+#[test]
+fn flickr8k_matches_the_seed_in_all_three_forms() {
+    let Some(data) = real_data("flickr8k_matches_the_seed_in_all_three_forms") else {
+        return;
+    };
+    let flickr = data.join("flickr8k");
+    let scratch = common::scratch("real-prepare");
+
+    let token = prepare_real(&flickr, &scratch.join("token"));
+    assert_eq!(token.images, 8092);
+    assert_eq!(token.captions, 40460);
+    assert_eq!(token.words_all, 8763);
+    assert_eq!(token.vocab_words, 7578);
+    assert_eq!(
+        token.vocab_words + 1,
+        7579,
+        "the seed's size: padding + training tokens"
+    );
+    assert_eq!(token.vocab_size, 7580, "the seed's 7,579 + <unk>");
+    assert_eq!(token.max_length, 34);
+    let per_split: Vec<usize> = ["train", "dev", "test"]
+        .iter()
+        .map(|s| token.images_per_split[s])
+        .collect();
+    assert_eq!(per_split, [6000, 1000, 1000]);
+    assert_eq!(token.ignored.count, 92);
+    assert_eq!(token.ignored.captions, 460);
+    assert!(token
+        .ignored
+        .ids
+        .contains(&"2258277193_586949ec62.jpg.1".to_owned()));
+
+    let kaggle = prepare_real(&flickr.join("captions.txt"), &scratch.join("kaggle"));
+    assert_eq!(
+        (kaggle.images, kaggle.captions, kaggle.words_all),
+        (8091, 40455, 8763)
+    );
+    assert_eq!((kaggle.vocab_size, kaggle.max_length), (7580, 34));
+
+    let karpathy = prepare_real(
+        &flickr.join("dataset_flickr8k.json"),
+        &scratch.join("karpathy"),
+    );
+    assert_eq!(
+        (karpathy.images, karpathy.captions, karpathy.words_all),
+        (8000, 40000, 8658)
+    );
+    assert_eq!((karpathy.vocab_size, karpathy.max_length), (7580, 34));
+
+    let token_captions = cleaned_captions(&scratch.join("token"));
+    for other in ["kaggle", "karpathy"] {
+        let captions = cleaned_captions(&scratch.join(other));
+        for (id, caps) in &captions {
+            assert_eq!(Some(caps), token_captions.get(id), "{other}: {id}");
+        }
+    }
+    let vocab = |name: &str| std::fs::read(scratch.join(name).join("vocab.json")).unwrap();
+    assert_eq!(vocab("token"), vocab("kaggle"));
+    assert_eq!(vocab("token"), vocab("karpathy"));
+    let splits = |name: &str| common::read_json(&scratch.join(name).join("splits.json"));
+    for split in ["train", "dev", "test"] {
+        let ids = |name| {
+            splits(name)[split]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.to_string())
+                .collect::<BTreeSet<_>>()
+        };
+        assert_eq!(ids("token"), ids("karpathy"), "{split}");
+    }
+}
