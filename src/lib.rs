@@ -2,6 +2,9 @@
 //! which module owns what.
 
 pub mod dataset;
+pub mod engine;
 pub mod fsio;
+pub mod image;
 pub mod prepare;
 pub mod text;
+pub mod vision;

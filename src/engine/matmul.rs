@@ -1,0 +1,130 @@
+//! C = alpha * op(A) @ op(B) + beta * C over row-major f32 buffers, through the `gemm` crate
+//! (pure Rust, runtime SIMD dispatch, its own threading). Transposes are free: they only swap strides.
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Transpose {
+    No,
+    Yes,
+}
+
+/// `op(A)` is m x k, `op(B)` is k x n, C is m x n with row stride `n`. `A` is stored row-major as
+/// m x k (or k x m when transposed), likewise `B`. `threads` > 1 lets the product use the rayon pool.
+#[allow(clippy::too_many_arguments)]
+pub fn matmul(
+    m: usize,
+    n: usize,
+    k: usize,
+    alpha: f32,
+    a: &[f32],
+    ta: Transpose,
+    b: &[f32],
+    tb: Transpose,
+    beta: f32,
+    c: &mut [f32],
+    threads: usize,
+) {
+    assert!(
+        a.len() >= m * k && b.len() >= k * n && c.len() >= m * n,
+        "matmul shapes"
+    );
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        c[..m * n].iter_mut().for_each(|v| *v *= beta);
+        return;
+    }
+    // (row stride, column stride) of op(A) and op(B).
+    let (a_rs, a_cs) = match ta {
+        Transpose::No => (k as isize, 1),
+        Transpose::Yes => (1, m as isize),
+    };
+    let (b_rs, b_cs) = match tb {
+        Transpose::No => (n as isize, 1),
+        Transpose::Yes => (1, k as isize),
+    };
+    let parallelism = if threads > 1 {
+        gemm::Parallelism::Rayon(threads)
+    } else {
+        gemm::Parallelism::None
+    };
+    // SAFETY: the asserts above keep every index the strides produce inside the three slices, and
+    // `c` does not alias `a` or `b` (it is a unique borrow).
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            c.as_mut_ptr(),
+            1,
+            n as isize,
+            beta != 0.0,
+            a.as_ptr(),
+            a_cs,
+            a_rs,
+            b.as_ptr(),
+            b_cs,
+            b_rs,
+            beta,
+            alpha,
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn naive(
+        m: usize,
+        n: usize,
+        k: usize,
+        a: &[f32],
+        ta: Transpose,
+        b: &[f32],
+        tb: Transpose,
+    ) -> Vec<f32> {
+        let at = |i: usize, p: usize| {
+            if ta == Transpose::No {
+                a[i * k + p]
+            } else {
+                a[p * m + i]
+            }
+        };
+        let bt = |p: usize, j: usize| {
+            if tb == Transpose::No {
+                b[p * n + j]
+            } else {
+                b[j * k + p]
+            }
+        };
+        let mut c = vec![0.0; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                c[i * n + j] = (0..k).map(|p| at(i, p) * bt(p, j)).sum();
+            }
+        }
+        c
+    }
+
+    #[test]
+    fn all_transposes_match_naive_products() {
+        let (m, n, k) = (7, 5, 9);
+        let a: Vec<f32> = (0..m * k).map(|i| (i as f32 * 0.37).sin()).collect();
+        let b: Vec<f32> = (0..k * n).map(|i| (i as f32 * 0.11).cos()).collect();
+        for ta in [Transpose::No, Transpose::Yes] {
+            for tb in [Transpose::No, Transpose::Yes] {
+                let expected = naive(m, n, k, &a, ta, &b, tb);
+                let mut c = vec![1.0; m * n];
+                matmul(m, n, k, 2.0, &a, ta, &b, tb, 0.5, &mut c, 2);
+                for (got, want) in c.iter().zip(&expected) {
+                    assert!((got - (2.0 * want + 0.5)).abs() < 1e-4, "{ta:?} {tb:?}");
+                }
+            }
+        }
+    }
+}

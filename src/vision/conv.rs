@@ -1,0 +1,431 @@
+//! Inference kernels over NHWC feature maps (one image at a time): convolution as GEMM (1x1 directly,
+//! others through im2col), depthwise convolution as a direct loop over channels, max pooling.
+//! Batch norm is folded into the convolution weights at load time.
+
+use super::weights::Tensor;
+use crate::engine::{matmul, Transpose};
+
+/// A feature map of one image, `data[(y * w + x) * c + channel]`.
+#[derive(Clone, Debug)]
+pub struct FeatureMap {
+    pub h: usize,
+    pub w: usize,
+    pub c: usize,
+    pub data: Vec<f32>,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub enum Padding {
+    /// TensorFlow "SAME": output = ceil(input / stride), the extra padding goes after (bottom/right).
+    Same,
+    /// The same number of zeros on every side (PyTorch `padding=p`).
+    Symmetric(usize),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Activation {
+    Linear,
+    Relu,
+    Relu6,
+}
+
+impl Activation {
+    fn apply(self, values: &mut [f32]) {
+        match self {
+            Activation::Linear => {}
+            Activation::Relu => values.iter_mut().for_each(|v| *v = v.max(0.0)),
+            Activation::Relu6 => values.iter_mut().for_each(|v| *v = v.clamp(0.0, 6.0)),
+        }
+    }
+}
+
+/// Output size and the padding before the first input pixel, along one axis.
+fn output_and_pad(input: usize, kernel: usize, stride: usize, padding: Padding) -> (usize, usize) {
+    match padding {
+        Padding::Same => {
+            let out = input.div_ceil(stride);
+            let total = ((out - 1) * stride + kernel).saturating_sub(input);
+            (out, total / 2)
+        }
+        Padding::Symmetric(p) => ((input + 2 * p - kernel) / stride + 1, p),
+    }
+}
+
+/// Adds the bias to every pixel's channels and applies the activation.
+fn bias_activation(data: &mut [f32], bias: &[f32], activation: Activation) {
+    for pixel in data.chunks_exact_mut(bias.len()) {
+        pixel.iter_mut().zip(bias).for_each(|(v, b)| *v += b);
+        activation.apply(pixel);
+    }
+}
+
+/// Batch-norm scale and shift: y = x * scale + shift, scale = gamma / sqrt(var + eps),
+/// shift = beta - mean * scale.
+pub fn batch_norm_affine(
+    gamma: &[f32],
+    beta: &[f32],
+    mean: &[f32],
+    var: &[f32],
+    eps: f32,
+) -> (Vec<f32>, Vec<f32>) {
+    let scale: Vec<f32> = gamma
+        .iter()
+        .zip(var)
+        .map(|(g, v)| g / (v + eps).sqrt())
+        .collect();
+    let shift = beta
+        .iter()
+        .zip(mean)
+        .zip(&scale)
+        .map(|((b, m), s)| b - m * s)
+        .collect();
+    (scale, shift)
+}
+
+/// y[p, co] = act(sum_{ky,kx,ci} x[p + (ky,kx), ci] * weight[ky,kx,ci,co] + bias[co]).
+pub struct Conv2d {
+    k: usize,
+    stride: usize,
+    cin: usize,
+    cout: usize,
+    padding: Padding,
+    /// [k, k, cin, cout]: the im2col row layout, so the product is cols @ weight.
+    weight: Vec<f32>,
+    bias: Vec<f32>,
+}
+
+impl Conv2d {
+    /// From a PyTorch weight [cout, cin, k, k], with a per-output-channel affine (folded batch norm
+    /// or a plain bias) applied after it.
+    pub fn from_torch(
+        weight: &Tensor,
+        scale: Option<&[f32]>,
+        shift: &[f32],
+        stride: usize,
+        padding: Padding,
+    ) -> Self {
+        let [cout, cin, k, _] = weight.shape[..] else {
+            panic!("conv weight must be 4-D")
+        };
+        let mut folded = vec![0.0; k * k * cin * cout];
+        for co in 0..cout {
+            let s = scale.map_or(1.0, |s| s[co]);
+            for ci in 0..cin {
+                for ky in 0..k {
+                    for kx in 0..k {
+                        folded[((ky * k + kx) * cin + ci) * cout + co] =
+                            weight.data[((co * cin + ci) * k + ky) * k + kx] * s;
+                    }
+                }
+            }
+        }
+        Conv2d {
+            k,
+            stride,
+            cin,
+            cout,
+            padding,
+            weight: folded,
+            bias: shift.to_vec(),
+        }
+    }
+
+    pub fn forward(&self, x: &FeatureMap, activation: Activation) -> FeatureMap {
+        debug_assert_eq!(x.c, self.cin);
+        let (oh, pad_top) = output_and_pad(x.h, self.k, self.stride, self.padding);
+        let (ow, pad_left) = output_and_pad(x.w, self.k, self.stride, self.padding);
+        let mut out = vec![0.0; oh * ow * self.cout];
+        let depth = self.k * self.k * self.cin;
+        if self.k == 1 && self.stride == 1 {
+            matmul(
+                oh * ow,
+                self.cout,
+                depth,
+                1.0,
+                &x.data,
+                Transpose::No,
+                &self.weight,
+                Transpose::No,
+                0.0,
+                &mut out,
+                1,
+            );
+        } else {
+            let mut cols = vec![0.0; oh * ow * depth];
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    let row = &mut cols[(oy * ow + ox) * depth..][..depth];
+                    for ky in 0..self.k {
+                        let iy = (oy * self.stride + ky) as isize - pad_top as isize;
+                        if iy < 0 || iy >= x.h as isize {
+                            continue;
+                        }
+                        for kx in 0..self.k {
+                            let ix = (ox * self.stride + kx) as isize - pad_left as isize;
+                            if ix < 0 || ix >= x.w as isize {
+                                continue;
+                            }
+                            let src = &x.data[(iy as usize * x.w + ix as usize) * x.c..][..x.c];
+                            row[(ky * self.k + kx) * self.cin..][..self.cin].copy_from_slice(src);
+                        }
+                    }
+                }
+            }
+            matmul(
+                oh * ow,
+                self.cout,
+                depth,
+                1.0,
+                &cols,
+                Transpose::No,
+                &self.weight,
+                Transpose::No,
+                0.0,
+                &mut out,
+                1,
+            );
+        }
+        bias_activation(&mut out, &self.bias, activation);
+        FeatureMap {
+            h: oh,
+            w: ow,
+            c: self.cout,
+            data: out,
+        }
+    }
+}
+
+/// y[p, c] = act(sum_{ky,kx} x[p + (ky,kx), c] * weight[ky,kx,c] + bias[c]): one filter per channel.
+pub struct DepthwiseConv2d {
+    k: usize,
+    stride: usize,
+    c: usize,
+    padding: Padding,
+    /// [k, k, c]
+    weight: Vec<f32>,
+    bias: Vec<f32>,
+}
+
+impl DepthwiseConv2d {
+    /// From a PyTorch weight [c, 1, k, k] and a per-channel affine applied after it.
+    pub fn from_torch(
+        weight: &Tensor,
+        scale: &[f32],
+        shift: &[f32],
+        stride: usize,
+        padding: Padding,
+    ) -> Self {
+        let [c, _, k, _] = weight.shape[..] else {
+            panic!("depthwise weight must be 4-D")
+        };
+        let mut folded = vec![0.0; k * k * c];
+        for ch in 0..c {
+            for kk in 0..k * k {
+                folded[kk * c + ch] = weight.data[ch * k * k + kk] * scale[ch];
+            }
+        }
+        DepthwiseConv2d {
+            k,
+            stride,
+            c,
+            padding,
+            weight: folded,
+            bias: shift.to_vec(),
+        }
+    }
+
+    pub fn forward(&self, x: &FeatureMap, activation: Activation) -> FeatureMap {
+        let c = self.c;
+        let (oh, pad_top) = output_and_pad(x.h, self.k, self.stride, self.padding);
+        let (ow, pad_left) = output_and_pad(x.w, self.k, self.stride, self.padding);
+        let mut out = vec![0.0; oh * ow * c];
+        for oy in 0..oh {
+            for ox in 0..ow {
+                let acc = &mut out[(oy * ow + ox) * c..][..c];
+                acc.copy_from_slice(&self.bias);
+                for ky in 0..self.k {
+                    let iy = (oy * self.stride + ky) as isize - pad_top as isize;
+                    if iy < 0 || iy >= x.h as isize {
+                        continue;
+                    }
+                    for kx in 0..self.k {
+                        let ix = (ox * self.stride + kx) as isize - pad_left as isize;
+                        if ix < 0 || ix >= x.w as isize {
+                            continue;
+                        }
+                        let src = &x.data[(iy as usize * x.w + ix as usize) * c..][..c];
+                        let w = &self.weight[(ky * self.k + kx) * c..][..c];
+                        for ((a, s), w) in acc.iter_mut().zip(src).zip(w) {
+                            *a += s * w;
+                        }
+                    }
+                }
+                activation.apply(acc);
+            }
+        }
+        FeatureMap {
+            h: oh,
+            w: ow,
+            c,
+            data: out,
+        }
+    }
+}
+
+/// 2x2 max pooling with stride 2 (odd trailing rows/columns dropped, as PyTorch does).
+pub fn max_pool_2x2(x: &FeatureMap) -> FeatureMap {
+    let (oh, ow, c) = (x.h / 2, x.w / 2, x.c);
+    let mut out = vec![f32::NEG_INFINITY; oh * ow * c];
+    for oy in 0..oh {
+        for ox in 0..ow {
+            let dst = &mut out[(oy * ow + ox) * c..][..c];
+            for (dy, dx) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
+                let src = &x.data[((2 * oy + dy) * x.w + 2 * ox + dx) * c..][..c];
+                dst.iter_mut().zip(src).for_each(|(d, s)| *d = d.max(*s));
+            }
+        }
+    }
+    FeatureMap {
+        h: oh,
+        w: ow,
+        c,
+        data: out,
+    }
+}
+
+/// Mean over all pixels, per channel.
+pub fn global_average(x: &FeatureMap) -> Vec<f32> {
+    let mut sum = vec![0.0f64; x.c];
+    for pixel in x.data.chunks_exact(x.c) {
+        sum.iter_mut()
+            .zip(pixel)
+            .for_each(|(s, v)| *s += f64::from(*v));
+    }
+    let n = (x.h * x.w) as f64;
+    sum.into_iter().map(|s| (s / n) as f32).collect()
+}
+
+/// y = act(W x + b) for a PyTorch Linear weight W [out, in].
+pub fn linear(x: &[f32], weight: &Tensor, bias: &[f32], activation: Activation) -> Vec<f32> {
+    let [out_dim, in_dim] = weight.shape[..] else {
+        panic!("linear weight must be 2-D")
+    };
+    let mut y = bias.to_vec();
+    matmul(
+        1,
+        out_dim,
+        in_dim,
+        1.0,
+        x,
+        Transpose::No,
+        &weight.data,
+        Transpose::Yes,
+        1.0,
+        &mut y,
+        1,
+    );
+    activation.apply(&mut y);
+    y
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_padding_is_asymmetric_like_tensorflow() {
+        assert_eq!(output_and_pad(224, 3, 2, Padding::Same), (112, 0));
+        assert_eq!(output_and_pad(112, 3, 1, Padding::Same), (112, 1));
+        assert_eq!(output_and_pad(28, 5, 2, Padding::Same), (14, 1));
+        assert_eq!(output_and_pad(224, 3, 1, Padding::Symmetric(1)), (224, 1));
+    }
+
+    /// A direct convolution, for checking im2col + GEMM and the depthwise loop.
+    fn direct(
+        x: &FeatureMap,
+        w: &Tensor,
+        stride: usize,
+        padding: Padding,
+        depthwise: bool,
+    ) -> Vec<f32> {
+        let [cout, cin_w, k, _] = w.shape[..] else {
+            unreachable!()
+        };
+        let (oh, pt) = output_and_pad(x.h, k, stride, padding);
+        let (ow, pl) = output_and_pad(x.w, k, stride, padding);
+        let mut out = vec![0.0; oh * ow * cout];
+        for oy in 0..oh {
+            for ox in 0..ow {
+                for co in 0..cout {
+                    let mut acc = 0.0;
+                    for ci in 0..cin_w {
+                        let xc = if depthwise { co } else { ci };
+                        for ky in 0..k {
+                            for kx in 0..k {
+                                let iy = (oy * stride + ky) as isize - pt as isize;
+                                let ix = (ox * stride + kx) as isize - pl as isize;
+                                if iy >= 0 && ix >= 0 && (iy as usize) < x.h && (ix as usize) < x.w
+                                {
+                                    acc += x.data[(iy as usize * x.w + ix as usize) * x.c + xc]
+                                        * w.data[((co * cin_w + ci) * k + ky) * k + kx];
+                                }
+                            }
+                        }
+                    }
+                    out[(oy * ow + ox) * cout + co] = acc;
+                }
+            }
+        }
+        out
+    }
+
+    fn values(n: usize, seed: f32) -> Vec<f32> {
+        (0..n).map(|i| ((i as f32 + seed) * 0.7).sin()).collect()
+    }
+
+    #[test]
+    fn convolutions_match_a_direct_loop() {
+        let x = FeatureMap {
+            h: 9,
+            w: 7,
+            c: 4,
+            data: values(9 * 7 * 4, 0.3),
+        };
+        for (k, stride, padding) in [
+            (3, 2, Padding::Same),
+            (5, 1, Padding::Same),
+            (3, 1, Padding::Symmetric(1)),
+            (1, 1, Padding::Same),
+        ] {
+            let w = Tensor {
+                shape: vec![6, 4, k, k],
+                data: values(6 * 4 * k * k, 1.1),
+            };
+            let got = Conv2d::from_torch(&w, None, &[0.0; 6], stride, padding)
+                .forward(&x, Activation::Linear);
+            let want = direct(&x, &w, stride, padding, false);
+            assert!(
+                got.data
+                    .iter()
+                    .zip(&want)
+                    .all(|(a, b)| (a - b).abs() < 1e-4),
+                "k{k} s{stride}"
+            );
+
+            let dw = Tensor {
+                shape: vec![4, 1, k, k],
+                data: values(4 * k * k, 2.2),
+            };
+            let got = DepthwiseConv2d::from_torch(&dw, &[1.0; 4], &[0.0; 4], stride, padding)
+                .forward(&x, Activation::Linear);
+            let want = direct(&x, &dw, stride, padding, true);
+            assert!(
+                got.data
+                    .iter()
+                    .zip(&want)
+                    .all(|(a, b)| (a - b).abs() < 1e-4),
+                "dw k{k} s{stride}"
+            );
+        }
+    }
+}

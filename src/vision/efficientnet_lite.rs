@@ -1,0 +1,186 @@
+//! EfficientNet-Lite0 (Tan & Le 2019, the "Lite" variant for mobile CPUs): the default encoder.
+//!
+//! image 224x224x3, x = (p - 127) / 128
+//!   -> stem conv 3x3 s2 (32) + BN + ReLU6
+//!   -> 16 MBConv blocks: [expand 1x1 + BN + ReLU6] -> depthwise kxk + BN + ReLU6 -> project 1x1 + BN
+//!      (+ input when stride 1 and channels match); no squeeze-excite
+//!   -> head conv 1x1 (1280) + BN + ReLU6 -> global average = the 1280-d feature
+//!   -> classifier (1000 ImageNet classes), used only to check the weights.
+//! Convolutions use TensorFlow "SAME" padding; BN eps 1e-3. Weight names follow the PyPI package
+//! `efficientnet-lite-pytorch` (`_conv_stem`, `_blocks.N._expand_conv`, `_bn0`..., `_fc`).
+
+use super::conv::{
+    batch_norm_affine, global_average, linear, Activation, Conv2d, DepthwiseConv2d, FeatureMap,
+    Padding,
+};
+use super::weights::{Tensor, Weights};
+use anyhow::Result;
+
+pub struct Config {
+    pub image_size: usize,
+    pub stem_channels: usize,
+    pub head_channels: usize,
+    /// Per stage: (repeats, kernel, stride of the first block, expansion ratio, output channels).
+    pub stages: Vec<(usize, usize, usize, usize, usize)>,
+    pub bn_eps: f32,
+    pub classes: usize,
+}
+
+impl Config {
+    pub fn lite0() -> Self {
+        Config {
+            image_size: 224,
+            stem_channels: 32,
+            head_channels: 1280,
+            stages: vec![
+                (1, 3, 1, 1, 16),
+                (2, 3, 2, 6, 24),
+                (2, 5, 2, 6, 40),
+                (3, 3, 2, 6, 80),
+                (3, 5, 1, 6, 112),
+                (4, 5, 2, 6, 192),
+                (1, 3, 1, 6, 320),
+            ],
+            bn_eps: 1e-3,
+            classes: 1000,
+        }
+    }
+}
+
+struct MbConv {
+    expand: Option<Conv2d>,
+    depthwise: DepthwiseConv2d,
+    project: Conv2d,
+    residual: bool,
+}
+
+pub struct EfficientNetLite {
+    stem: Conv2d,
+    blocks: Vec<MbConv>,
+    head: Conv2d,
+    classifier: Option<(Tensor, Vec<f32>)>,
+    pub feature_dim: usize,
+}
+
+fn batch_norm(
+    weights: &Weights,
+    prefix: &str,
+    channels: usize,
+    eps: f32,
+) -> Result<(Vec<f32>, Vec<f32>)> {
+    let get = |name: &str| {
+        weights
+            .get(&format!("{prefix}.{name}"), &[channels])
+            .map(|t| t.data.clone())
+    };
+    Ok(batch_norm_affine(
+        &get("weight")?,
+        &get("bias")?,
+        &get("running_mean")?,
+        &get("running_var")?,
+        eps,
+    ))
+}
+
+impl EfficientNetLite {
+    pub fn load(weights: &Weights, config: &Config) -> Result<Self> {
+        let eps = config.bn_eps;
+        let conv = |name: &str,
+                    bn: &str,
+                    cout: usize,
+                    cin: usize,
+                    k: usize,
+                    stride: usize|
+         -> Result<Conv2d> {
+            let w = weights.get(&format!("{name}.weight"), &[cout, cin, k, k])?;
+            let (scale, shift) = batch_norm(weights, bn, cout, eps)?;
+            Ok(Conv2d::from_torch(
+                w,
+                Some(&scale),
+                &shift,
+                stride,
+                Padding::Same,
+            ))
+        };
+        let stem = conv("_conv_stem", "_bn0", config.stem_channels, 3, 3, 2)?;
+        let mut blocks = Vec::new();
+        let mut cin = config.stem_channels;
+        for &(repeats, k, first_stride, expand_ratio, cout) in &config.stages {
+            for r in 0..repeats {
+                let stride = if r == 0 { first_stride } else { 1 };
+                let p = format!("_blocks.{}", blocks.len());
+                let hidden = cin * expand_ratio;
+                let expand = if expand_ratio != 1 {
+                    Some(conv(
+                        &format!("{p}._expand_conv"),
+                        &format!("{p}._bn0"),
+                        hidden,
+                        cin,
+                        1,
+                        1,
+                    )?)
+                } else {
+                    None
+                };
+                let dw = weights.get(&format!("{p}._depthwise_conv.weight"), &[hidden, 1, k, k])?;
+                let (scale, shift) = batch_norm(weights, &format!("{p}._bn1"), hidden, eps)?;
+                let depthwise =
+                    DepthwiseConv2d::from_torch(dw, &scale, &shift, stride, Padding::Same);
+                let project = conv(
+                    &format!("{p}._project_conv"),
+                    &format!("{p}._bn2"),
+                    cout,
+                    hidden,
+                    1,
+                    1,
+                )?;
+                blocks.push(MbConv {
+                    expand,
+                    depthwise,
+                    project,
+                    residual: stride == 1 && cin == cout,
+                });
+                cin = cout;
+            }
+        }
+        let head = conv("_conv_head", "_bn1", config.head_channels, cin, 1, 1)?;
+        let classifier = match weights.get("_fc.weight", &[config.classes, config.head_channels]) {
+            Ok(w) => Some((
+                w.clone(),
+                weights.get("_fc.bias", &[config.classes])?.data.clone(),
+            )),
+            Err(_) => None,
+        };
+        Ok(EfficientNetLite {
+            stem,
+            blocks,
+            head,
+            classifier,
+            feature_dim: config.head_channels,
+        })
+    }
+
+    /// The 1280-d feature of one normalised image (NHWC, `size x size x 3`).
+    pub fn features(&self, image: FeatureMap) -> Vec<f32> {
+        let mut x = self.stem.forward(&image, Activation::Relu6);
+        for block in &self.blocks {
+            let hidden = match &block.expand {
+                Some(expand) => expand.forward(&x, Activation::Relu6),
+                None => x.clone(),
+            };
+            let hidden = block.depthwise.forward(&hidden, Activation::Relu6);
+            let mut out = block.project.forward(&hidden, Activation::Linear);
+            if block.residual {
+                out.data.iter_mut().zip(&x.data).for_each(|(o, i)| *o += i);
+            }
+            x = out;
+        }
+        global_average(&self.head.forward(&x, Activation::Relu6))
+    }
+
+    /// ImageNet logits from a feature (None when the weights have no classifier).
+    pub fn logits(&self, features: &[f32]) -> Option<Vec<f32>> {
+        let (w, b) = self.classifier.as_ref()?;
+        Some(linear(features, w, b, Activation::Linear))
+    }
+}

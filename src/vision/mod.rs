@@ -1,0 +1,126 @@
+//! Image encoders (CNNs) for inference: NHWC layout, batch norm folded into the convolutions at load
+//! time, weights read from PyTorch `.pth` or safetensors files. [`Encoder`] is what the pipeline uses:
+//! a network-size RGB image in, a feature vector out.
+
+mod conv;
+pub mod efficientnet_lite;
+pub mod fetch;
+mod torch_pth;
+pub mod vgg;
+pub mod weights;
+
+pub use conv::FeatureMap;
+
+use crate::image::RgbImage;
+use anyhow::{bail, Result};
+use efficientnet_lite::{Config, EfficientNetLite};
+use std::path::Path;
+use vgg::Vgg16;
+use weights::Weights;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EncoderKind {
+    EfficientNetLite0,
+    Vgg16,
+}
+
+impl EncoderKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            EncoderKind::EfficientNetLite0 => "efficientnet-lite0",
+            EncoderKind::Vgg16 => "vgg16",
+        }
+    }
+
+    pub fn parse(name: &str) -> Result<Self> {
+        match name {
+            "efficientnet-lite0" => Ok(EncoderKind::EfficientNetLite0),
+            "vgg16" => Ok(EncoderKind::Vgg16),
+            other => bail!("unknown encoder {other:?} (known: efficientnet-lite0, vgg16)"),
+        }
+    }
+
+    pub fn feature_dim(self) -> usize {
+        match self {
+            EncoderKind::EfficientNetLite0 => 1280,
+            EncoderKind::Vgg16 => vgg::FEATURE_DIM,
+        }
+    }
+
+    pub fn input_size(self) -> usize {
+        224
+    }
+
+    /// How pixels become network input, recorded in every features file.
+    pub fn normalisation(self) -> &'static str {
+        match self {
+            EncoderKind::EfficientNetLite0 => "(p - 127) / 128",
+            EncoderKind::Vgg16 => "(p / 255 - [0.485, 0.456, 0.406]) / [0.229, 0.224, 0.225]",
+        }
+    }
+}
+
+pub enum Encoder {
+    EfficientNetLite0(EfficientNetLite),
+    Vgg16(Vgg16),
+}
+
+impl Encoder {
+    /// Loads `kind` from `weights`; without a path, EfficientNet-Lite0 is fetched into the cache and
+    /// VGG16 is an error (its weights are the user's to supply).
+    pub fn load(kind: EncoderKind, weights: Option<&Path>) -> Result<Self> {
+        let path = match (weights, kind) {
+            (Some(path), _) => path.to_owned(),
+            (None, EncoderKind::EfficientNetLite0) => fetch::efficientnet_lite0_weights()?,
+            (None, EncoderKind::Vgg16) => bail!(
+                "VGG16 needs its weights: pass --weights with torchvision's vgg16-397923af.pth or a safetensors file"
+            ),
+        };
+        let weights = Weights::load(&path)?;
+        Ok(match kind {
+            EncoderKind::EfficientNetLite0 => {
+                Encoder::EfficientNetLite0(EfficientNetLite::load(&weights, &Config::lite0())?)
+            }
+            EncoderKind::Vgg16 => Encoder::Vgg16(Vgg16::load(&weights)?),
+        })
+    }
+
+    pub fn kind(&self) -> EncoderKind {
+        match self {
+            Encoder::EfficientNetLite0(_) => EncoderKind::EfficientNetLite0,
+            Encoder::Vgg16(_) => EncoderKind::Vgg16,
+        }
+    }
+
+    /// The normalised network input of a network-size image.
+    pub fn input(&self, image: &RgbImage) -> FeatureMap {
+        let data = match self.kind() {
+            EncoderKind::EfficientNetLite0 => image
+                .pixels
+                .iter()
+                .map(|&p| (f32::from(p) - 127.0) / 128.0)
+                .collect(),
+            EncoderKind::Vgg16 => image
+                .pixels
+                .iter()
+                .enumerate()
+                .map(|(i, &p)| (f32::from(p) / 255.0 - vgg::MEAN[i % 3]) / vgg::STD[i % 3])
+                .collect(),
+        };
+        FeatureMap {
+            h: image.height,
+            w: image.width,
+            c: 3,
+            data,
+        }
+    }
+
+    /// The feature vector of a network-size image.
+    pub fn features(&self, image: &RgbImage) -> Vec<f32> {
+        let input = self.input(image);
+        match self {
+            Encoder::EfficientNetLite0(model) => model.features(input),
+            Encoder::Vgg16(model) => model.forward(input).fc2,
+        }
+    }
+}
