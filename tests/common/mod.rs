@@ -49,7 +49,7 @@ pub fn synthetic_efficientnet_weights(path: &Path) {
     use captioner::vision::efficientnet_lite::Config;
     let config = Config::lite0();
     let mut shapes: Vec<(String, Vec<usize>)> = Vec::new();
-    let mut bn = |shapes: &mut Vec<(String, Vec<usize>)>, prefix: &str, c: usize| {
+    let bn = |shapes: &mut Vec<(String, Vec<usize>)>, prefix: &str, c: usize| {
         for name in ["weight", "bias", "running_mean", "running_var"] {
             shapes.push((format!("{prefix}.{name}"), vec![c]));
         }
