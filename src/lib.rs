@@ -6,6 +6,7 @@ pub mod engine;
 pub mod features;
 pub mod fsio;
 pub mod image;
+pub mod nn;
 pub mod prepare;
 pub mod progress;
 pub mod text;

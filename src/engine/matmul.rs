@@ -1,5 +1,7 @@
-//! C = alpha * op(A) @ op(B) + beta * C over row-major f32 buffers, through the `gemm` crate
+//! C = alpha * op(A) @ op(B) + beta * C over row-major f32 or f64 buffers, through the `gemm` crate
 //! (pure Rust, runtime SIMD dispatch, its own threading). Transposes are free: they only swap strides.
+
+use super::Real;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Transpose {
@@ -10,17 +12,17 @@ pub enum Transpose {
 /// `op(A)` is m x k, `op(B)` is k x n, C is m x n with row stride `n`. `A` is stored row-major as
 /// m x k (or k x m when transposed), likewise `B`. `threads` > 1 lets the product use the rayon pool.
 #[allow(clippy::too_many_arguments)]
-pub fn matmul(
+pub fn matmul<T: Real>(
     m: usize,
     n: usize,
     k: usize,
-    alpha: f32,
-    a: &[f32],
+    alpha: T,
+    a: &[T],
     ta: Transpose,
-    b: &[f32],
+    b: &[T],
     tb: Transpose,
-    beta: f32,
-    c: &mut [f32],
+    beta: T,
+    c: &mut [T],
     threads: usize,
 ) {
     assert!(
@@ -31,7 +33,7 @@ pub fn matmul(
         return;
     }
     if k == 0 {
-        c[..m * n].iter_mut().for_each(|v| *v *= beta);
+        c[..m * n].iter_mut().for_each(|v| *v = *v * beta);
         return;
     }
     // (row stride, column stride) of op(A) and op(B).
@@ -58,7 +60,7 @@ pub fn matmul(
             c.as_mut_ptr(),
             1,
             n as isize,
-            beta != 0.0,
+            beta != T::zero(),
             a.as_ptr(),
             a_cs,
             a_rs,

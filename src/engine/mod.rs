@@ -2,6 +2,8 @@
 //! Everything else (convolutions, LSTM, losses) is plain loops in the layers that need them.
 
 mod matmul;
+pub mod params;
+pub mod rng;
 
 pub use matmul::{matmul, Transpose};
 
@@ -32,4 +34,31 @@ pub fn threads() -> usize {
 
 fn available_cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// The float types the layers run in: f32 for work, f64 for gradient checks.
+pub trait Real:
+    num_traits::Float
+    + num_traits::FromPrimitive
+    + std::iter::Sum
+    + std::ops::AddAssign
+    + std::fmt::Debug
+    + Default
+    + Send
+    + Sync
+    + 'static
+{
+    fn from_f64_lossy(v: f64) -> Self;
+}
+
+impl Real for f32 {
+    fn from_f64_lossy(v: f64) -> Self {
+        v as f32
+    }
+}
+
+impl Real for f64 {
+    fn from_f64_lossy(v: f64) -> Self {
+        v
+    }
 }

@@ -1,0 +1,53 @@
+//! Adam (Kingma & Ba), bias-corrected, no weight decay, as Keras and PyTorch implement it.
+//!
+//!   m = b1 m + (1 - b1) g,   v = b2 v + (1 - b2) g^2
+//!   p -= lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)
+
+use crate::engine::Real;
+
+#[derive(Clone, Copy, Debug)]
+pub struct AdamConfig {
+    pub lr: f64,
+    pub beta1: f64,
+    pub beta2: f64,
+    pub eps: f64,
+}
+
+impl Default for AdamConfig {
+    /// Keras defaults (the seed's optimiser): eps 1e-7.
+    fn default() -> Self {
+        AdamConfig {
+            lr: 1e-3,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-7,
+        }
+    }
+}
+
+/// One update at step `t` (1-based) over flat parameter, gradient and moment buffers.
+pub fn adam_update<T: Real>(
+    params: &mut [T],
+    grads: &[T],
+    m: &mut [T],
+    v: &mut [T],
+    config: &AdamConfig,
+    lr: f64,
+    t: u64,
+) {
+    let (b1, b2) = (config.beta1, config.beta2);
+    let correction1 = T::from_f64_lossy(1.0 - b1.powi(t as i32));
+    let correction2 = T::from_f64_lossy(1.0 - b2.powi(t as i32));
+    let (b1, b2) = (T::from_f64_lossy(b1), T::from_f64_lossy(b2));
+    let (lr, eps) = (T::from_f64_lossy(lr), T::from_f64_lossy(config.eps));
+    for (((p, &g), m), v) in params
+        .iter_mut()
+        .zip(grads)
+        .zip(m.iter_mut())
+        .zip(v.iter_mut())
+    {
+        *m = b1 * *m + (T::one() - b1) * g;
+        *v = b2 * *v + (T::one() - b2) * g * g;
+        *p = *p - lr * (*m / correction1) / ((*v / correction2).sqrt() + eps);
+    }
+}

@@ -1,0 +1,107 @@
+//! Fully connected layer, PyTorch layout (weight [out, in]).
+//!
+//!   forward:  y[n, o] = sum_i x[n, i] w[o, i] + b[o]          y = x W^T + b
+//!   backward: dx = dy W,  dW += dy^T x,  db += sum_n dy[n, :]
+
+use crate::engine::{matmul, Real, Transpose};
+
+#[allow(clippy::too_many_arguments)]
+pub fn linear_forward<T: Real>(
+    y: &mut [T],
+    x: &[T],
+    w: &[T],
+    b: &[T],
+    n: usize,
+    din: usize,
+    dout: usize,
+    threads: usize,
+) {
+    for row in y[..n * dout].chunks_exact_mut(dout) {
+        row.copy_from_slice(b);
+    }
+    matmul(
+        n,
+        dout,
+        din,
+        T::one(),
+        x,
+        Transpose::No,
+        w,
+        Transpose::Yes,
+        T::one(),
+        y,
+        threads,
+    );
+}
+
+/// `dx` may be `None` when the input needs no gradient.
+#[allow(clippy::too_many_arguments)]
+pub fn linear_backward<T: Real>(
+    dx: Option<&mut [T]>,
+    dw: &mut [T],
+    db: &mut [T],
+    dy: &[T],
+    x: &[T],
+    w: &[T],
+    n: usize,
+    din: usize,
+    dout: usize,
+    threads: usize,
+) {
+    if let Some(dx) = dx {
+        matmul(
+            n,
+            din,
+            dout,
+            T::one(),
+            dy,
+            Transpose::No,
+            w,
+            Transpose::No,
+            T::zero(),
+            dx,
+            threads,
+        );
+    }
+    matmul(
+        dout,
+        din,
+        n,
+        T::one(),
+        dy,
+        Transpose::Yes,
+        x,
+        Transpose::No,
+        T::one(),
+        dw,
+        threads,
+    );
+    for row in dy[..n * dout].chunks_exact(dout) {
+        db.iter_mut().zip(row).for_each(|(g, v)| *g += *v);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::gradcheck::{check, random};
+
+    #[test]
+    fn gradients_match_finite_differences() {
+        let (n, din, dout) = (3, 4, 5);
+        let x = random(n * din, 1);
+        let w = random(dout * din, 2);
+        let b = random(dout, 3);
+        let r = random(n * dout, 4); // loss = sum(y * r), so dy = r
+        let loss = |x: &[f64], w: &[f64], b: &[f64]| {
+            let mut y = vec![0.0; n * dout];
+            linear_forward(&mut y, x, w, b, n, din, dout, 1);
+            y.iter().zip(&r).map(|(a, b)| a * b).sum::<f64>()
+        };
+        let (mut dx, mut dw, mut db) = (vec![0.0; n * din], vec![0.0; dout * din], vec![0.0; dout]);
+        linear_backward(Some(&mut dx), &mut dw, &mut db, &r, &x, &w, n, din, dout, 1);
+        check("dx", &dx, &x, |v| loss(v, &w, &b));
+        check("dw", &dw, &w, |v| loss(&x, v, &b));
+        check("db", &db, &b, |v| loss(&x, &w, v));
+    }
+}

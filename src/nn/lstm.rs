@@ -1,0 +1,398 @@
+//! LSTM over packed sequences (no padding is ever computed), PyTorch layout and gate order (i, f, g, o).
+//!
+//! Packing: sequences sorted by length, longest first; positions stored time-major. Step t holds the
+//! first `active[t]` sequences in rows `offset[t] .. offset[t] + active[t]`, and since lengths only
+//! shrink, the sequences active at t are a prefix of those active at t - 1.
+//!
+//!   forward:  a_t = x_t W_ih^T + h_{t-1} W_hh^T + b                 (one GEMM for all x, one per step)
+//!             i = sig(a_i), f = sig(a_f), g = tanh(a_g), o = sig(a_o)
+//!             c_t = f c_{t-1} + i g,   h_t = o tanh(c_t),           h_{-1} = c_{-1} = 0
+//!   backward: dh = dh_out + dh_rec,    dc = dh o (1 - tanh^2 c_t) + dc_rec
+//!             da_i = dc g i (1-i),  da_f = dc c_{t-1} f (1-f),  da_g = dc i (1-g^2),  da_o = dh tanh(c_t) o (1-o)
+//!             dc_rec <- dc f,  dh_rec <- da W_hh
+//!             dW_ih += da^T x,  dW_hh += da^T h_prev,  db += sum da,  dx = da W_ih
+
+use crate::engine::{matmul, Real, Transpose};
+
+/// Where each time step lives in the packed layout.
+#[derive(Clone, Debug, Default)]
+pub struct Packing {
+    pub offset: Vec<usize>,
+    pub active: Vec<usize>,
+}
+
+impl Packing {
+    /// From sequence lengths sorted longest first.
+    pub fn from_sorted_lengths(lengths: &[usize]) -> Self {
+        let steps = lengths.first().copied().unwrap_or(0);
+        let mut packing = Packing::default();
+        let mut offset = 0;
+        for t in 0..steps {
+            let active = lengths.iter().take_while(|&&l| l > t).count();
+            packing.offset.push(offset);
+            packing.active.push(active);
+            offset += active;
+        }
+        packing
+    }
+
+    pub fn positions(&self) -> usize {
+        self.offset
+            .last()
+            .map_or(0, |o| o + self.active.last().copied().unwrap_or(0))
+    }
+}
+
+fn sigmoid<T: Real>(x: T) -> T {
+    T::one() / (T::one() + (-x).exp())
+}
+
+pub struct LstmParams<'a, T> {
+    pub w_ih: &'a [T],
+    pub w_hh: &'a [T],
+    pub bias: &'a [T],
+}
+
+/// Activations kept for the backward pass: gates [P, 4H] after their nonlinearities, c and h [P, H].
+pub struct LstmState<'a, T> {
+    pub gates: &'a mut [T],
+    pub c: &'a mut [T],
+    pub h: &'a mut [T],
+}
+
+/// One cell update for `rows` sequences: `gates` holds the pre-activations on entry and the activated
+/// gates on exit; `c_prev` is None at t = 0.
+pub fn lstm_cell<T: Real>(
+    gates: &mut [T],
+    c_prev: Option<&[T]>,
+    c: &mut [T],
+    h: &mut [T],
+    rows: usize,
+    hidden: usize,
+) {
+    for r in 0..rows {
+        let a = &mut gates[r * 4 * hidden..][..4 * hidden];
+        for j in 0..hidden {
+            let i = sigmoid(a[j]);
+            let f = sigmoid(a[hidden + j]);
+            let g = a[2 * hidden + j].tanh();
+            let o = sigmoid(a[3 * hidden + j]);
+            a[j] = i;
+            a[hidden + j] = f;
+            a[2 * hidden + j] = g;
+            a[3 * hidden + j] = o;
+            let cp = c_prev.map_or(T::zero(), |cp| cp[r * hidden + j]);
+            let cv = f * cp + i * g;
+            c[r * hidden + j] = cv;
+            h[r * hidden + j] = o * cv.tanh();
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn lstm_forward<T: Real>(
+    state: LstmState<T>,
+    x: &[T],
+    p: &LstmParams<T>,
+    packing: &Packing,
+    din: usize,
+    hidden: usize,
+    threads: usize,
+) {
+    let positions = packing.positions();
+    let g4 = 4 * hidden;
+    for row in state.gates[..positions * g4].chunks_exact_mut(g4) {
+        row.copy_from_slice(p.bias);
+    }
+    matmul(
+        positions,
+        g4,
+        din,
+        T::one(),
+        x,
+        Transpose::No,
+        p.w_ih,
+        Transpose::Yes,
+        T::one(),
+        state.gates,
+        threads,
+    );
+    for t in 0..packing.offset.len() {
+        let (off, n) = (packing.offset[t], packing.active[t]);
+        let (before, rest) = state.h.split_at_mut(off * hidden);
+        let (c_before, c_rest) = state.c.split_at_mut(off * hidden);
+        let gates = &mut state.gates[off * g4..(off + n) * g4];
+        let c_prev = if t > 0 {
+            let prev = packing.offset[t - 1];
+            matmul(
+                n,
+                g4,
+                hidden,
+                T::one(),
+                &before[prev * hidden..],
+                Transpose::No,
+                p.w_hh,
+                Transpose::Yes,
+                T::one(),
+                gates,
+                threads,
+            );
+            Some(&c_before[prev * hidden..])
+        } else {
+            None
+        };
+        lstm_cell(
+            gates,
+            c_prev,
+            &mut c_rest[..n * hidden],
+            &mut rest[..n * hidden],
+            n,
+            hidden,
+        );
+    }
+}
+
+pub struct LstmGrads<'a, T> {
+    pub w_ih: &'a mut [T],
+    pub w_hh: &'a mut [T],
+    pub bias: &'a mut [T],
+}
+
+/// Scratch for the backward pass: `dgates` [P, 4H], `h_prev` [P, H], `dh_rec` and `dc_rec` [B, H].
+pub struct LstmScratch<'a, T> {
+    pub dgates: &'a mut [T],
+    pub h_prev: &'a mut [T],
+    pub dh_rec: &'a mut [T],
+    pub dc_rec: &'a mut [T],
+}
+
+/// `dh_out` [P, H] is the loss gradient w.r.t. every h; `dx` [P, din] receives the input gradient.
+#[allow(clippy::too_many_arguments)]
+pub fn lstm_backward<T: Real>(
+    dx: &mut [T],
+    grads: LstmGrads<T>,
+    scratch: LstmScratch<T>,
+    dh_out: &[T],
+    x: &[T],
+    state: &LstmState<T>,
+    p: &LstmParams<T>,
+    packing: &Packing,
+    din: usize,
+    hidden: usize,
+    threads: usize,
+) {
+    let positions = packing.positions();
+    let g4 = 4 * hidden;
+    let steps = packing.offset.len();
+    if steps == 0 {
+        return;
+    }
+    let LstmScratch {
+        dgates,
+        h_prev,
+        dh_rec,
+        dc_rec,
+    } = scratch;
+    let (c, gates) = (&*state.c, &*state.gates);
+    let first = packing.active[0];
+    dh_rec[..first * hidden].fill(T::zero());
+    dc_rec[..first * hidden].fill(T::zero());
+    for t in (0..steps).rev() {
+        let (off, n) = (packing.offset[t], packing.active[t]);
+        let next_active = if t + 1 < steps {
+            packing.active[t + 1]
+        } else {
+            0
+        };
+        // Sequences that end at t get no gradient from a later step.
+        dh_rec[next_active * hidden..n * hidden].fill(T::zero());
+        dc_rec[next_active * hidden..n * hidden].fill(T::zero());
+        for r in 0..n {
+            let pos = off + r;
+            let a = &gates[pos * g4..][..g4];
+            let da = &mut dgates[pos * g4..][..g4];
+            for j in 0..hidden {
+                let (i, f, g, o) = (a[j], a[hidden + j], a[2 * hidden + j], a[3 * hidden + j]);
+                let tc = c[pos * hidden + j].tanh();
+                let dh = dh_out[pos * hidden + j] + dh_rec[r * hidden + j];
+                let dc = dh * o * (T::one() - tc * tc) + dc_rec[r * hidden + j];
+                let c_prev = if t > 0 {
+                    c[(packing.offset[t - 1] + r) * hidden + j]
+                } else {
+                    T::zero()
+                };
+                da[j] = dc * g * i * (T::one() - i);
+                da[hidden + j] = dc * c_prev * f * (T::one() - f);
+                da[2 * hidden + j] = dc * i * (T::one() - g * g);
+                da[3 * hidden + j] = dh * tc * o * (T::one() - o);
+                dc_rec[r * hidden + j] = dc * f;
+            }
+        }
+        if t > 0 {
+            matmul(
+                n,
+                hidden,
+                g4,
+                T::one(),
+                &dgates[off * g4..],
+                Transpose::No,
+                p.w_hh,
+                Transpose::No,
+                T::zero(),
+                dh_rec,
+                threads,
+            );
+            // h_{t-1} of the sequences active at t, in the same rows as their gate gradients.
+            let prev = packing.offset[t - 1];
+            h_prev[off * hidden..(off + n) * hidden]
+                .copy_from_slice(&state.h[prev * hidden..(prev + n) * hidden]);
+        }
+    }
+    let rest = positions - first;
+    matmul(
+        g4,
+        hidden,
+        rest,
+        T::one(),
+        &dgates[first * g4..],
+        Transpose::Yes,
+        &h_prev[first * hidden..],
+        Transpose::No,
+        T::one(),
+        grads.w_hh,
+        threads,
+    );
+    matmul(
+        g4,
+        din,
+        positions,
+        T::one(),
+        dgates,
+        Transpose::Yes,
+        x,
+        Transpose::No,
+        T::one(),
+        grads.w_ih,
+        threads,
+    );
+    for row in dgates[..positions * g4].chunks_exact(g4) {
+        grads.bias.iter_mut().zip(row).for_each(|(b, v)| *b += *v);
+    }
+    matmul(
+        positions,
+        din,
+        g4,
+        T::one(),
+        dgates,
+        Transpose::No,
+        p.w_ih,
+        Transpose::No,
+        T::zero(),
+        dx,
+        threads,
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::gradcheck::{check, random};
+
+    #[test]
+    fn packing_is_time_major_over_active_prefixes() {
+        let p = Packing::from_sorted_lengths(&[4, 2, 2, 1]);
+        assert_eq!(p.active, [4, 3, 1, 1]);
+        assert_eq!(p.offset, [0, 4, 7, 8]);
+        assert_eq!(p.positions(), 9);
+    }
+
+    #[test]
+    fn gradients_match_finite_differences() {
+        let (din, hidden) = (3, 2);
+        let packing = Packing::from_sorted_lengths(&[4, 3, 1]);
+        let positions = packing.positions();
+        let x = random(positions * din, 21);
+        let w_ih = random(4 * hidden * din, 22);
+        let w_hh = random(4 * hidden * hidden, 23);
+        let bias = random(4 * hidden, 24);
+        let r = random(positions * hidden, 25);
+        let run = |x: &[f64], w_ih: &[f64], w_hh: &[f64], bias: &[f64]| {
+            let (mut gates, mut c, mut h) = (
+                vec![0.0; positions * 4 * hidden],
+                vec![0.0; positions * hidden],
+                vec![0.0; positions * hidden],
+            );
+            let state = LstmState {
+                gates: &mut gates,
+                c: &mut c,
+                h: &mut h,
+            };
+            lstm_forward(
+                state,
+                x,
+                &LstmParams { w_ih, w_hh, bias },
+                &packing,
+                din,
+                hidden,
+                1,
+            );
+            (gates, c, h)
+        };
+        let loss = |x: &[f64], w_ih: &[f64], w_hh: &[f64], bias: &[f64]| {
+            run(x, w_ih, w_hh, bias)
+                .2
+                .iter()
+                .zip(&r)
+                .map(|(a, b)| a * b)
+                .sum::<f64>()
+        };
+        let (mut gates, mut c, mut h) = run(&x, &w_ih, &w_hh, &bias);
+        let state = LstmState {
+            gates: &mut gates,
+            c: &mut c,
+            h: &mut h,
+        };
+        let (mut dw_ih, mut dw_hh, mut db, mut dx) = (
+            vec![0.0; w_ih.len()],
+            vec![0.0; w_hh.len()],
+            vec![0.0; bias.len()],
+            vec![0.0; x.len()],
+        );
+        let (mut dgates, mut h_prev, mut dh_rec, mut dc_rec) = (
+            vec![0.0; positions * 4 * hidden],
+            vec![0.0; positions * hidden],
+            vec![0.0; 3 * hidden],
+            vec![0.0; 3 * hidden],
+        );
+        lstm_backward(
+            &mut dx,
+            LstmGrads {
+                w_ih: &mut dw_ih,
+                w_hh: &mut dw_hh,
+                bias: &mut db,
+            },
+            LstmScratch {
+                dgates: &mut dgates,
+                h_prev: &mut h_prev,
+                dh_rec: &mut dh_rec,
+                dc_rec: &mut dc_rec,
+            },
+            &r,
+            &x,
+            &state,
+            &LstmParams {
+                w_ih: &w_ih,
+                w_hh: &w_hh,
+                bias: &bias,
+            },
+            &packing,
+            din,
+            hidden,
+            1,
+        );
+        check("dx", &dx, &x, |v| loss(v, &w_ih, &w_hh, &bias));
+        check("dw_ih", &dw_ih, &w_ih, |v| loss(&x, v, &w_hh, &bias));
+        check("dw_hh", &dw_hh, &w_hh, |v| loss(&x, &w_ih, v, &bias));
+        check("dbias", &db, &bias, |v| loss(&x, &w_ih, &w_hh, v));
+    }
+}

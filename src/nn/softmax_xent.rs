@@ -1,0 +1,69 @@
+//! Softmax cross-entropy over the vocabulary, fused with its gradient (as llm.c's classifier):
+//! the logits buffer is overwritten with d loss / d logits.
+//!
+//!   loss = (1/N) sum_p -log softmax(z_p)[y_p]
+//!   dz_p = (softmax(z_p) - onehot(y_p)) / N
+
+use crate::engine::Real;
+use rayon::prelude::*;
+
+/// Returns the mean loss over the `targets.len()` rows and leaves the gradient in `logits`.
+pub fn softmax_xent_forward_backward<T: Real>(
+    logits: &mut [T],
+    targets: &[u32],
+    vocab: usize,
+) -> f64 {
+    let scale = T::one() / T::from_usize(targets.len()).unwrap_or(T::one());
+    let total: f64 = logits[..targets.len() * vocab]
+        .par_chunks_mut(vocab)
+        .zip(targets.par_iter())
+        .with_min_len(16)
+        .map(|(row, &target)| {
+            let max = row.iter().fold(T::neg_infinity(), |m, &v| m.max(v));
+            let mut sum = T::zero();
+            for v in row.iter_mut() {
+                *v = (*v - max).exp();
+                sum += *v;
+            }
+            let p_target = row[target as usize] / sum;
+            let inv = scale / sum;
+            row.iter_mut().for_each(|v| *v = *v * inv);
+            row[target as usize] = row[target as usize] - scale;
+            -p_target.ln().to_f64().unwrap_or(f64::NAN)
+        })
+        .sum();
+    total / targets.len() as f64
+}
+
+/// Log-probabilities of each row, in place (for evaluation and generation).
+pub fn log_softmax<T: Real>(row: &mut [T]) {
+    let max = row.iter().fold(T::neg_infinity(), |m, &v| m.max(v));
+    let log_sum = row.iter().map(|&v| (v - max).exp()).sum::<T>().ln() + max;
+    row.iter_mut().for_each(|v| *v = *v - log_sum);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::gradcheck::{check, random};
+
+    #[test]
+    fn gradient_matches_finite_differences() {
+        let vocab = 6;
+        let targets = [2u32, 5, 0];
+        let z = random(targets.len() * vocab, 31);
+        let loss = |z: &[f64]| {
+            let mut total = 0.0;
+            for (row, &t) in z.chunks(vocab).zip(&targets) {
+                let mut row = row.to_vec();
+                log_softmax(&mut row);
+                total -= row[t as usize];
+            }
+            total / targets.len() as f64
+        };
+        let mut grad = z.clone();
+        let value = softmax_xent_forward_backward(&mut grad, &targets, vocab);
+        assert!((value - loss(&z)).abs() < 1e-12);
+        check("dz", &grad, &z, loss);
+    }
+}
