@@ -2,6 +2,7 @@
 //! which module owns what.
 
 pub mod dataset;
+pub mod decoder;
 pub mod engine;
 pub mod features;
 pub mod fsio;

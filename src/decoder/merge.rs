@@ -1,0 +1,473 @@
+//! The seed's "merge" decoder (Tanti et al. 2017; the Keras tutorial model): the image joins the
+//! language model after the LSTM, by addition.
+//!
+//!   image feature -> Dropout(0.5) -> Dense(H, relu) ------------------------.
+//!   caption prefix -> Embedding(V, E) -> Dropout(0.5) -> LSTM(H) -> h_t -> add -> Dense(H, relu) -> Dense(V) -> softmax
+//!
+//! Trained with full-sequence teacher forcing: every next-word position of every caption is one loss
+//! term, and only real (non-padding) positions are ever computed (see `nn::lstm::Packing`).
+//! Parameters use PyTorch names and layouts (weights [out, in], LSTM gates i, f, g, o).
+
+use crate::engine::params::Layout;
+use crate::engine::rng::Rng;
+use crate::engine::Real;
+use crate::nn::activation::{relu_backward, relu_forward};
+use crate::nn::dropout::{dropout_backward, dropout_forward};
+use crate::nn::embedding::{embedding_backward, embedding_forward};
+use crate::nn::linear::{linear_backward, linear_forward};
+use crate::nn::lstm::{
+    lstm_backward, lstm_forward, LstmGrads, LstmParams, LstmScratch, LstmState, Packing,
+};
+use crate::nn::softmax_xent::softmax_xent_forward_backward;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MergeConfig {
+    pub vocab: usize,
+    pub feature_dim: usize,
+    pub embed_dim: usize,
+    pub hidden: usize,
+    pub dropout: f64,
+}
+
+/// Parameter names in storage order.
+pub const PARAMETERS: [&str; 10] = [
+    "fe.weight",
+    "fe.bias",
+    "emb.weight",
+    "lstm.weight_ih",
+    "lstm.weight_hh",
+    "lstm.bias",
+    "dec.weight",
+    "dec.bias",
+    "out.weight",
+    "out.bias",
+];
+
+impl MergeConfig {
+    pub fn layout(&self) -> Layout {
+        let (v, f, e, h) = (self.vocab, self.feature_dim, self.embed_dim, self.hidden);
+        let shapes: [Vec<usize>; 10] = [
+            vec![h, f],
+            vec![h],
+            vec![v, e],
+            vec![4 * h, e],
+            vec![4 * h, h],
+            vec![4 * h],
+            vec![h, h],
+            vec![h],
+            vec![v, h],
+            vec![v],
+        ];
+        let mut layout = Layout::default();
+        for (name, shape) in PARAMETERS.iter().zip(&shapes) {
+            layout.add(name, shape);
+        }
+        layout
+    }
+
+    /// Keras's initialisation (the seed's): glorot-uniform kernels, orthogonal recurrent kernel,
+    /// uniform(-0.05, 0.05) embedding, zero biases except the LSTM forget gate's, which is 1.
+    pub fn init(&self, rng: &mut Rng) -> Vec<f32> {
+        let layout = self.layout();
+        let mut params = vec![0.0f32; layout.total];
+        for slot in &layout.slots {
+            let values = &mut params[slot.offset..slot.offset + slot.len];
+            match slot.name.as_str() {
+                "emb.weight" => values
+                    .iter_mut()
+                    .for_each(|v| *v = (rng.uniform() * 0.1 - 0.05) as f32),
+                "lstm.weight_hh" => {
+                    values.copy_from_slice(&orthogonal(slot.shape[0], slot.shape[1], rng))
+                }
+                "lstm.bias" => values[self.hidden..2 * self.hidden].fill(1.0),
+                name if name.ends_with("weight") => {
+                    let (fan_out, fan_in) = (slot.shape[0], slot.shape[1]);
+                    let limit = (6.0 / (fan_in + fan_out) as f64).sqrt();
+                    values
+                        .iter_mut()
+                        .for_each(|v| *v = ((rng.uniform() * 2.0 - 1.0) * limit) as f32);
+                }
+                _ => {}
+            }
+        }
+        params
+    }
+}
+
+/// A rows x cols matrix (rows >= cols) with orthonormal columns: Gram-Schmidt on Gaussian columns.
+fn orthogonal(rows: usize, cols: usize, rng: &mut Rng) -> Vec<f32> {
+    let mut columns: Vec<Vec<f64>> = (0..cols)
+        .map(|_| (0..rows).map(|_| rng.normal()).collect())
+        .collect();
+    for j in 0..cols {
+        for k in 0..j {
+            let dot: f64 = columns[j].iter().zip(&columns[k]).map(|(a, b)| a * b).sum();
+            let (done, current) = columns.split_at_mut(j);
+            current[0]
+                .iter_mut()
+                .zip(&done[k])
+                .for_each(|(a, b)| *a -= dot * b);
+        }
+        let norm = columns[j].iter().map(|a| a * a).sum::<f64>().sqrt();
+        columns[j].iter_mut().for_each(|a| *a /= norm);
+    }
+    let mut out = vec![0.0; rows * cols];
+    for (j, column) in columns.iter().enumerate() {
+        for (i, v) in column.iter().enumerate() {
+            out[i * cols + j] = *v as f32;
+        }
+    }
+    out
+}
+
+/// The ten parameter tensors of a flat buffer, by role.
+pub struct Parts<S> {
+    pub fe_w: S,
+    pub fe_b: S,
+    pub emb: S,
+    pub w_ih: S,
+    pub w_hh: S,
+    pub lstm_b: S,
+    pub dec_w: S,
+    pub dec_b: S,
+    pub out_w: S,
+    pub out_b: S,
+}
+
+impl<S> Parts<S> {
+    fn from_iter(mut it: impl Iterator<Item = S>) -> Self {
+        let mut next = || it.next().expect("the layout has ten tensors");
+        Parts {
+            fe_w: next(),
+            fe_b: next(),
+            emb: next(),
+            w_ih: next(),
+            w_hh: next(),
+            lstm_b: next(),
+            dec_w: next(),
+            dec_b: next(),
+            out_w: next(),
+            out_b: next(),
+        }
+    }
+}
+
+pub fn parts<'a, T>(buffer: &'a [T], layout: &Layout) -> Parts<&'a [T]> {
+    let mut rest = buffer;
+    Parts::from_iter(layout.slots.iter().map(move |slot| {
+        let (head, tail) = rest.split_at(slot.len);
+        rest = tail;
+        head
+    }))
+}
+
+pub fn parts_mut<'a, T>(buffer: &'a mut [T], layout: &Layout) -> Parts<&'a mut [T]> {
+    let mut rest = buffer;
+    Parts::from_iter(layout.slots.iter().map(move |slot| {
+        let (head, tail) = std::mem::take(&mut rest).split_at_mut(slot.len);
+        rest = tail;
+        head
+    }))
+}
+
+/// A batch of captions in packed order (longest first): one image feature per caption, the input
+/// tokens (caption without its last token) and targets (caption without its first), time-major.
+#[derive(Clone, Debug, Default)]
+pub struct Batch<T> {
+    pub features: Vec<T>,
+    pub packing: Packing,
+    pub inputs: Vec<u32>,
+    pub targets: Vec<u32>,
+    /// Packed row of each position's caption (index into `features` rows).
+    pub caption: Vec<usize>,
+    /// `order[k]` is the caller's index of packed caption k.
+    pub order: Vec<usize>,
+}
+
+impl<T: Real> Batch<T> {
+    /// `captions[k]` = (its image feature, its token ids with startseq/endseq). Reuses the buffers.
+    pub fn fill(&mut self, captions: &[(&[T], &[u32])]) {
+        self.order.clear();
+        self.order.extend(0..captions.len());
+        self.order
+            .sort_by_key(|&k| std::cmp::Reverse(captions[k].1.len()));
+        let lengths: Vec<usize> = self
+            .order
+            .iter()
+            .map(|&k| captions[k].1.len().saturating_sub(1))
+            .collect();
+        self.packing = Packing::from_sorted_lengths(&lengths);
+        self.features.clear();
+        for &k in &self.order {
+            self.features.extend_from_slice(captions[k].0);
+        }
+        self.inputs.clear();
+        self.targets.clear();
+        self.caption.clear();
+        for t in 0..self.packing.offset.len() {
+            for (row, &k) in self.order.iter().take(self.packing.active[t]).enumerate() {
+                let tokens = captions[k].1;
+                self.inputs.push(tokens[t]);
+                self.targets.push(tokens[t + 1]);
+                self.caption.push(row);
+            }
+        }
+    }
+
+    pub fn captions(&self) -> usize {
+        self.order.len()
+    }
+
+    pub fn positions(&self) -> usize {
+        self.inputs.len()
+    }
+}
+
+/// Activations and scratch of one training step, grown to the largest batch seen and then reused,
+/// so steady-state steps allocate nothing.
+#[derive(Default)]
+pub struct Workspace<T> {
+    x: Vec<T>,
+    x_mask: Vec<T>,
+    feat: Vec<T>,
+    feat_mask: Vec<T>,
+    fe: Vec<T>,
+    gates: Vec<T>,
+    c: Vec<T>,
+    h: Vec<T>,
+    m: Vec<T>,
+    d: Vec<T>,
+    /// Logits, then (after the loss) their gradient.
+    pub logits: Vec<T>,
+    dd: Vec<T>,
+    dm: Vec<T>,
+    dfe: Vec<T>,
+    dx: Vec<T>,
+    dgates: Vec<T>,
+    h_prev: Vec<T>,
+    dh_rec: Vec<T>,
+    dc_rec: Vec<T>,
+}
+
+fn grow<T: Real>(buffer: &mut Vec<T>, len: usize) {
+    if buffer.len() < len {
+        buffer.resize(len, T::zero());
+    }
+}
+
+impl<T: Real> Workspace<T> {
+    fn reserve(&mut self, config: &MergeConfig, captions: usize, positions: usize) {
+        let (v, f, e, h) = (
+            config.vocab,
+            config.feature_dim,
+            config.embed_dim,
+            config.hidden,
+        );
+        let (b, p) = (captions, positions);
+        for (buffer, len) in [
+            (&mut self.x, p * e),
+            (&mut self.x_mask, p * e),
+            (&mut self.feat, b * f),
+            (&mut self.feat_mask, b * f),
+            (&mut self.fe, b * h),
+            (&mut self.gates, p * 4 * h),
+            (&mut self.c, p * h),
+            (&mut self.h, p * h),
+            (&mut self.m, p * h),
+            (&mut self.d, p * h),
+            (&mut self.logits, p * v),
+            (&mut self.dd, p * h),
+            (&mut self.dm, p * h),
+            (&mut self.dfe, b * h),
+            (&mut self.dx, p * e),
+            (&mut self.dgates, p * 4 * h),
+            (&mut self.h_prev, p * h),
+            (&mut self.dh_rec, b * h),
+            (&mut self.dc_rec, b * h),
+        ] {
+            grow(buffer, len);
+        }
+    }
+
+    /// The LSTM output of every position (packed order), after the last forward pass.
+    pub fn lstm_h(&self) -> &[T] {
+        &self.h
+    }
+}
+
+/// Forward pass up to the logits (in `ws.logits`). With `dropout` = Some(rng), training mode.
+pub fn forward<T: Real>(
+    params: &[T],
+    config: &MergeConfig,
+    batch: &Batch<T>,
+    ws: &mut Workspace<T>,
+    dropout: Option<&mut Rng>,
+    threads: usize,
+) {
+    let layout = config.layout();
+    let w = parts(params, &layout);
+    let (v, f, e, h) = (
+        config.vocab,
+        config.feature_dim,
+        config.embed_dim,
+        config.hidden,
+    );
+    let (b, p) = (batch.captions(), batch.positions());
+    ws.reserve(config, b, p);
+
+    embedding_forward(&mut ws.x[..p * e], w.emb, &batch.inputs, e);
+    ws.feat[..b * f].copy_from_slice(&batch.features);
+    if let Some(rng) = dropout {
+        dropout_forward(
+            &mut ws.x[..p * e],
+            &mut ws.x_mask[..p * e],
+            config.dropout,
+            rng,
+        );
+        dropout_forward(
+            &mut ws.feat[..b * f],
+            &mut ws.feat_mask[..b * f],
+            config.dropout,
+            rng,
+        );
+    }
+    let state = LstmState {
+        gates: &mut ws.gates,
+        c: &mut ws.c,
+        h: &mut ws.h,
+    };
+    let lstm = LstmParams {
+        w_ih: w.w_ih,
+        w_hh: w.w_hh,
+        bias: w.lstm_b,
+    };
+    lstm_forward(state, &ws.x, &lstm, &batch.packing, e, h, threads);
+
+    linear_forward(&mut ws.fe, &ws.feat, w.fe_w, w.fe_b, b, f, h, threads);
+    relu_forward(&mut ws.fe[..b * h]);
+    for (pos, &cap) in batch.caption.iter().enumerate() {
+        let (m, hv, fe) = (
+            &mut ws.m[pos * h..][..h],
+            &ws.h[pos * h..][..h],
+            &ws.fe[cap * h..][..h],
+        );
+        m.iter_mut()
+            .zip(hv)
+            .zip(fe)
+            .for_each(|((m, a), b)| *m = *a + *b);
+    }
+    linear_forward(&mut ws.d, &ws.m, w.dec_w, w.dec_b, p, h, h, threads);
+    relu_forward(&mut ws.d[..p * h]);
+    linear_forward(&mut ws.logits, &ws.d, w.out_w, w.out_b, p, h, v, threads);
+}
+
+/// Mean cross-entropy of the batch without gradients (evaluation: dropout off).
+pub fn loss<T: Real>(
+    params: &[T],
+    config: &MergeConfig,
+    batch: &Batch<T>,
+    ws: &mut Workspace<T>,
+    threads: usize,
+) -> f64 {
+    forward(params, config, batch, ws, None, threads);
+    softmax_xent_forward_backward(&mut ws.logits, &batch.targets, config.vocab)
+}
+
+/// One training step's forward and backward: returns the mean loss and adds the gradients to `grads`.
+pub fn forward_backward<T: Real>(
+    params: &[T],
+    grads: &mut [T],
+    config: &MergeConfig,
+    batch: &Batch<T>,
+    ws: &mut Workspace<T>,
+    mut dropout: Option<&mut Rng>,
+    threads: usize,
+) -> f64 {
+    let training = dropout.is_some();
+    forward(params, config, batch, ws, dropout.as_deref_mut(), threads);
+    let layout = config.layout();
+    let w = parts(params, &layout);
+    let g = parts_mut(grads, &layout);
+    let (v, f, e, h) = (
+        config.vocab,
+        config.feature_dim,
+        config.embed_dim,
+        config.hidden,
+    );
+    let (b, p) = (batch.captions(), batch.positions());
+
+    let loss = softmax_xent_forward_backward(&mut ws.logits, &batch.targets, v);
+    linear_backward(
+        Some(&mut ws.dd),
+        g.out_w,
+        g.out_b,
+        &ws.logits,
+        &ws.d,
+        w.out_w,
+        p,
+        h,
+        v,
+        threads,
+    );
+    relu_backward(&mut ws.dd[..p * h], &ws.d[..p * h]);
+    linear_backward(
+        Some(&mut ws.dm),
+        g.dec_w,
+        g.dec_b,
+        &ws.dd,
+        &ws.m,
+        w.dec_w,
+        p,
+        h,
+        h,
+        threads,
+    );
+
+    ws.dfe[..b * h].fill(T::zero());
+    for (pos, &cap) in batch.caption.iter().enumerate() {
+        let (dst, src) = (&mut ws.dfe[cap * h..][..h], &ws.dm[pos * h..][..h]);
+        dst.iter_mut().zip(src).for_each(|(d, s)| *d += *s);
+    }
+    relu_backward(&mut ws.dfe[..b * h], &ws.fe[..b * h]);
+    linear_backward(
+        None, g.fe_w, g.fe_b, &ws.dfe, &ws.feat, w.fe_w, b, f, h, threads,
+    );
+
+    let state = LstmState {
+        gates: &mut ws.gates,
+        c: &mut ws.c,
+        h: &mut ws.h,
+    };
+    lstm_backward(
+        &mut ws.dx,
+        LstmGrads {
+            w_ih: g.w_ih,
+            w_hh: g.w_hh,
+            bias: g.lstm_b,
+        },
+        LstmScratch {
+            dgates: &mut ws.dgates,
+            h_prev: &mut ws.h_prev,
+            dh_rec: &mut ws.dh_rec,
+            dc_rec: &mut ws.dc_rec,
+        },
+        &ws.dm,
+        &ws.x,
+        &state,
+        &LstmParams {
+            w_ih: w.w_ih,
+            w_hh: w.w_hh,
+            bias: w.lstm_b,
+        },
+        &batch.packing,
+        e,
+        h,
+        threads,
+    );
+    if training {
+        dropout_backward(&mut ws.dx[..p * e], &ws.x_mask[..p * e]);
+    }
+    embedding_backward(g.emb, &ws.dx[..p * e], &batch.inputs, e);
+    loss
+}

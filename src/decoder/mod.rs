@@ -1,0 +1,3 @@
+//! Caption decoders: language models conditioned on an image feature.
+
+pub mod merge;

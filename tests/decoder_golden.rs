@@ -1,0 +1,163 @@
+//! The merge decoder against PyTorch (CAPTIONER_DATA/decoder-golden): logits, LSTM outputs, loss,
+//! every gradient, and the parameters after one Adam step, in f64 and in f32.
+
+mod common;
+
+use captioner::decoder::merge::{forward_backward, Batch, MergeConfig, Workspace, PARAMETERS};
+use captioner::engine::Real;
+use captioner::nn::adam::{adam_update, AdamConfig};
+use std::collections::HashMap;
+
+struct Golden {
+    tensors: HashMap<String, (Vec<usize>, Vec<f64>)>,
+    metadata: HashMap<String, String>,
+}
+
+fn read_golden(path: &std::path::Path) -> Golden {
+    let bytes = std::fs::read(path).unwrap();
+    let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    let mut tensors = HashMap::new();
+    for (name, view) in file.tensors() {
+        let data: Vec<f64> = match view.dtype() {
+            safetensors::Dtype::F64 => view
+                .data()
+                .chunks_exact(8)
+                .map(|b| f64::from_le_bytes(b.try_into().unwrap()))
+                .collect(),
+            safetensors::Dtype::F32 => view
+                .data()
+                .chunks_exact(4)
+                .map(|b| f64::from(f32::from_le_bytes(b.try_into().unwrap())))
+                .collect(),
+            safetensors::Dtype::I64 => view
+                .data()
+                .chunks_exact(8)
+                .map(|b| i64::from_le_bytes(b.try_into().unwrap()) as f64)
+                .collect(),
+            other => panic!("unexpected dtype {other:?}"),
+        };
+        tensors.insert(name.to_string(), (view.shape().to_vec(), data));
+    }
+    Golden {
+        tensors,
+        metadata: header.metadata().clone().unwrap(),
+    }
+}
+
+fn assert_close(name: &str, got: &[f64], want: &[f64], tolerance: f64) {
+    assert_eq!(got.len(), want.len(), "{name}: length");
+    let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs())).max(1e-3);
+    let worst = got
+        .iter()
+        .zip(want)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f64::max);
+    assert!(
+        worst <= tolerance * scale,
+        "{name}: max diff {worst:e} (scale {scale:e})"
+    );
+}
+
+fn check<T: Real>(file: &str, tolerance: f64) {
+    let Some(data) = common::real_data(file) else {
+        return;
+    };
+    let golden = read_golden(&data.join("decoder-golden").join(file));
+    let sizes: HashMap<String, usize> = serde_json::from_str(&golden.metadata["sizes"]).unwrap();
+    let captions: Vec<Vec<u32>> = serde_json::from_str(&golden.metadata["captions"]).unwrap();
+    let config = MergeConfig {
+        vocab: sizes["V"],
+        feature_dim: sizes["F"],
+        embed_dim: sizes["E"],
+        hidden: sizes["H"],
+        dropout: 0.0,
+    };
+    let (f, h, v, t_max) = (sizes["F"], sizes["H"], sizes["V"], sizes["T"]);
+    let cast = |xs: &[f64]| xs.iter().map(|&x| T::from_f64_lossy(x)).collect::<Vec<T>>();
+    let back = |xs: &[T]| xs.iter().map(|x| x.to_f64().unwrap()).collect::<Vec<f64>>();
+    let tensor = |name: &str| &golden.tensors[name].1;
+
+    let params: Vec<T> = PARAMETERS
+        .iter()
+        .flat_map(|name| cast(tensor(name)))
+        .collect();
+    assert_eq!(params.len(), config.layout().total);
+    let features = cast(tensor("features"));
+    let rows: Vec<(&[T], &[u32])> = captions
+        .iter()
+        .enumerate()
+        .map(|(b, c)| (&features[b * f..][..f], c.as_slice()))
+        .collect();
+    let mut batch = Batch::default();
+    batch.fill(&rows);
+    let mut ws = Workspace::default();
+    let mut grads = vec![T::zero(); params.len()];
+    let loss = forward_backward(&params, &mut grads, &config, &batch, &mut ws, None, 1);
+    assert!(
+        (loss - tensor("loss")[0]).abs() <= tolerance * 10.0,
+        "loss {loss} vs {}",
+        tensor("loss")[0]
+    );
+
+    let lstm_h = back(ws.lstm_h());
+    for t in 0..batch.packing.offset.len() {
+        for row in 0..batch.packing.active[t] {
+            let (pos, b) = (batch.packing.offset[t] + row, batch.order[row]);
+            let want = &tensor("lstm_h")[(b * t_max + t) * h..][..h];
+            assert_close(
+                &format!("lstm_h[{b},{t}]"),
+                &lstm_h[pos * h..][..h],
+                want,
+                tolerance,
+            );
+        }
+    }
+    // The logits were overwritten by their gradient; run the forward pass again to compare them.
+    captioner::decoder::merge::forward(&params, &config, &batch, &mut ws, None, 1);
+    let logits = back(&ws.logits);
+    for t in 0..batch.packing.offset.len() {
+        for row in 0..batch.packing.active[t] {
+            let (pos, b) = (batch.packing.offset[t] + row, batch.order[row]);
+            assert_close(
+                &format!("logits[{b},{t}]"),
+                &logits[pos * v..][..v],
+                &tensor("logits")[(b * t_max + t) * v..][..v],
+                tolerance,
+            );
+        }
+    }
+    let layout = config.layout();
+    let grads64 = back(&grads);
+    for name in PARAMETERS {
+        assert_close(
+            &format!("grad.{name}"),
+            &grads64[layout.range(name)],
+            tensor(&format!("grad.{name}")),
+            tolerance,
+        );
+    }
+    let mut stepped = params.clone();
+    let (mut m, mut s) = (vec![T::zero(); params.len()], vec![T::zero(); params.len()]);
+    let adam = AdamConfig::default();
+    adam_update(&mut stepped, &grads, &mut m, &mut s, &adam, adam.lr, 1);
+    let stepped = back(&stepped);
+    for name in PARAMETERS {
+        assert_close(
+            &format!("adam1.{name}"),
+            &stepped[layout.range(name)],
+            tensor(&format!("adam1.{name}")),
+            tolerance,
+        );
+    }
+}
+
+#[test]
+fn merge_decoder_matches_pytorch_in_f64() {
+    check::<f64>("merge_tiny_golden_f64.safetensors", 1e-9);
+}
+
+#[test]
+fn merge_decoder_matches_pytorch_in_f32() {
+    check::<f32>("merge_tiny_golden_f32.safetensors", 2e-5);
+}
