@@ -381,11 +381,11 @@ pub fn forward_backward<T: Real>(
     config: &MergeConfig,
     batch: &Batch<T>,
     ws: &mut Workspace<T>,
-    mut dropout: Option<&mut Rng>,
+    dropout: Option<&mut Rng>,
     threads: usize,
 ) -> f64 {
     let training = dropout.is_some();
-    forward(params, config, batch, ws, dropout.as_deref_mut(), threads);
+    forward(params, config, batch, ws, dropout, threads);
     let layout = config.layout();
     let w = parts(params, &layout);
     let g = parts_mut(grads, &layout);
