@@ -4,6 +4,7 @@ use captioner::dataset::{Format, SplitSizes};
 use captioner::features::{extract, FeaturesOptions, Selection};
 use captioner::image::Resize;
 use captioner::prepare::{describe, prepare, PrepareOptions};
+use captioner::train::{train, TrainOptions};
 use captioner::vision::EncoderKind;
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -15,6 +16,7 @@ use std::process::ExitCode;
 ///
 ///   prepare   caption dataset -> work folder (descriptions.txt, vocab.json, splits.json, summary.json)
 ///   features  photos -> features.safetensors (one feature vector per image)
+///   train     features + work folder -> model folder (the merge decoder)
 #[derive(Parser)]
 #[command(name = "captioner", version, verbatim_doc_comment)]
 struct Cli {
@@ -26,6 +28,60 @@ struct Cli {
 enum Command {
     Prepare(PrepareArgs),
     Features(FeaturesArgs),
+    Train(TrainArgs),
+}
+
+/// Train the seed's merge decoder on the training split; keep the best checkpoint by dev loss.
+///
+/// Writes into --out: config.json, weights.safetensors (best dev loss), vocab.json, log.jsonl (one
+/// JSON line per epoch) and last.safetensors (the last epoch with optimiser state, for --resume).
+/// A resumed run gives exactly the weights of an uninterrupted one with the same seed and threads.
+#[derive(clap::Args)]
+#[command(verbatim_doc_comment)]
+struct TrainArgs {
+    /// Work folder written by `captioner prepare`.
+    #[arg(long)]
+    work: PathBuf,
+    /// Features file written by `captioner features` (must cover the train and dev images).
+    #[arg(long)]
+    features: PathBuf,
+    /// Model folder to write.
+    #[arg(long)]
+    out: PathBuf,
+    #[arg(long, default_value_t = 10)]
+    epochs: usize,
+    /// Captions per step.
+    #[arg(long, default_value_t = 64)]
+    batch: usize,
+    /// Adam learning rate.
+    #[arg(long, default_value_t = 1e-3)]
+    lr: f64,
+    /// Learning-rate factor applied after every epoch (1 keeps it constant, as the seed does).
+    #[arg(long, default_value_t = 1.0)]
+    lr_decay: f64,
+    /// Dropout on the image feature and on the word embeddings.
+    #[arg(long, default_value_t = 0.5)]
+    dropout: f64,
+    /// LSTM and dense width (the embedding has the same size).
+    #[arg(long, default_value_t = 256)]
+    hidden: usize,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Stop after this many epochs without a better dev loss.
+    #[arg(long, default_value_t = 3)]
+    patience: usize,
+    /// Threads (0 = all cores). Resuming reproduces a run exactly only with the same count.
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+    /// Continue the run in --out from its last completed epoch.
+    #[arg(long)]
+    resume: bool,
+    /// Stop after this many optimiser steps in total.
+    #[arg(long)]
+    max_steps: Option<u64>,
+    /// No progress bar or per-epoch lines.
+    #[arg(long)]
+    quiet: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -139,6 +195,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Prepare(args) => run_prepare(args).map(|()| ExitCode::SUCCESS),
         Command::Features(args) => run_features(args),
+        Command::Train(args) => run_train(args).map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,
@@ -208,4 +265,38 @@ fn run_features(args: FeaturesArgs) -> anyhow::Result<ExitCode> {
         eprintln!("  {reason}");
     }
     Ok(ExitCode::from(2))
+}
+
+fn run_train(args: TrainArgs) -> anyhow::Result<()> {
+    captioner::engine::set_threads(args.threads);
+    let options = TrainOptions {
+        work: args.work,
+        features: args.features,
+        out: args.out,
+        epochs: args.epochs,
+        batch: args.batch,
+        lr: args.lr,
+        lr_decay: args.lr_decay,
+        dropout: args.dropout,
+        hidden: args.hidden,
+        seed: args.seed,
+        patience: args.patience,
+        resume: args.resume,
+        progress: !args.quiet,
+        max_steps: args.max_steps,
+    };
+    let report = train(&options)?;
+    println!(
+        "best dev loss {:.4} at epoch {} ({} epochs run{}); model in {}",
+        report.best_dev_loss,
+        report.best_epoch,
+        report.epochs.len(),
+        if report.stopped_early {
+            ", stopped early"
+        } else {
+            ""
+        },
+        options.out.display()
+    );
+    Ok(())
 }

@@ -92,6 +92,10 @@ impl Vocabulary {
         self.tokens.len() - 2
     }
 
+    pub fn min_count(&self) -> u64 {
+        self.min_count
+    }
+
     pub fn id(&self, token: &str) -> u32 {
         self.ids.get(token).copied().unwrap_or(UNK_ID)
     }

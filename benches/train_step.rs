@@ -1,0 +1,129 @@
+//! Training-step speed of the merge decoder on the Flickr8k training split, measured the way
+//! ../shared/bench/pytorch_merge_train.py measures PyTorch: random 1280-d features, batch 64, 5 warm-up
+//! steps, then the median of 60 timed steps (forward, backward and Adam; batch assembly excluded).
+//!
+//!   cargo bench --bench train_step -- --data ../shared/data/flickr8k [--threads 2] [--steps 60]
+//! Prints one line: captions_per_s=<float> step_s=<median> vocab=<V> threads=<n> gflops=<float> peak_rss_mb=<n>
+
+use captioner::decoder::merge::{forward_backward, Batch, MergeConfig, Workspace};
+use captioner::engine::rng::Rng;
+use captioner::features::Features;
+use captioner::nn::adam::{adam_update, AdamConfig};
+use captioner::prepare::{prepare, PrepareOptions};
+use captioner::train::{fill_batch, length_batches, load_training_data};
+use std::time::Instant;
+
+fn arg(name: &str) -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
+}
+
+fn main() -> anyhow::Result<()> {
+    let data = arg("--data").unwrap_or_else(|| "../shared/data/flickr8k".to_owned());
+    let threads: usize = arg("--threads").map_or(Ok(2), |t| t.parse())?;
+    let steps: usize = arg("--steps").map_or(Ok(60), |t| t.parse())?;
+    let batch_size = 64;
+    captioner::engine::set_threads(threads);
+
+    let scratch = std::env::temp_dir().join(format!("captioner-bench-{}", std::process::id()));
+    let work = scratch.join("work");
+    let summary = prepare(&PrepareOptions {
+        data: data.into(),
+        out: work.clone(),
+        format: None,
+        min_count: 1,
+        images: None,
+        split_sizes: None,
+    })?;
+    // Random features, as the PyTorch baseline uses: throughput does not depend on their values.
+    let ids: Vec<String> = std::fs::read_to_string(work.join("descriptions.txt"))?
+        .lines()
+        .filter_map(|l| l.split(' ').next().map(str::to_owned))
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let mut rng = Rng::new(0);
+    let dim = 1280;
+    let features = Features {
+        data: (0..ids.len() * dim).map(|_| rng.uniform() as f32).collect(),
+        ids,
+        encoder: "random".into(),
+        preprocessing: "none".into(),
+        dim,
+    };
+    let features_path = scratch.join("features.safetensors");
+    features.save(&features_path)?;
+    let data = load_training_data(&work, &features_path)?;
+    let config = MergeConfig {
+        vocab: summary.vocab_size,
+        feature_dim: dim,
+        embed_dim: 256,
+        hidden: 256,
+        dropout: 0.5,
+    };
+    let total = config.layout().total;
+    let mut params = config.init(&mut rng);
+    let (mut grads, mut m, mut v) = (vec![0.0; total], vec![0.0; total], vec![0.0; total]);
+    let adam = AdamConfig::default();
+    let mut ws = Workspace::default();
+    let mut batch = Batch::default();
+    let lengths: Vec<usize> = data.train.items.iter().map(|(_, t)| t.len()).collect();
+    let batches = length_batches(&lengths, batch_size, &mut rng);
+    let (mut times, mut positions) = (Vec::new(), 0usize);
+    for (step, indices) in batches.iter().take(5 + steps).enumerate() {
+        fill_batch(&mut batch, &data.train, indices, &data.features);
+        let start = Instant::now();
+        grads.fill(0.0);
+        forward_backward(
+            &params,
+            &mut grads,
+            &config,
+            &batch,
+            &mut ws,
+            Some(&mut rng),
+            threads,
+        );
+        adam_update(
+            &mut params,
+            &grads,
+            &mut m,
+            &mut v,
+            &adam,
+            adam.lr,
+            step as u64 + 1,
+        );
+        if step >= 5 {
+            times.push(start.elapsed().as_secs_f64());
+            positions += batch.positions();
+        }
+    }
+    let mean_positions = positions as f64 / times.len() as f64;
+    times.sort_by(f64::total_cmp);
+    let median = times[times.len() / 2];
+    // Multiply-adds per position: output layer 3 x H x V, dense 3 x H x H, LSTM 3 x 4H x (E + H);
+    // per caption: image dense 2 x F x H (no input gradient).
+    let (h, v) = (256.0, config.vocab as f64);
+    let flops = 2.0
+        * (mean_positions * (3.0 * h * v + 3.0 * h * h + 3.0 * 4.0 * h * (2.0 * h))
+            + batch_size as f64 * 2.0 * dim as f64 * h);
+    let rss = std::fs::read_to_string("/proc/self/status")?
+        .lines()
+        .find(|l| l.starts_with("VmHWM"))
+        .and_then(|l| {
+            l.split_whitespace()
+                .nth(1)
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .unwrap_or(0.0);
+    println!(
+        "captions_per_s={:.1} step_s={median:.4} vocab={} threads={threads} gflops={:.1} positions_per_step={mean_positions:.0} peak_rss_mb={:.0}",
+        batch_size as f64 / median,
+        config.vocab,
+        flops / median / 1e9,
+        rss / 1024.0
+    );
+    std::fs::remove_dir_all(&scratch)?;
+    Ok(())
+}

@@ -1,0 +1,166 @@
+//! A model folder: `config.json` (what the decoder is and what it was trained on), `weights.safetensors`
+//! (parameters by name, PyTorch layout) and `vocab.json`. Written by `train`, read by `evaluate` and
+//! `caption`.
+
+use crate::decoder::merge::MergeConfig;
+use crate::fsio::{read_text, write_atomic};
+use crate::text::Vocabulary;
+use anyhow::{bail, Context, Result};
+use safetensors::tensor::TensorView;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::Path;
+
+const FORMAT: &str = "captioner-model/1";
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ModelConfig {
+    pub format: String,
+    pub decoder: String,
+    #[serde(flatten)]
+    pub merge: MergeConfig,
+    pub encoder: String,
+    pub preprocessing: String,
+    /// Longest training caption in tokens (startseq/endseq included): generation stops there.
+    pub max_length: usize,
+    pub cleaning: String,
+    pub min_count: u64,
+}
+
+impl ModelConfig {
+    pub fn new(
+        merge: MergeConfig,
+        encoder: &str,
+        preprocessing: &str,
+        max_length: usize,
+        min_count: u64,
+    ) -> Self {
+        ModelConfig {
+            format: FORMAT.to_owned(),
+            decoder: "merge".to_owned(),
+            merge,
+            encoder: encoder.to_owned(),
+            preprocessing: preprocessing.to_owned(),
+            max_length,
+            cleaning:
+                "seed: lowercase, delete punctuation, drop 1-letter and non-alphabetic tokens"
+                    .to_owned(),
+            min_count,
+        }
+    }
+}
+
+pub struct Model {
+    pub config: ModelConfig,
+    pub params: Vec<f32>,
+    pub vocab: Vocabulary,
+}
+
+/// Named f32 tensors of a flat parameter buffer, as safetensors bytes (f16 when asked, for shipping).
+pub fn weights_bytes(
+    config: &MergeConfig,
+    params: &[f32],
+    metadata: HashMap<String, String>,
+    f16: bool,
+) -> Result<Vec<u8>> {
+    let layout = config.layout();
+    let buffers: Vec<(String, Vec<usize>, Vec<u8>)> = layout
+        .slots
+        .iter()
+        .map(|slot| {
+            let values = &params[slot.offset..slot.offset + slot.len];
+            let bytes = if f16 {
+                values
+                    .iter()
+                    .flat_map(|v| half::f16::from_f32(*v).to_le_bytes())
+                    .collect()
+            } else {
+                values.iter().flat_map(|v| v.to_le_bytes()).collect()
+            };
+            (slot.name.clone(), slot.shape.clone(), bytes)
+        })
+        .collect();
+    let dtype = if f16 {
+        safetensors::Dtype::F16
+    } else {
+        safetensors::Dtype::F32
+    };
+    let views = buffers
+        .iter()
+        .map(|(name, shape, bytes)| {
+            Ok((name.clone(), TensorView::new(dtype, shape.clone(), bytes)?))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(safetensors::serialize(views, Some(metadata))?)
+}
+
+/// Parameters in layout order from named tensors (f32, f16 or bf16).
+pub fn params_from_weights(config: &MergeConfig, bytes: &[u8], source: &Path) -> Result<Vec<f32>> {
+    let tensors = crate::vision::weights::read_safetensors(bytes)
+        .with_context(|| format!("cannot read {}", source.display()))?;
+    let layout = config.layout();
+    let mut params = Vec::with_capacity(layout.total);
+    for slot in &layout.slots {
+        let tensor = tensors
+            .get(&slot.name)
+            .with_context(|| format!("{}: no tensor {}", source.display(), slot.name))?;
+        if tensor.shape != slot.shape {
+            bail!(
+                "{}: {} has shape {:?}, config.json says {:?}",
+                source.display(),
+                slot.name,
+                tensor.shape,
+                slot.shape
+            );
+        }
+        params.extend_from_slice(&tensor.data);
+    }
+    Ok(params)
+}
+
+impl Model {
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        crate::fsio::create_output_dir(dir)?;
+        write_atomic(
+            &dir.join("config.json"),
+            serde_json::to_string_pretty(&self.config)?.as_bytes(),
+        )?;
+        write_atomic(&dir.join("vocab.json"), self.vocab.to_json().as_bytes())?;
+        let bytes = weights_bytes(&self.config.merge, &self.params, HashMap::new(), false)?;
+        write_atomic(&dir.join("weights.safetensors"), &bytes)
+    }
+
+    pub fn load(dir: &Path) -> Result<Self> {
+        let config_path = dir.join("config.json");
+        let config: ModelConfig =
+            serde_json::from_str(&read_text(&config_path)?).with_context(|| {
+                format!("{} is not a captioner model config", config_path.display())
+            })?;
+        if config.format != FORMAT || config.decoder != "merge" {
+            bail!(
+                "{}: unsupported model ({} / {})",
+                config_path.display(),
+                config.format,
+                config.decoder
+            );
+        }
+        let vocab = Vocabulary::load(&dir.join("vocab.json"))?;
+        if vocab.len() != config.merge.vocab {
+            bail!(
+                "{}: vocab.json has {} ids but config.json says {}",
+                dir.display(),
+                vocab.len(),
+                config.merge.vocab
+            );
+        }
+        let weights_path = dir.join("weights.safetensors");
+        let bytes = std::fs::read(&weights_path)
+            .with_context(|| format!("cannot read {}", weights_path.display()))?;
+        let params = params_from_weights(&config.merge, &bytes, &weights_path)?;
+        Ok(Model {
+            config,
+            params,
+            vocab,
+        })
+    }
+}

@@ -1,0 +1,492 @@
+//! The `train` stage: the merge decoder on the training split's captions, with the dev-split loss
+//! after every epoch, the best checkpoint kept by dev loss (as the seed does) and the last one kept
+//! for resuming, early stopping after `patience` epochs without improvement.
+//!
+//! Batches hold captions of similar length (shuffled pools sorted by length, batches shuffled), and
+//! every next-word position is one loss term. One RNG drives shuffling and dropout; its state is saved
+//! with the last checkpoint, so a resumed run gives exactly the weights of an uninterrupted one (same
+//! seed and thread count).
+
+use crate::dataset::Split;
+use crate::decoder::merge::{forward_backward, loss, Batch, MergeConfig, Workspace};
+use crate::engine::rng::Rng;
+use crate::features::Features;
+use crate::fsio::{read_text, write_atomic};
+use crate::model::{weights_bytes, ModelConfig};
+use crate::nn::adam::{adam_update, AdamConfig};
+use crate::text::{wrap_caption, Vocabulary};
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+pub struct TrainOptions {
+    pub work: PathBuf,
+    pub features: PathBuf,
+    pub out: PathBuf,
+    pub epochs: usize,
+    pub batch: usize,
+    pub lr: f64,
+    /// Multiply the learning rate by this after every epoch (1 = constant, the seed's).
+    pub lr_decay: f64,
+    pub dropout: f64,
+    pub hidden: usize,
+    pub seed: u64,
+    pub patience: usize,
+    pub resume: bool,
+    pub progress: bool,
+    /// Stop after this many steps in total (for tests and benchmarks; None = no limit).
+    pub max_steps: Option<u64>,
+}
+
+/// Captions of one split as (feature row, token ids with startseq/endseq).
+pub struct CaptionSet {
+    pub items: Vec<(usize, Vec<u32>)>,
+}
+
+pub struct TrainingData {
+    pub vocab: Vocabulary,
+    pub features: Features,
+    pub train: CaptionSet,
+    pub dev: CaptionSet,
+    pub max_length: usize,
+}
+
+/// image id -> cleaned captions (words), from a work folder's descriptions.txt.
+pub fn read_descriptions(path: &Path) -> Result<HashMap<String, Vec<Vec<String>>>> {
+    let mut captions: HashMap<String, Vec<Vec<String>>> = HashMap::new();
+    for (n, line) in read_text(path)?.lines().enumerate() {
+        let mut words = line.split_whitespace().map(str::to_owned);
+        let Some(id) = words.next() else {
+            bail!(
+                "{}:{}: empty line (expected `<image_id> <caption>`)",
+                path.display(),
+                n + 1
+            );
+        };
+        captions.entry(id).or_default().push(words.collect());
+    }
+    Ok(captions)
+}
+
+/// The split's image ids from a work folder's splits.json.
+pub fn read_split(work: &Path, split: Split) -> Result<Vec<String>> {
+    let path = work.join("splits.json");
+    let splits: serde_json::Value =
+        serde_json::from_str(&read_text(&path)?).with_context(|| {
+            format!(
+                "{} is not valid JSON: rerun `captioner prepare`",
+                path.display()
+            )
+        })?;
+    serde_json::from_value(splits[split.name()].clone()).with_context(|| {
+        format!(
+            "{}: no `{}` list of image ids",
+            path.display(),
+            split.name()
+        )
+    })
+}
+
+/// Fails with the first few missing ids and the count when `features` lacks images of `ids`.
+pub fn require_features(
+    features: &Features,
+    ids: &[String],
+    path: &Path,
+    split: Split,
+) -> Result<()> {
+    let index = features.index();
+    let missing: Vec<&String> = ids
+        .iter()
+        .filter(|id| !index.contains_key(id.as_str()))
+        .collect();
+    if !missing.is_empty() {
+        let shown: Vec<&str> = missing.iter().take(5).map(|s| s.as_str()).collect();
+        bail!(
+            "{} lacks the features of {} {split} images ({}{}): run `captioner features` for them",
+            path.display(),
+            missing.len(),
+            shown.join(", "),
+            if missing.len() > shown.len() {
+                ", ..."
+            } else {
+                ""
+            }
+        );
+    }
+    Ok(())
+}
+
+pub fn load_training_data(work: &Path, features_path: &Path) -> Result<TrainingData> {
+    let vocab = Vocabulary::load(&work.join("vocab.json"))?;
+    let descriptions = read_descriptions(&work.join("descriptions.txt"))?;
+    let features = Features::load(features_path)?;
+    let index = features.index();
+    let mut sets = Vec::new();
+    for split in [Split::Train, Split::Dev] {
+        let ids = read_split(work, split)?;
+        require_features(&features, &ids, features_path, split)?;
+        let mut items = Vec::new();
+        for id in &ids {
+            let captions = descriptions.get(id).with_context(|| {
+                format!(
+                    "{}: {split} image {id} has no captions in descriptions.txt",
+                    work.display()
+                )
+            })?;
+            for words in captions {
+                items.push((index[id.as_str()], vocab.encode(&wrap_caption(words))));
+            }
+        }
+        sets.push(CaptionSet { items });
+    }
+    let dev = sets.pop().unwrap_or(CaptionSet { items: Vec::new() });
+    let train = sets.pop().unwrap_or(CaptionSet { items: Vec::new() });
+    if train.items.is_empty() {
+        bail!("{}: the training split has no captions", work.display());
+    }
+    let max_length = train.items.iter().map(|(_, t)| t.len()).max().unwrap_or(0);
+    Ok(TrainingData {
+        vocab,
+        features,
+        train,
+        dev,
+        max_length,
+    })
+}
+
+/// Batches of similar length: shuffle, sort pools of 32 batches by length, cut, shuffle the batches.
+pub fn length_batches(lengths: &[usize], batch: usize, rng: &mut Rng) -> Vec<Vec<usize>> {
+    let mut order: Vec<usize> = (0..lengths.len()).collect();
+    rng.shuffle(&mut order);
+    let mut batches: Vec<Vec<usize>> = Vec::new();
+    for pool in order.chunks_mut(batch * 32) {
+        pool.sort_by_key(|&i| lengths[i]);
+        batches.extend(pool.chunks(batch).map(<[usize]>::to_vec));
+    }
+    rng.shuffle(&mut batches);
+    batches
+}
+
+/// Fills `batch` with the captions `indices` of `set`.
+pub fn fill_batch(
+    batch: &mut Batch<f32>,
+    set: &CaptionSet,
+    indices: &[usize],
+    features: &Features,
+) {
+    let rows: Vec<(&[f32], &[u32])> = indices
+        .iter()
+        .map(|&i| {
+            let (row, tokens) = &set.items[i];
+            (features.row(*row), tokens.as_slice())
+        })
+        .collect();
+    batch.fill(&rows);
+}
+
+/// Mean loss over every next-word position of `set` (dropout off).
+pub fn dataset_loss(
+    params: &[f32],
+    config: &MergeConfig,
+    set: &CaptionSet,
+    features: &Features,
+    ws: &mut Workspace<f32>,
+) -> f64 {
+    let mut batch = Batch::default();
+    let (mut total, mut positions) = (0.0, 0usize);
+    let all: Vec<usize> = (0..set.items.len()).collect();
+    for chunk in all.chunks(256) {
+        fill_batch(&mut batch, set, chunk, features);
+        total +=
+            loss(params, config, &batch, ws, crate::engine::threads()) * batch.positions() as f64;
+        positions += batch.positions();
+    }
+    total / positions.max(1) as f64
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+struct TrainState {
+    /// Epochs completed.
+    epoch: usize,
+    adam_step: u64,
+    rng: u64,
+    lr: f64,
+    best_dev_loss: f64,
+    best_epoch: usize,
+    bad_epochs: usize,
+}
+
+#[derive(Debug, Serialize)]
+pub struct EpochLog {
+    pub epoch: usize,
+    pub train_loss: f64,
+    pub dev_loss: f64,
+    pub lr: f64,
+    pub seconds: f64,
+    pub captions_per_s: f64,
+    pub best: bool,
+}
+
+pub struct TrainReport {
+    pub epochs: Vec<EpochLog>,
+    pub best_epoch: usize,
+    pub best_dev_loss: f64,
+    pub stopped_early: bool,
+}
+
+fn save_last(
+    path: &Path,
+    config: &MergeConfig,
+    params: &[f32],
+    m: &[f32],
+    v: &[f32],
+    state: &TrainState,
+) -> Result<()> {
+    let metadata = HashMap::from([("state".to_owned(), serde_json::to_string(state)?)]);
+    let mut named: Vec<(String, Vec<u8>)> = Vec::new();
+    for (name, values) in [("params", params), ("adam.m", m), ("adam.v", v)] {
+        named.push((
+            name.to_owned(),
+            values.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        ));
+    }
+    let views = named
+        .iter()
+        .map(|(name, bytes)| {
+            Ok((
+                name.clone(),
+                safetensors::tensor::TensorView::new(
+                    safetensors::Dtype::F32,
+                    vec![config.layout().total],
+                    bytes,
+                )?,
+            ))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    write_atomic(path, &safetensors::serialize(views, Some(metadata))?)
+}
+
+fn load_last(path: &Path, total: usize) -> Result<(Vec<f32>, Vec<f32>, Vec<f32>, TrainState)> {
+    let bytes =
+        std::fs::read(path).with_context(|| format!("--resume: cannot read {}", path.display()))?;
+    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes)
+        .with_context(|| format!("{} is corrupt", path.display()))?;
+    let state: TrainState = serde_json::from_str(
+        header
+            .metadata()
+            .as_ref()
+            .and_then(|m| m.get("state"))
+            .map_or("", |s| s.as_str()),
+    )
+    .with_context(|| format!("{}: no training state", path.display()))?;
+    let tensors = crate::vision::weights::read_safetensors(&bytes)?;
+    let take = |name: &str| -> Result<Vec<f32>> {
+        let data = tensors
+            .get(name)
+            .map(|t| t.data.clone())
+            .unwrap_or_default();
+        if data.len() != total {
+            bail!(
+                "{}: {name} has {} values but this model has {total} parameters (different vocabulary or feature size?)",
+                path.display(),
+                data.len()
+            );
+        }
+        Ok(data)
+    };
+    Ok((take("params")?, take("adam.m")?, take("adam.v")?, state))
+}
+
+pub fn train(options: &TrainOptions) -> Result<TrainReport> {
+    let data = load_training_data(&options.work, &options.features)?;
+    let config = MergeConfig {
+        vocab: data.vocab.len(),
+        feature_dim: data.features.dim,
+        embed_dim: options.hidden,
+        hidden: options.hidden,
+        dropout: options.dropout,
+    };
+    let model_config = ModelConfig::new(
+        config,
+        &data.features.encoder,
+        &data.features.preprocessing,
+        data.max_length,
+        data.vocab.min_count(),
+    );
+    let out = &options.out;
+    crate::fsio::create_output_dir(out)?;
+    let last_path = out.join("last.safetensors");
+    let total = config.layout().total;
+
+    let (mut params, mut m, mut v, mut state) = if options.resume {
+        let saved: ModelConfig = serde_json::from_str(&read_text(&out.join("config.json"))?)
+            .with_context(|| format!("--resume: {} has no valid config.json", out.display()))?;
+        if saved.encoder != model_config.encoder || saved.merge.feature_dim != config.feature_dim {
+            bail!(
+                "--resume: {} was trained on {} features ({}-d); {} holds {} ({}-d)",
+                out.display(),
+                saved.encoder,
+                saved.merge.feature_dim,
+                options.features.display(),
+                model_config.encoder,
+                config.feature_dim
+            );
+        }
+        if saved.merge != config {
+            bail!(
+                "--resume: {} has vocabulary {} / hidden {} / dropout {}, this run {} / {} / {}: same work folder and options needed",
+                out.display(),
+                saved.merge.vocab,
+                saved.merge.hidden,
+                saved.merge.dropout,
+                config.vocab,
+                config.hidden,
+                config.dropout
+            );
+        }
+        load_last(&last_path, total)?
+    } else {
+        let mut rng = Rng::new(options.seed);
+        let params = config.init(&mut rng);
+        let state = TrainState {
+            epoch: 0,
+            adam_step: 0,
+            rng: rng.state,
+            lr: options.lr,
+            best_dev_loss: f64::INFINITY,
+            best_epoch: 0,
+            bad_epochs: 0,
+        };
+        let _ = std::fs::remove_file(out.join("log.jsonl"));
+        (params, vec![0.0; total], vec![0.0; total], state)
+    };
+    write_atomic(
+        &out.join("config.json"),
+        serde_json::to_string_pretty(&model_config)?.as_bytes(),
+    )?;
+    write_atomic(&out.join("vocab.json"), data.vocab.to_json().as_bytes())?;
+
+    let threads = crate::engine::threads();
+    let adam = AdamConfig {
+        lr: options.lr,
+        ..AdamConfig::default()
+    };
+    let mut rng = Rng::new(state.rng);
+    let mut grads = vec![0.0f32; total];
+    let mut ws = Workspace::default();
+    let mut batch = Batch::default();
+    let lengths: Vec<usize> = data.train.items.iter().map(|(_, t)| t.len()).collect();
+    let mut report = TrainReport {
+        epochs: Vec::new(),
+        best_epoch: state.best_epoch,
+        best_dev_loss: state.best_dev_loss,
+        stopped_early: false,
+    };
+
+    while state.epoch < options.epochs {
+        if options.max_steps.is_some_and(|max| state.adam_step >= max) {
+            break;
+        }
+        let epoch = state.epoch + 1;
+        let started = Instant::now();
+        let batches = length_batches(&lengths, options.batch, &mut rng);
+        let bar = crate::progress::bar(data.train.items.len() as u64, "captions", options.progress);
+        bar.set_prefix(format!("epoch {epoch}"));
+        let (mut loss_sum, mut positions, mut seen) = (0.0, 0usize, 0usize);
+        for (step, indices) in batches.iter().enumerate() {
+            if options.max_steps.is_some_and(|max| state.adam_step >= max) {
+                break;
+            }
+            fill_batch(&mut batch, &data.train, indices, &data.features);
+            grads.fill(0.0);
+            let step_loss = forward_backward(
+                &params,
+                &mut grads,
+                &config,
+                &batch,
+                &mut ws,
+                Some(&mut rng),
+                threads,
+            );
+            if !step_loss.is_finite() {
+                bail!(
+                    "the training loss became {step_loss} at epoch {epoch}, step {}: stopped; {} holds the last good checkpoint (epoch {}). Try a lower --lr",
+                    step + 1,
+                    out.display(),
+                    state.epoch
+                );
+            }
+            state.adam_step += 1;
+            adam_update(
+                &mut params,
+                &grads,
+                &mut m,
+                &mut v,
+                &adam,
+                state.lr,
+                state.adam_step,
+            );
+            loss_sum += step_loss * batch.positions() as f64;
+            positions += batch.positions();
+            seen += indices.len();
+            bar.inc(indices.len() as u64);
+            bar.set_message(format!("loss {:.3}", loss_sum / positions as f64));
+        }
+        bar.finish_and_clear();
+        let train_seconds = started.elapsed().as_secs_f64();
+        let dev_loss = dataset_loss(&params, &config, &data.dev, &data.features, &mut ws);
+        let best = dev_loss < state.best_dev_loss;
+        let log = EpochLog {
+            epoch,
+            train_loss: loss_sum / positions.max(1) as f64,
+            dev_loss,
+            lr: state.lr,
+            seconds: started.elapsed().as_secs_f64(),
+            captions_per_s: seen as f64 / train_seconds,
+            best,
+        };
+        if best {
+            state.best_dev_loss = dev_loss;
+            state.best_epoch = epoch;
+            state.bad_epochs = 0;
+            let metadata = HashMap::from([
+                ("epoch".to_owned(), epoch.to_string()),
+                ("dev_loss".to_owned(), dev_loss.to_string()),
+            ]);
+            write_atomic(
+                &out.join("weights.safetensors"),
+                &weights_bytes(&config, &params, metadata, false)?,
+            )?;
+        } else {
+            state.bad_epochs += 1;
+        }
+        state.epoch = epoch;
+        state.rng = rng.state;
+        state.lr *= options.lr_decay;
+        save_last(&last_path, &config, &params, &m, &v, &state)?;
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(out.join("log.jsonl"))?;
+        writeln!(file, "{}", serde_json::to_string(&log)?)?;
+        if options.progress {
+            eprintln!(
+                "epoch {epoch}: train loss {:.4}, dev loss {dev_loss:.4}{}, {:.0} captions/s",
+                log.train_loss,
+                if best { " (best)" } else { "" },
+                log.captions_per_s
+            );
+        }
+        report.epochs.push(log);
+        if state.bad_epochs >= options.patience {
+            report.stopped_early = true;
+            break;
+        }
+    }
+    report.best_epoch = state.best_epoch;
+    report.best_dev_loss = state.best_dev_loss;
+    Ok(report)
+}
