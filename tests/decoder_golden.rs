@@ -4,7 +4,7 @@
 mod common;
 
 use captioner::decoder::merge::{forward_backward, Batch, MergeConfig, Workspace, PARAMETERS};
-use captioner::engine::Real;
+use captioner::engine::math::FastMath;
 use captioner::nn::adam::{adam_update, AdamConfig};
 use std::collections::HashMap;
 
@@ -59,7 +59,7 @@ fn assert_close(name: &str, got: &[f64], want: &[f64], tolerance: f64) {
     );
 }
 
-fn check<T: Real>(file: &str, tolerance: f64) {
+fn check<T: FastMath>(file: &str, tolerance: f64) {
     let Some(data) = common::real_data(file) else {
         return;
     };

@@ -8,6 +8,7 @@
 //! term, and only real (non-padding) positions are ever computed (see `nn::lstm::Packing`).
 //! Parameters use PyTorch names and layouts (weights [out, in], LSTM gates i, f, g, o).
 
+use crate::engine::math::FastMath;
 use crate::engine::params::Layout;
 use crate::engine::rng::Rng;
 use crate::engine::Real;
@@ -297,7 +298,7 @@ impl<T: Real> Workspace<T> {
 }
 
 /// Forward pass up to the logits (in `ws.logits`). With `dropout` = Some(rng), training mode.
-pub fn forward<T: Real>(
+pub fn forward<T: FastMath>(
     params: &[T],
     config: &MergeConfig,
     batch: &Batch<T>,
@@ -363,7 +364,7 @@ pub fn forward<T: Real>(
 }
 
 /// Mean cross-entropy of the batch without gradients (evaluation: dropout off).
-pub fn loss<T: Real>(
+pub fn loss<T: FastMath>(
     params: &[T],
     config: &MergeConfig,
     batch: &Batch<T>,
@@ -375,7 +376,7 @@ pub fn loss<T: Real>(
 }
 
 /// One training step's forward and backward: returns the mean loss and adds the gradients to `grads`.
-pub fn forward_backward<T: Real>(
+pub fn forward_backward<T: FastMath>(
     params: &[T],
     grads: &mut [T],
     config: &MergeConfig,

@@ -1,6 +1,7 @@
 //! The compute engine: matrix products from the `gemm` crate, the thread setting, and small helpers.
 //! Everything else (convolutions, LSTM, losses) is plain loops in the layers that need them.
 
+pub mod math;
 mod matmul;
 pub mod params;
 pub mod rng;

@@ -4,6 +4,10 @@
 //!   p -= lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)
 
 use crate::engine::Real;
+use rayon::prelude::*;
+
+/// Parameters per parallel task: large enough that scheduling is negligible.
+const CHUNK: usize = 1 << 16;
 
 #[derive(Clone, Copy, Debug)]
 pub struct AdamConfig {
@@ -40,14 +44,16 @@ pub fn adam_update<T: Real>(
     let correction2 = T::from_f64_lossy(1.0 - b2.powi(t as i32));
     let (b1, b2) = (T::from_f64_lossy(b1), T::from_f64_lossy(b2));
     let (lr, eps) = (T::from_f64_lossy(lr), T::from_f64_lossy(config.eps));
-    for (((p, &g), m), v) in params
-        .iter_mut()
-        .zip(grads)
-        .zip(m.iter_mut())
-        .zip(v.iter_mut())
-    {
-        *m = b1 * *m + (T::one() - b1) * g;
-        *v = b2 * *v + (T::one() - b2) * g * g;
-        *p = *p - lr * (*m / correction1) / ((*v / correction2).sqrt() + eps);
-    }
+    params
+        .par_chunks_mut(CHUNK)
+        .zip(grads.par_chunks(CHUNK))
+        .zip(m.par_chunks_mut(CHUNK))
+        .zip(v.par_chunks_mut(CHUNK))
+        .for_each(|(((p, g), m), v)| {
+            for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+                *m = b1 * *m + (T::one() - b1) * g;
+                *v = b2 * *v + (T::one() - b2) * g * g;
+                *p = *p - lr * (*m / correction1) / ((*v / correction2).sqrt() + eps);
+            }
+        });
 }

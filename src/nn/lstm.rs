@@ -12,7 +12,8 @@
 //!             dc_rec <- dc f,  dh_rec <- da W_hh
 //!             dW_ih += da^T x,  dW_hh += da^T h_prev,  db += sum da,  dx = da W_ih
 
-use crate::engine::{matmul, Real, Transpose};
+use crate::engine::math::FastMath;
+use crate::engine::{matmul, Transpose};
 
 /// Where each time step lives in the packed layout.
 #[derive(Clone, Debug, Default)]
@@ -43,10 +44,6 @@ impl Packing {
     }
 }
 
-fn sigmoid<T: Real>(x: T) -> T {
-    T::one() / (T::one() + (-x).exp())
-}
-
 pub struct LstmParams<'a, T> {
     pub w_ih: &'a [T],
     pub w_hh: &'a [T],
@@ -62,7 +59,7 @@ pub struct LstmState<'a, T> {
 
 /// One cell update for `rows` sequences: `gates` holds the pre-activations on entry and the activated
 /// gates on exit; `c_prev` is None at t = 0.
-pub fn lstm_cell<T: Real>(
+pub fn lstm_cell<T: FastMath>(
     gates: &mut [T],
     c_prev: Option<&[T]>,
     c: &mut [T],
@@ -72,25 +69,25 @@ pub fn lstm_cell<T: Real>(
 ) {
     for r in 0..rows {
         let a = &mut gates[r * 4 * hidden..][..4 * hidden];
+        let (a_i, rest) = a.split_at_mut(hidden);
+        let (a_f, rest) = rest.split_at_mut(hidden);
+        let (a_g, a_o) = rest.split_at_mut(hidden);
+        let c_row = &mut c[r * hidden..][..hidden];
+        let h_row = &mut h[r * hidden..][..hidden];
         for j in 0..hidden {
-            let i = sigmoid(a[j]);
-            let f = sigmoid(a[hidden + j]);
-            let g = a[2 * hidden + j].tanh();
-            let o = sigmoid(a[3 * hidden + j]);
-            a[j] = i;
-            a[hidden + j] = f;
-            a[2 * hidden + j] = g;
-            a[3 * hidden + j] = o;
+            a_i[j] = a_i[j].fast_sigmoid();
+            a_f[j] = a_f[j].fast_sigmoid();
+            a_g[j] = a_g[j].fast_tanh();
+            a_o[j] = a_o[j].fast_sigmoid();
             let cp = c_prev.map_or(T::zero(), |cp| cp[r * hidden + j]);
-            let cv = f * cp + i * g;
-            c[r * hidden + j] = cv;
-            h[r * hidden + j] = o * cv.tanh();
+            c_row[j] = a_f[j] * cp + a_i[j] * a_g[j];
+            h_row[j] = a_o[j] * c_row[j].fast_tanh();
         }
     }
 }
 
 #[allow(clippy::too_many_arguments)]
-pub fn lstm_forward<T: Real>(
+pub fn lstm_forward<T: FastMath>(
     state: LstmState<T>,
     x: &[T],
     p: &LstmParams<T>,
@@ -168,7 +165,7 @@ pub struct LstmScratch<'a, T> {
 
 /// `dh_out` [P, H] is the loss gradient w.r.t. every h; `dx` [P, din] receives the input gradient.
 #[allow(clippy::too_many_arguments)]
-pub fn lstm_backward<T: Real>(
+pub fn lstm_backward<T: FastMath>(
     dx: &mut [T],
     grads: LstmGrads<T>,
     scratch: LstmScratch<T>,
@@ -213,7 +210,7 @@ pub fn lstm_backward<T: Real>(
             let da = &mut dgates[pos * g4..][..g4];
             for j in 0..hidden {
                 let (i, f, g, o) = (a[j], a[hidden + j], a[2 * hidden + j], a[3 * hidden + j]);
-                let tc = c[pos * hidden + j].tanh();
+                let tc = c[pos * hidden + j].fast_tanh();
                 let dh = dh_out[pos * hidden + j] + dh_rec[r * hidden + j];
                 let dc = dh * o * (T::one() - tc * tc) + dc_rec[r * hidden + j];
                 let c_prev = if t > 0 {

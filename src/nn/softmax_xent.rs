@@ -4,11 +4,48 @@
 //!   loss = (1/N) sum_p -log softmax(z_p)[y_p]
 //!   dz_p = (softmax(z_p) - onehot(y_p)) / N
 
+use crate::engine::math::FastMath;
 use crate::engine::Real;
 use rayon::prelude::*;
 
+const LANES: usize = 8;
+
+/// Max of a row, eight lanes at a time so it vectorises.
+fn row_max<T: Real>(row: &[T]) -> T {
+    let mut lanes = [T::neg_infinity(); LANES];
+    let mut chunks = row.chunks_exact(LANES);
+    for chunk in &mut chunks {
+        for (m, &v) in lanes.iter_mut().zip(chunk) {
+            *m = if v > *m { v } else { *m };
+        }
+    }
+    let tail = chunks
+        .remainder()
+        .iter()
+        .fold(T::neg_infinity(), |m, &v| m.max(v));
+    lanes.iter().fold(tail, |m, &v| m.max(v))
+}
+
+/// Replaces each value by exp(value - max) and returns their sum.
+fn exp_shifted_sum<T: FastMath>(row: &mut [T], max: T) -> T {
+    let mut lanes = [T::zero(); LANES];
+    let mut chunks = row.chunks_exact_mut(LANES);
+    for chunk in &mut chunks {
+        for (s, v) in lanes.iter_mut().zip(chunk.iter_mut()) {
+            *v = (*v - max).fast_exp();
+            *s += *v;
+        }
+    }
+    let mut sum = lanes.iter().fold(T::zero(), |a, &b| a + b);
+    for v in chunks.into_remainder() {
+        *v = (*v - max).fast_exp();
+        sum += *v;
+    }
+    sum
+}
+
 /// Returns the mean loss over the `targets.len()` rows and leaves the gradient in `logits`.
-pub fn softmax_xent_forward_backward<T: Real>(
+pub fn softmax_xent_forward_backward<T: FastMath>(
     logits: &mut [T],
     targets: &[u32],
     vocab: usize,
@@ -19,12 +56,8 @@ pub fn softmax_xent_forward_backward<T: Real>(
         .zip(targets.par_iter())
         .with_min_len(16)
         .map(|(row, &target)| {
-            let max = row.iter().fold(T::neg_infinity(), |m, &v| m.max(v));
-            let mut sum = T::zero();
-            for v in row.iter_mut() {
-                *v = (*v - max).exp();
-                sum += *v;
-            }
+            let max = row_max(row);
+            let sum = exp_shifted_sum(row, max);
             let p_target = row[target as usize] / sum;
             let inv = scale / sum;
             row.iter_mut().for_each(|v| *v = *v * inv);
