@@ -237,39 +237,41 @@ pub struct TrainReport {
     pub stopped_early: bool,
 }
 
-fn save_last(
-    path: &Path,
-    config: &MergeConfig,
-    params: &[f32],
-    m: &[f32],
-    v: &[f32],
-    state: &TrainState,
-) -> Result<()> {
-    let metadata = HashMap::from([("state".to_owned(), serde_json::to_string(state)?)]);
-    let mut named: Vec<(String, Vec<u8>)> = Vec::new();
-    for (name, values) in [("params", params), ("adam.m", m), ("adam.v", v)] {
-        named.push((
-            name.to_owned(),
-            values.iter().flat_map(|x| x.to_le_bytes()).collect(),
-        ));
-    }
+/// Everything a resumed run needs: parameters, Adam moments and the loop state.
+struct Checkpoint {
+    params: Vec<f32>,
+    m: Vec<f32>,
+    v: Vec<f32>,
+    state: TrainState,
+}
+
+fn save_last(path: &Path, checkpoint: &Checkpoint) -> Result<()> {
+    let metadata = HashMap::from([(
+        "state".to_owned(),
+        serde_json::to_string(&checkpoint.state)?,
+    )]);
+    let total = checkpoint.params.len();
+    let named: Vec<(&str, Vec<u8>)> = [
+        ("params", &checkpoint.params),
+        ("adam.m", &checkpoint.m),
+        ("adam.v", &checkpoint.v),
+    ]
+    .into_iter()
+    .map(|(name, values)| (name, values.iter().flat_map(|x| x.to_le_bytes()).collect()))
+    .collect();
     let views = named
         .iter()
         .map(|(name, bytes)| {
             Ok((
-                name.clone(),
-                safetensors::tensor::TensorView::new(
-                    safetensors::Dtype::F32,
-                    vec![config.layout().total],
-                    bytes,
-                )?,
+                *name,
+                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![total], bytes)?,
             ))
         })
         .collect::<Result<Vec<_>>>()?;
     write_atomic(path, &safetensors::serialize(views, Some(metadata))?)
 }
 
-fn load_last(path: &Path, total: usize) -> Result<(Vec<f32>, Vec<f32>, Vec<f32>, TrainState)> {
+fn load_last(path: &Path, total: usize) -> Result<Checkpoint> {
     let bytes =
         std::fs::read(path).with_context(|| format!("--resume: cannot read {}", path.display()))?;
     let (_, header) = safetensors::SafeTensors::read_metadata(&bytes)
@@ -297,7 +299,12 @@ fn load_last(path: &Path, total: usize) -> Result<(Vec<f32>, Vec<f32>, Vec<f32>,
         }
         Ok(data)
     };
-    Ok((take("params")?, take("adam.m")?, take("adam.v")?, state))
+    Ok(Checkpoint {
+        params: take("params")?,
+        m: take("adam.m")?,
+        v: take("adam.v")?,
+        state,
+    })
 }
 
 pub fn train(options: &TrainOptions) -> Result<TrainReport> {
@@ -321,7 +328,12 @@ pub fn train(options: &TrainOptions) -> Result<TrainReport> {
     let last_path = out.join("last.safetensors");
     let total = config.layout().total;
 
-    let (mut params, mut m, mut v, mut state) = if options.resume {
+    let Checkpoint {
+        mut params,
+        mut m,
+        mut v,
+        mut state,
+    } = if options.resume {
         let saved: ModelConfig = serde_json::from_str(&read_text(&out.join("config.json"))?)
             .with_context(|| format!("--resume: {} has no valid config.json", out.display()))?;
         if saved.encoder != model_config.encoder || saved.merge.feature_dim != config.feature_dim {
@@ -361,7 +373,12 @@ pub fn train(options: &TrainOptions) -> Result<TrainReport> {
             bad_epochs: 0,
         };
         let _ = std::fs::remove_file(out.join("log.jsonl"));
-        (params, vec![0.0; total], vec![0.0; total], state)
+        Checkpoint {
+            params,
+            m: vec![0.0; total],
+            v: vec![0.0; total],
+            state,
+        }
     };
     write_atomic(
         &out.join("config.json"),
@@ -466,7 +483,19 @@ pub fn train(options: &TrainOptions) -> Result<TrainReport> {
         state.epoch = epoch;
         state.rng = rng.state;
         state.lr *= options.lr_decay;
-        save_last(&last_path, &config, &params, &m, &v, &state)?;
+        let checkpoint = Checkpoint {
+            params,
+            m,
+            v,
+            state,
+        };
+        save_last(&last_path, &checkpoint)?;
+        Checkpoint {
+            params,
+            m,
+            v,
+            state,
+        } = checkpoint;
         let mut file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)

@@ -1,0 +1,158 @@
+//! `captioner train` on the fixture dataset with small synthetic features: the model folder, the
+//! per-epoch log, exact resumption, and the errors on bad input.
+
+mod common;
+
+use captioner::features::Features;
+use common::{captioner, repo_path, scratch, stderr};
+use std::fs;
+use std::path::Path;
+
+/// Prepares the fixture and writes `dim`-d pseudo-random features for its images, except `skip`.
+fn setup(dir: &Path, dim: usize, skip: &[&str]) {
+    let run = captioner(&[
+        "prepare",
+        "--data",
+        repo_path("fixtures/tiny").to_str().unwrap(),
+        "--out",
+        dir.join("work").to_str().unwrap(),
+    ]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let ids: Vec<String> = [
+        "1001_ball_grass",
+        "1002_sun_sky",
+        "1003_box_sand",
+        "1004_snow_dog",
+        "1005_ball_sand",
+        "1006_box_grass",
+        "1007_dog_grass",
+        "1008_sun_snow",
+    ]
+    .iter()
+    .filter(|id| !skip.contains(id))
+    .map(|s| s.to_string())
+    .collect();
+    let data = (0..ids.len() * dim)
+        .map(|i| ((i * 37 % 101) as f32 / 101.0))
+        .collect();
+    let features = Features {
+        ids,
+        encoder: "efficientnet-lite0".into(),
+        preprocessing: "test".into(),
+        dim,
+        data,
+    };
+    features.save(&dir.join("features.safetensors")).unwrap();
+}
+
+fn train(dir: &Path, out: &str, extra: &[&str]) -> std::process::Output {
+    let (work, features, out) = (
+        dir.join("work"),
+        dir.join("features.safetensors"),
+        dir.join(out),
+    );
+    let mut args = vec![
+        "train",
+        "--work",
+        work.to_str().unwrap(),
+        "--features",
+        features.to_str().unwrap(),
+    ];
+    args.extend([
+        "--out",
+        out.to_str().unwrap(),
+        "--hidden",
+        "16",
+        "--batch",
+        "8",
+        "--threads",
+        "2",
+        "--quiet",
+        "--patience",
+        "100",
+    ]);
+    args.extend_from_slice(extra);
+    captioner(&args)
+}
+
+#[test]
+fn training_writes_a_model_folder_and_resumes_exactly() {
+    let dir = scratch("train");
+    setup(&dir, 16, &[]);
+    let full = train(&dir, "full", &["--epochs", "4"]);
+    assert!(full.status.success(), "{}", stderr(&full));
+    for file in [
+        "config.json",
+        "weights.safetensors",
+        "vocab.json",
+        "log.jsonl",
+        "last.safetensors",
+    ] {
+        assert!(dir.join("full").join(file).is_file(), "{file}");
+    }
+    let log = fs::read_to_string(dir.join("full/log.jsonl")).unwrap();
+    let epochs: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(epochs.len(), 4);
+    let first = epochs[0]["train_loss"].as_f64().unwrap();
+    let last = epochs[3]["train_loss"].as_f64().unwrap();
+    assert!(last < first, "training loss should fall: {first} -> {last}");
+    assert!(epochs
+        .iter()
+        .all(|e| e["dev_loss"].as_f64().unwrap().is_finite()));
+    let config = common::read_json(&dir.join("full/config.json"));
+    assert_eq!(config["feature_dim"], 16);
+    assert_eq!(config["vocab"], 42);
+    assert_eq!(config["encoder"], "efficientnet-lite0");
+
+    let half = train(&dir, "resumed", &["--epochs", "2"]);
+    assert!(half.status.success(), "{}", stderr(&half));
+    let rest = train(&dir, "resumed", &["--epochs", "4", "--resume"]);
+    assert!(rest.status.success(), "{}", stderr(&rest));
+    assert_eq!(
+        fs::read(dir.join("full/last.safetensors")).unwrap(),
+        fs::read(dir.join("resumed/last.safetensors")).unwrap(),
+        "a resumed run must end with exactly the weights of an uninterrupted one"
+    );
+    assert_eq!(
+        fs::read_to_string(dir.join("resumed/log.jsonl"))
+            .unwrap()
+            .lines()
+            .count(),
+        4
+    );
+}
+
+#[test]
+fn bad_inputs_are_clear_errors() {
+    let dir = scratch("train-bad");
+    setup(&dir, 16, &["1002_sun_sky", "1005_ball_sand"]);
+    let run = train(&dir, "m", &["--epochs", "1"]);
+    assert!(!run.status.success());
+    let err = stderr(&run);
+    assert!(
+        err.contains("lacks the features of 1 train images (1002_sun_sky)"),
+        "{err}"
+    );
+
+    setup(&dir, 16, &[]);
+    let nan = train(&dir, "nan", &["--epochs", "3", "--lr", "1e30"]);
+    assert!(!nan.status.success());
+    assert!(
+        stderr(&nan).contains("the training loss became"),
+        "{}",
+        stderr(&nan)
+    );
+
+    assert!(train(&dir, "m", &["--epochs", "1"]).status.success());
+    setup(&dir, 24, &[]);
+    let resumed = train(&dir, "m", &["--epochs", "2", "--resume"]);
+    assert!(!resumed.status.success());
+    assert!(
+        stderr(&resumed).contains("was trained on efficientnet-lite0 features (16-d)"),
+        "{}",
+        stderr(&resumed)
+    );
+}
