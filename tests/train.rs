@@ -33,7 +33,7 @@ fn setup(dir: &Path, dim: usize, skip: &[&str]) {
     .map(|s| s.to_string())
     .collect();
     let data = (0..ids.len() * dim)
-        .map(|i| ((i * 37 % 101) as f32 / 101.0))
+        .map(|i| (i * 37 % 101) as f32 / 101.0)
         .collect();
     let features = Features {
         ids,
