@@ -7,6 +7,7 @@ pub mod engine;
 pub mod features;
 pub mod fsio;
 pub mod image;
+pub mod metrics;
 pub mod model;
 pub mod nn;
 pub mod prepare;

@@ -1,0 +1,78 @@
+//! METEOR 1.5 (Denkowski & Lavie 2014) through coco-caption's `meteor-1.5.jar`, spoken to the way
+//! pycocoevalcap does: `java -jar -Xmx2G meteor-1.5.jar - - -stdio -l en -norm`, one
+//! `SCORE ||| refs ||| hyp` line per image for its statistics, then one `EVAL` line with all of them,
+//! answered by the per-image scores and the corpus score. The jar needs its `data/` folder beside it.
+
+use super::Sample;
+use anyhow::{bail, Context, Result};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+pub const JAR_VARIABLE: &str = "CAPTIONER_METEOR_JAR";
+
+/// The jar named by the flag, else by `$CAPTIONER_METEOR_JAR`.
+pub fn locate(flag: Option<&Path>) -> Option<PathBuf> {
+    flag.map(Path::to_owned)
+        .or_else(|| std::env::var_os(JAR_VARIABLE).map(PathBuf::from))
+}
+
+/// Corpus METEOR and the per-image scores; an error says why METEOR is unavailable.
+pub fn meteor(samples: &[Sample], jar: &Path) -> Result<(f64, Vec<f64>)> {
+    if !jar.is_file() {
+        bail!(
+            "{} does not exist (pycocoevalcap ships meteor-1.5.jar in pycocoevalcap/meteor/)",
+            jar.display()
+        );
+    }
+    let mut child = Command::new("java")
+        .args(["-jar", "-Xmx2G"])
+        .arg(jar)
+        .args(["-", "-", "-stdio", "-l", "en", "-norm"])
+        .current_dir(jar.parent().unwrap_or(Path::new(".")))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("cannot run java (METEOR needs a Java runtime)")?;
+    let mut stdin = child.stdin.take().context("no stdin to java")?;
+    let mut stdout = BufReader::new(child.stdout.take().context("no stdout from java")?);
+    let mut read_line = || -> Result<String> {
+        let mut line = String::new();
+        if stdout.read_line(&mut line)? == 0 {
+            bail!(
+                "METEOR stopped answering (is {} the METEOR 1.5 jar with its data/ folder?)",
+                jar.display()
+            );
+        }
+        Ok(line.trim().to_owned())
+    };
+    let mut eval = String::from("EVAL");
+    for sample in samples {
+        let hypothesis = sample.candidate.replace("|||", "").replace("  ", " ");
+        writeln!(
+            stdin,
+            "SCORE ||| {} ||| {hypothesis}",
+            sample.references.join(" ||| ")
+        )?;
+        stdin.flush()?;
+        eval.push_str(" ||| ");
+        eval.push_str(&read_line()?);
+    }
+    writeln!(stdin, "{eval}")?;
+    stdin.flush()?;
+    let mut scores = Vec::with_capacity(samples.len());
+    for _ in samples {
+        scores.push(
+            read_line()?
+                .parse::<f64>()
+                .context("METEOR answered with a non-number")?,
+        );
+    }
+    let corpus = read_line()?
+        .parse::<f64>()
+        .context("METEOR answered with a non-number")?;
+    drop(stdin);
+    let _ = child.wait();
+    Ok((corpus, scores))
+}

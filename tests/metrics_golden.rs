@@ -1,0 +1,110 @@
+//! Every metric against NLTK and pycocoevalcap 1.2 (CAPTIONER_DATA/metrics-golden): corpus scores and
+//! per-image scores on 303 candidate/reference sets and on a 5-image subset (whose CIDEr idf differs).
+//! METEOR runs when CAPTIONER_METEOR_JAR names meteor-1.5.jar (and Java is installed).
+
+mod common;
+
+use captioner::metrics::{bleu, cider, meteor, rouge, Sample};
+use serde_json::Value;
+
+const TOLERANCE: f64 = 1e-6;
+
+fn samples(items: &Value) -> (Vec<String>, Vec<Sample>) {
+    let items = items.as_array().unwrap();
+    let names = items
+        .iter()
+        .map(|i| i["image"].as_str().unwrap().to_owned())
+        .collect();
+    let samples = items
+        .iter()
+        .map(|i| Sample {
+            candidate: i["candidate"].as_str().unwrap().to_owned(),
+            references: i["references"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r.as_str().unwrap().to_owned())
+                .collect(),
+        })
+        .collect();
+    (names, samples)
+}
+
+fn close(what: &str, got: f64, want: &Value) {
+    let want = want
+        .as_f64()
+        .unwrap_or_else(|| panic!("{what}: no golden value"));
+    assert!((got - want).abs() <= TOLERANCE, "{what}: {got} vs {want}");
+}
+
+fn check_set(name: &str, set: &Value) {
+    let (names, samples) = samples(&set["items"]);
+    let scores = &set["scores"];
+    let nltk = bleu::nltk_corpus_bleu(&samples);
+    let (coco, coco_per_image) = bleu::coco_bleu_scores(&samples);
+    for k in 0..4 {
+        close(
+            &format!("{name} nltk bleu{}", k + 1),
+            nltk[k],
+            &scores["nltk"][format!("bleu{}", k + 1)],
+        );
+        close(
+            &format!("{name} coco bleu{}", k + 1),
+            coco[k],
+            &scores["coco"][format!("bleu{}", k + 1)],
+        );
+    }
+    let (cider, cider_per_image) = cider::cider_d(&samples);
+    close(&format!("{name} cider"), cider, &scores["coco"]["cider"]);
+    let (rouge, rouge_per_image) = rouge::rouge_l(&samples);
+    close(
+        &format!("{name} rouge_l"),
+        rouge,
+        &scores["coco"]["rouge_l"],
+    );
+    let per_image = &scores["coco_per_image"];
+    for (i, image) in names.iter().enumerate() {
+        close(
+            &format!("{name} {image} bleu4"),
+            coco_per_image[i][3],
+            &per_image[image]["bleu4"],
+        );
+        close(
+            &format!("{name} {image} cider"),
+            cider_per_image[i],
+            &per_image[image]["cider"],
+        );
+        close(
+            &format!("{name} {image} rouge_l"),
+            rouge_per_image[i],
+            &per_image[image]["rouge_l"],
+        );
+    }
+    match meteor::locate(None) {
+        Some(jar) => {
+            let (corpus, per) = meteor::meteor(&samples, &jar).unwrap();
+            close(&format!("{name} meteor"), corpus, &scores["coco"]["meteor"]);
+            for (i, image) in names.iter().enumerate() {
+                close(
+                    &format!("{name} {image} meteor"),
+                    per[i],
+                    &per_image[image]["meteor"],
+                );
+            }
+        }
+        None => eprintln!(
+            "{name}: {} not set, METEOR not checked",
+            meteor::JAR_VARIABLE
+        ),
+    }
+}
+
+#[test]
+fn metrics_match_nltk_and_coco_caption() {
+    let Some(data) = common::real_data("metrics_match_nltk_and_coco_caption") else {
+        return;
+    };
+    let golden: Value = common::read_json(&data.join("metrics-golden/caption_metrics_golden.json"));
+    check_set("all", &golden);
+    check_set("small", &golden["small"]);
+}
