@@ -1,11 +1,14 @@
 //! `captioner`: a pure-Rust image-caption generator. See docs/ARCHITECTURE.md for the pipeline and
 //! which module owns what.
 
+pub mod caption;
 pub mod dataset;
 pub mod decoder;
 pub mod engine;
+pub mod evaluate;
 pub mod features;
 pub mod fsio;
+pub mod generate;
 pub mod image;
 pub mod metrics;
 pub mod model;

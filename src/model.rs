@@ -164,3 +164,10 @@ impl Model {
         })
     }
 }
+
+impl Model {
+    /// The default model shipped inside the binary.
+    pub fn shipped() -> Result<Self> {
+        bail!("no default model is shipped in this build: pass --model <folder written by `captioner train`>")
+    }
+}

@@ -2,6 +2,8 @@
 //!
 //! Ids are stable: 0 `<pad>`, 1 `<unk>`, 2 `startseq`, 3 `endseq`, then the words by descending count,
 //! ties in alphabetical (byte) order. Words seen fewer than `min_count` times map to `<unk>`.
+//! When no training word did (`min_count` 1, the seed's setting), the model never learns `<unk>`, so
+//! unknown words of other captions are dropped instead, as the seed's Keras tokenizer drops them.
 //! Compared with the seed's Keras tokenizer (padding + every training token, startseq/endseq included:
 //! 7,579 ids on Flickr8k), the only extra id is `<unk>`, so the size is the seed's + 1.
 
@@ -50,7 +52,12 @@ impl Vocabulary {
             .map(|(&word, &count)| (word, count))
             .collect();
         words.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
-        let special_counts = SPECIALS.map(|s| counts.get(s).copied().unwrap_or(0));
+        let mut special_counts = SPECIALS.map(|s| counts.get(s).copied().unwrap_or(0));
+        special_counts[UNK_ID as usize] = counts
+            .iter()
+            .filter(|(word, &count)| !SPECIALS.contains(word) && count < min_count.max(1))
+            .map(|(_, &count)| count)
+            .sum();
         let tokens = SPECIALS
             .iter()
             .map(|s| s.to_string())
@@ -104,8 +111,14 @@ impl Vocabulary {
         self.tokens.get(id as usize).map(String::as_str)
     }
 
+    /// Token ids; unknown words become `<unk>` if training captions had any, else they are dropped.
     pub fn encode(&self, tokens: &[String]) -> Vec<u32> {
-        tokens.iter().map(|t| self.id(t)).collect()
+        let keep_unknown = self.counts[UNK_ID as usize] > 0;
+        tokens
+            .iter()
+            .map(|t| self.id(t))
+            .filter(|&id| id != UNK_ID || keep_unknown)
+            .collect()
     }
 
     pub fn to_json(&self) -> String {
@@ -166,6 +179,12 @@ mod tests {
         );
         assert_eq!(vocab.word_count(), 7);
         assert_eq!(vocab.id("zebra"), UNK_ID);
+        let unseen = wrap_caption(&["zebra".to_owned(), "runs".to_owned()]);
+        assert_eq!(
+            vocab.encode(&unseen),
+            [2, 5, 3],
+            "unknown words are dropped when <unk> was never trained"
+        );
     }
 
     #[test]

@@ -1,0 +1,94 @@
+//! The `caption` command's pipeline: photo bytes -> decode -> resize as the model's features were ->
+//! encoder -> decoder search -> words.
+
+use crate::generate::{caption_text, SearchOptions};
+use crate::image::{decode, to_network_input, Resize};
+use crate::model::Model;
+use crate::vision::{Encoder, EncoderKind};
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+
+pub struct Captioner {
+    pub model: Model,
+    encoder: Encoder,
+    resize: Resize,
+}
+
+impl Captioner {
+    /// The encoder the model was trained on (its weights fetched when needed, or `weights`).
+    pub fn new(model: Model, weights: Option<&Path>) -> Result<Self> {
+        let kind = EncoderKind::parse(&model.config.encoder)
+            .with_context(|| "the model was trained on features this version cannot compute")?;
+        let resize = if model.config.preprocessing.starts_with("center-crop") {
+            Resize::CenterCrop
+        } else {
+            Resize::Squash
+        };
+        let encoder = Encoder::load(kind, weights)?;
+        Ok(Captioner {
+            model,
+            encoder,
+            resize,
+        })
+    }
+
+    pub fn caption(&self, bytes: &[u8], options: &SearchOptions) -> Result<String> {
+        let image = decode(bytes)?;
+        let input = to_network_input(&image, self.resize, self.encoder.kind().input_size());
+        let feature = self.encoder.features(&input);
+        Ok(caption_text(&self.model, &feature, options))
+    }
+}
+
+/// Where a photo comes from.
+pub enum Source {
+    File(PathBuf),
+    Stdin,
+}
+
+/// Command-line arguments -> photos: files as given, folders as their JPEG/PNG files sorted by name,
+/// `-` as standard input. A path that does not exist is kept, so its error is reported in order.
+pub fn expand(args: &[PathBuf]) -> Result<Vec<(String, Source)>> {
+    let mut out = Vec::new();
+    for arg in args {
+        if arg.as_os_str() == "-" {
+            out.push(("-".to_owned(), Source::Stdin));
+        } else if arg.is_dir() {
+            let mut files: Vec<PathBuf> = std::fs::read_dir(arg)
+                .with_context(|| format!("cannot list {}", arg.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| {
+                    let ext = p
+                        .extension()
+                        .map(|e| e.to_string_lossy().to_lowercase())
+                        .unwrap_or_default();
+                    ["jpg", "jpeg", "png"].contains(&ext.as_str())
+                })
+                .collect();
+            files.sort();
+            if files.is_empty() {
+                bail!("{} holds no JPEG or PNG files", arg.display());
+            }
+            out.extend(
+                files
+                    .into_iter()
+                    .map(|p| (p.display().to_string(), Source::File(p))),
+            );
+        } else {
+            out.push((arg.display().to_string(), Source::File(arg.clone())));
+        }
+    }
+    Ok(out)
+}
+
+pub fn read_source(source: &Source) -> Result<Vec<u8>> {
+    match source {
+        Source::File(path) => std::fs::read(path).context("cannot read the file"),
+        Source::Stdin => {
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut std::io::stdin(), &mut bytes)
+                .context("cannot read standard input")?;
+            Ok(bytes)
+        }
+    }
+}

@@ -1,0 +1,228 @@
+//! The `evaluate` stage: caption every image of a split (greedy and beam search), score the captions
+//! against the split's cleaned references with every metric, and write COCO-style results.
+
+use crate::dataset::Split;
+use crate::features::Features;
+use crate::fsio::{create_output_dir, write_atomic};
+use crate::generate::{caption_all, SearchOptions};
+use crate::metrics::{bleu, cider, meteor, rouge, Sample};
+use crate::model::Model;
+use crate::train::{read_descriptions, read_split, require_features};
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+pub struct EvaluateOptions {
+    pub work: PathBuf,
+    pub features: PathBuf,
+    pub split: Split,
+    pub beam: usize,
+    pub length_penalty: f64,
+    pub out: Option<PathBuf>,
+    pub meteor_jar: Option<PathBuf>,
+    pub progress: bool,
+}
+
+/// Raw metric values as pycocoevalcap and NLTK return them (not x100).
+#[derive(Clone, Debug, Serialize)]
+pub struct Scores {
+    pub nltk_bleu1: f64,
+    pub nltk_bleu2: f64,
+    pub nltk_bleu3: f64,
+    pub nltk_bleu4: f64,
+    pub bleu1: f64,
+    pub bleu2: f64,
+    pub bleu3: f64,
+    pub bleu4: f64,
+    pub meteor: Option<f64>,
+    pub rouge_l: f64,
+    pub cider: f64,
+}
+
+pub struct Evaluation {
+    /// ("greedy", ...) and ("beam<K>", ...), in that order.
+    pub runs: Vec<(String, Scores, Vec<(String, String)>)>,
+    /// Why METEOR is missing, when it is.
+    pub meteor_unavailable: Option<String>,
+    pub images: usize,
+}
+
+pub fn score(samples: &[Sample], meteor_jar: Option<&std::path::Path>) -> (Scores, Option<String>) {
+    let nltk = bleu::nltk_corpus_bleu(samples);
+    let (coco, _) = bleu::coco_bleu_scores(samples);
+    let (cider, _) = cider::cider_d(samples);
+    let (rouge_l, _) = rouge::rouge_l(samples);
+    let (meteor, unavailable) = match meteor::locate(meteor_jar) {
+        Some(jar) => match meteor::meteor(samples, &jar) {
+            Ok((value, _)) => (Some(value), None),
+            Err(err) => (None, Some(format!("{err:#}"))),
+        },
+        None => (
+            None,
+            Some(format!(
+                "no METEOR jar: pass --meteor-jar or set {}",
+                meteor::JAR_VARIABLE
+            )),
+        ),
+    };
+    let scores = Scores {
+        nltk_bleu1: nltk[0],
+        nltk_bleu2: nltk[1],
+        nltk_bleu3: nltk[2],
+        nltk_bleu4: nltk[3],
+        bleu1: coco[0],
+        bleu2: coco[1],
+        bleu3: coco[2],
+        bleu4: coco[3],
+        meteor,
+        rouge_l,
+        cider,
+    };
+    (scores, unavailable)
+}
+
+#[derive(Serialize)]
+struct CocoResult<'a> {
+    image_id: &'a str,
+    caption: &'a str,
+}
+
+pub fn evaluate(model: &Model, options: &EvaluateOptions) -> Result<Evaluation> {
+    let features = Features::load(&options.features)?;
+    if features.encoder != model.config.encoder || features.dim != model.config.merge.feature_dim {
+        bail!(
+            "{} holds {} features ({}-d) but the model was trained on {} ({}-d): extract features with --encoder {}",
+            options.features.display(),
+            features.encoder,
+            features.dim,
+            model.config.encoder,
+            model.config.merge.feature_dim,
+            model.config.encoder
+        );
+    }
+    let ids = read_split(&options.work, options.split)?;
+    if ids.is_empty() {
+        bail!(
+            "{}: the {} split is empty",
+            options.work.display(),
+            options.split
+        );
+    }
+    require_features(&features, &ids, &options.features, options.split)?;
+    let descriptions = read_descriptions(&options.work.join("descriptions.txt"))?;
+    let index = features.index();
+    let rows: Vec<&[f32]> = ids
+        .iter()
+        .map(|id| features.row(index[id.as_str()]))
+        .collect();
+    let references: Vec<Vec<String>> = ids
+        .iter()
+        .map(|id| {
+            descriptions
+                .get(id)
+                .map(|caps| caps.iter().map(|words| words.join(" ")).collect())
+                .with_context(|| format!("{} has no captions in descriptions.txt", id))
+        })
+        .collect::<Result<_>>()?;
+
+    let mut runs = Vec::new();
+    let mut meteor_unavailable = None;
+    let searches = [
+        ("greedy".to_owned(), 1),
+        (format!("beam{}", options.beam), options.beam),
+    ];
+    for (name, beam) in searches {
+        let search = SearchOptions {
+            beam,
+            length_penalty: if beam > 1 {
+                options.length_penalty
+            } else {
+                0.0
+            },
+        };
+        let bar = crate::progress::bar(ids.len() as u64, "images", options.progress);
+        bar.set_prefix(name.clone());
+        let captions = caption_all(model, &rows, &search, &bar);
+        bar.finish_and_clear();
+        let samples: Vec<Sample> = captions
+            .iter()
+            .zip(&references)
+            .map(|(candidate, refs)| Sample {
+                candidate: candidate.clone(),
+                references: refs.clone(),
+            })
+            .collect();
+        let (scores, unavailable) = score(&samples, options.meteor_jar.as_deref());
+        meteor_unavailable = unavailable;
+        runs.push((
+            name,
+            scores,
+            ids.iter().cloned().zip(captions).collect::<Vec<_>>(),
+        ));
+    }
+
+    if let Some(out) = &options.out {
+        create_output_dir(out)?;
+        let mut all_scores = BTreeMap::new();
+        for (name, scores, captions) in &runs {
+            let results: Vec<CocoResult> = captions
+                .iter()
+                .map(|(id, caption)| CocoResult {
+                    image_id: id,
+                    caption,
+                })
+                .collect();
+            write_atomic(
+                &out.join(format!("results_{name}.json")),
+                serde_json::to_string_pretty(&results)?.as_bytes(),
+            )?;
+            all_scores.insert(name.clone(), scores.clone());
+        }
+        write_atomic(
+            &out.join("scores.json"),
+            serde_json::to_string_pretty(&all_scores)?.as_bytes(),
+        )?;
+    }
+    Ok(Evaluation {
+        runs,
+        meteor_unavailable,
+        images: ids.len(),
+    })
+}
+
+/// The metrics table for a person: one row per metric, one column per search, values x100.
+pub fn table(evaluation: &Evaluation) -> String {
+    let mut text = format!("{:<16}", format!("{} images", evaluation.images));
+    for (name, _, _) in &evaluation.runs {
+        text.push_str(&format!("{name:>10}"));
+    }
+    text.push('\n');
+    let rows: [(&str, fn(&Scores) -> Option<f64>); 11] = [
+        ("BLEU-1 (NLTK)", |s| Some(s.nltk_bleu1)),
+        ("BLEU-2 (NLTK)", |s| Some(s.nltk_bleu2)),
+        ("BLEU-3 (NLTK)", |s| Some(s.nltk_bleu3)),
+        ("BLEU-4 (NLTK)", |s| Some(s.nltk_bleu4)),
+        ("BLEU-1", |s| Some(s.bleu1)),
+        ("BLEU-2", |s| Some(s.bleu2)),
+        ("BLEU-3", |s| Some(s.bleu3)),
+        ("BLEU-4", |s| Some(s.bleu4)),
+        ("METEOR", |s| s.meteor),
+        ("ROUGE-L", |s| Some(s.rouge_l)),
+        ("CIDEr-D", |s| Some(s.cider)),
+    ];
+    for (label, value) in rows {
+        text.push_str(&format!("{label:<16}"));
+        for (_, scores, _) in &evaluation.runs {
+            match value(scores) {
+                Some(v) => text.push_str(&format!("{:>10.2}", v * 100.0)),
+                None => text.push_str(&format!("{:>10}", "n/a")),
+            }
+        }
+        text.push('\n');
+    }
+    if let Some(why) = &evaluation.meteor_unavailable {
+        text.push_str(&format!("METEOR unavailable: {why}\n"));
+    }
+    text
+}

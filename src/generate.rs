@@ -1,0 +1,210 @@
+//! Caption generation with a trained merge decoder: beam search over the LSTM language model, with
+//! greedy decoding as beam width 1 (the seed's). The image enters once, through `fe`; each step feeds
+//! the last word and scores the whole vocabulary. Padding, `<unk>` and `startseq` can never be chosen
+//! (the next best word is taken instead); a caption ends at `endseq` or at the model's maximum length.
+
+use crate::decoder::merge::{parts, MergeConfig, Parts};
+use crate::engine::{matmul, Transpose};
+use crate::model::Model;
+use crate::nn::activation::relu_forward;
+use crate::nn::linear::linear_forward;
+use crate::nn::lstm::lstm_cell;
+use crate::nn::softmax_xent::log_softmax;
+use crate::text::{END_TOKEN, PAD_ID, START_TOKEN, UNK_ID};
+use rayon::prelude::*;
+
+#[derive(Clone, Copy, Debug)]
+pub struct SearchOptions {
+    /// Beam width; 1 is greedy decoding.
+    pub beam: usize,
+    /// Finished captions are ranked by log p / length^alpha (0 = plain log-probability).
+    pub length_penalty: f64,
+}
+
+#[derive(Clone)]
+struct Hypothesis {
+    tokens: Vec<u32>,
+    log_prob: f64,
+    h: Vec<f32>,
+    c: Vec<f32>,
+}
+
+/// Word ids the search may never emit.
+fn banned(model: &Model) -> [u32; 3] {
+    [PAD_ID, UNK_ID, model.vocab.id(START_TOKEN)]
+}
+
+/// One decoder step for `rows` states: last tokens in, log-probabilities [rows, V] out; h and c updated.
+fn step(
+    w: &Parts<&[f32]>,
+    config: &MergeConfig,
+    fe: &[f32],
+    tokens: &[u32],
+    h: &mut [f32],
+    c: &mut [f32],
+    log_probs: &mut Vec<f32>,
+) {
+    let (rows, e, hd, v) = (tokens.len(), config.embed_dim, config.hidden, config.vocab);
+    let mut x = vec![0.0f32; rows * e];
+    for (row, &t) in x.chunks_exact_mut(e).zip(tokens) {
+        row.copy_from_slice(&w.emb[t as usize * e..][..e]);
+    }
+    let mut gates = vec![0.0f32; rows * 4 * hd];
+    linear_forward(&mut gates, &x, w.w_ih, w.lstm_b, rows, e, 4 * hd, 1);
+    matmul(
+        rows,
+        4 * hd,
+        hd,
+        1.0,
+        h,
+        Transpose::No,
+        w.w_hh,
+        Transpose::Yes,
+        1.0,
+        &mut gates,
+        1,
+    );
+    let c_prev = c.to_vec();
+    lstm_cell(&mut gates, Some(&c_prev), c, h, rows, hd);
+    let mut m = h.to_vec();
+    for row in m.chunks_exact_mut(hd) {
+        row.iter_mut().zip(fe).for_each(|(a, b)| *a += b);
+    }
+    let mut d = vec![0.0f32; rows * hd];
+    linear_forward(&mut d, &m, w.dec_w, w.dec_b, rows, hd, hd, 1);
+    relu_forward(&mut d);
+    log_probs.resize(rows * v, 0.0);
+    linear_forward(log_probs, &d, w.out_w, w.out_b, rows, hd, v, 1);
+    for row in log_probs.chunks_exact_mut(v) {
+        log_softmax(row);
+    }
+}
+
+fn score(h: &Hypothesis, alpha: f64) -> f64 {
+    if alpha == 0.0 {
+        h.log_prob
+    } else {
+        h.log_prob / (h.tokens.len() as f64).powf(alpha)
+    }
+}
+
+/// The best caption for one image feature, as token ids without startseq/endseq.
+pub fn search(model: &Model, feature: &[f32], options: &SearchOptions) -> Vec<u32> {
+    let config = &model.config.merge;
+    let layout = config.layout();
+    let w = parts(&model.params, &layout);
+    let (hd, v) = (config.hidden, config.vocab);
+    let mut fe = vec![0.0f32; hd];
+    linear_forward(
+        &mut fe,
+        feature,
+        w.fe_w,
+        w.fe_b,
+        1,
+        config.feature_dim,
+        hd,
+        1,
+    );
+    relu_forward(&mut fe);
+
+    let (start, end) = (model.vocab.id(START_TOKEN), model.vocab.id(END_TOKEN));
+    let banned = banned(model);
+    let width = options.beam.max(1);
+    let max_new = model.config.max_length.saturating_sub(1).max(1);
+    let mut live = vec![Hypothesis {
+        tokens: Vec::new(),
+        log_prob: 0.0,
+        h: vec![0.0; hd],
+        c: vec![0.0; hd],
+    }];
+    let mut finished: Vec<Hypothesis> = Vec::new();
+    let mut log_probs = Vec::new();
+    for t in 0..max_new {
+        let tokens: Vec<u32> = live
+            .iter()
+            .map(|b| b.tokens.last().copied().unwrap_or(start))
+            .collect();
+        let mut h: Vec<f32> = live.iter().flat_map(|b| b.h.iter().copied()).collect();
+        let mut c: Vec<f32> = live.iter().flat_map(|b| b.c.iter().copied()).collect();
+        step(&w, config, &fe, &tokens, &mut h, &mut c, &mut log_probs);
+        // The best `width` continuations of each live hypothesis, then the best `width` overall.
+        let mut candidates: Vec<(f64, usize, u32)> = Vec::new();
+        for (b, row) in log_probs.chunks_exact(v).enumerate() {
+            let mut best: Vec<(f32, u32)> = Vec::with_capacity(width + 1);
+            for (id, &lp) in row.iter().enumerate() {
+                let id = id as u32;
+                if banned.contains(&id) || (best.len() == width && lp <= best[width - 1].0) {
+                    continue;
+                }
+                let at = best.partition_point(|&(p, _)| p >= lp);
+                best.insert(at, (lp, id));
+                best.truncate(width);
+            }
+            candidates.extend(
+                best.into_iter()
+                    .map(|(lp, id)| (live[b].log_prob + f64::from(lp), b, id)),
+            );
+        }
+        candidates.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let mut next = Vec::with_capacity(width);
+        for (log_prob, b, id) in candidates {
+            let mut tokens = live[b].tokens.clone();
+            tokens.push(id);
+            let hypothesis = Hypothesis {
+                tokens,
+                log_prob,
+                h: h[b * hd..][..hd].to_vec(),
+                c: c[b * hd..][..hd].to_vec(),
+            };
+            if id == end || t + 1 == max_new {
+                finished.push(hypothesis);
+            } else {
+                next.push(hypothesis);
+            }
+            if next.len() == width {
+                break;
+            }
+        }
+        live = next;
+        if finished.len() >= width || live.is_empty() {
+            break;
+        }
+    }
+    let alpha = options.length_penalty;
+    let best = finished
+        .into_iter()
+        .chain(live)
+        .max_by(|a, b| score(a, alpha).total_cmp(&score(b, alpha)));
+    let mut tokens = best.map(|b| b.tokens).unwrap_or_default();
+    if tokens.last() == Some(&end) {
+        tokens.pop();
+    }
+    tokens
+}
+
+/// The words of a generated caption, joined by spaces.
+pub fn caption_text(model: &Model, feature: &[f32], options: &SearchOptions) -> String {
+    let tokens = search(model, feature, options);
+    tokens
+        .iter()
+        .filter_map(|&t| model.vocab.token(t))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Captions for many features, in parallel, one image per thread; `progress` advances per image.
+pub fn caption_all(
+    model: &Model,
+    features: &[&[f32]],
+    options: &SearchOptions,
+    progress: &indicatif::ProgressBar,
+) -> Vec<String> {
+    features
+        .par_iter()
+        .map(|feature| {
+            let text = caption_text(model, feature, options);
+            progress.inc(1);
+            text
+        })
+        .collect()
+}
