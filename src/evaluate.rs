@@ -40,9 +40,16 @@ pub struct Scores {
     pub cider: f64,
 }
 
+/// One search over the split: its name ("greedy", "beam<K>"), scores and (image id, caption) pairs.
+pub struct Run {
+    pub name: String,
+    pub scores: Scores,
+    pub captions: Vec<(String, String)>,
+}
+
 pub struct Evaluation {
-    /// ("greedy", ...) and ("beam<K>", ...), in that order.
-    pub runs: Vec<(String, Scores, Vec<(String, String)>)>,
+    /// Greedy, then beam search.
+    pub runs: Vec<Run>,
     /// Why METEOR is missing, when it is.
     pub meteor_unavailable: Option<String>,
     pub images: usize,
@@ -194,11 +201,12 @@ pub fn evaluate(model: &Model, options: &EvaluateOptions) -> Result<Evaluation> 
 /// The metrics table for a person: one row per metric, one column per search, values x100.
 pub fn table(evaluation: &Evaluation) -> String {
     let mut text = format!("{:<16}", format!("{} images", evaluation.images));
-    for (name, _, _) in &evaluation.runs {
-        text.push_str(&format!("{name:>10}"));
+    for run in &evaluation.runs {
+        text.push_str(&format!("{:>10}", run.name));
     }
     text.push('\n');
-    let rows: [(&str, fn(&Scores) -> Option<f64>); 11] = [
+    type Row = (&'static str, fn(&Scores) -> Option<f64>);
+    let rows: [Row; 11] = [
         ("BLEU-1 (NLTK)", |s| Some(s.nltk_bleu1)),
         ("BLEU-2 (NLTK)", |s| Some(s.nltk_bleu2)),
         ("BLEU-3 (NLTK)", |s| Some(s.nltk_bleu3)),
@@ -213,8 +221,8 @@ pub fn table(evaluation: &Evaluation) -> String {
     ];
     for (label, value) in rows {
         text.push_str(&format!("{label:<16}"));
-        for (_, scores, _) in &evaluation.runs {
-            match value(scores) {
+        for run in &evaluation.runs {
+            match value(&run.scores) {
                 Some(v) => text.push_str(&format!("{:>10.2}", v * 100.0)),
                 None => text.push_str(&format!("{:>10}", "n/a")),
             }
