@@ -162,17 +162,23 @@ pub fn evaluate(model: &Model, options: &EvaluateOptions) -> Result<Evaluation> 
             .collect();
         let (scores, unavailable) = score(&samples, options.meteor_jar.as_deref());
         meteor_unavailable = unavailable;
-        runs.push((
+        let captions = ids.iter().cloned().zip(captions).collect();
+        runs.push(Run {
             name,
             scores,
-            ids.iter().cloned().zip(captions).collect::<Vec<_>>(),
-        ));
+            captions,
+        });
     }
 
     if let Some(out) = &options.out {
         create_output_dir(out)?;
         let mut all_scores = BTreeMap::new();
-        for (name, scores, captions) in &runs {
+        for Run {
+            name,
+            scores,
+            captions,
+        } in &runs
+        {
             let results: Vec<CocoResult> = captions
                 .iter()
                 .map(|(id, caption)| CocoResult {
