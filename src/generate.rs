@@ -208,3 +208,84 @@ pub fn caption_all(
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decoder::merge::MergeConfig;
+    use crate::engine::rng::Rng;
+    use crate::model::ModelConfig;
+    use crate::text::{wrap_caption, Vocabulary};
+
+    fn tiny_model(max_length: usize) -> Model {
+        let words: Vec<String> = ["dog", "runs", "fast"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let captions = [wrap_caption(&words)];
+        let vocab = Vocabulary::build(captions.iter().map(Vec::as_slice), 1);
+        let merge = MergeConfig {
+            vocab: vocab.len(),
+            feature_dim: 4,
+            embed_dim: 8,
+            hidden: 8,
+            dropout: 0.0,
+        };
+        let params = merge.init(&mut Rng::new(5));
+        Model {
+            config: ModelConfig::new(merge, "test", "test", max_length, 1),
+            params,
+            vocab,
+        }
+    }
+
+    fn set_out_bias(model: &mut Model, token: &str, value: f32) {
+        let range = model.config.merge.layout().range("out.bias");
+        let id = model.vocab.id(token) as usize;
+        model.params[range][id] = value;
+    }
+
+    #[test]
+    fn never_emits_unknown_padding_or_start_and_stops_at_max_length() {
+        let mut model = tiny_model(6);
+        for (token, bias) in [
+            ("<unk>", 100.0),
+            ("<pad>", 90.0),
+            ("startseq", 80.0),
+            ("dog", 50.0),
+        ] {
+            set_out_bias(&mut model, token, bias);
+        }
+        for beam in [1, 3] {
+            let text = caption_text(
+                &model,
+                &[0.5, -0.2, 0.1, 0.3],
+                &SearchOptions {
+                    beam,
+                    length_penalty: 0.0,
+                },
+            );
+            // The best allowed word is always "dog", and endseq never wins: max_length - 1 tokens.
+            assert_eq!(text, "dog dog dog dog dog", "beam {beam}");
+        }
+    }
+
+    #[test]
+    fn endseq_ends_the_caption_and_is_not_printed() {
+        let mut model = tiny_model(10);
+        set_out_bias(&mut model, "endseq", 100.0);
+        for beam in [1, 2] {
+            assert_eq!(
+                caption_text(
+                    &model,
+                    &[0.0; 4],
+                    &SearchOptions {
+                        beam,
+                        length_penalty: 0.7
+                    }
+                ),
+                ""
+            );
+        }
+    }
+}
