@@ -119,23 +119,47 @@ pub fn params_from_weights(config: &MergeConfig, bytes: &[u8], source: &Path) ->
 }
 
 impl Model {
-    pub fn save(&self, dir: &Path) -> Result<()> {
+    /// Writes the model folder; `f16` halves the weights file (for shipping).
+    pub fn save(&self, dir: &Path, f16: bool) -> Result<()> {
         crate::fsio::create_output_dir(dir)?;
         write_atomic(
             &dir.join("config.json"),
             serde_json::to_string_pretty(&self.config)?.as_bytes(),
         )?;
         write_atomic(&dir.join("vocab.json"), self.vocab.to_json().as_bytes())?;
-        let bytes = weights_bytes(&self.config.merge, &self.params, HashMap::new(), false)?;
+        let bytes = weights_bytes(&self.config.merge, &self.params, HashMap::new(), f16)?;
         write_atomic(&dir.join("weights.safetensors"), &bytes)
     }
 
     pub fn load(dir: &Path) -> Result<Self> {
+        let vocab = Vocabulary::load(&dir.join("vocab.json"))?;
+        let weights_path = dir.join("weights.safetensors");
+        let weights = std::fs::read(&weights_path)
+            .with_context(|| format!("cannot read {}", weights_path.display()))?;
+        Self::from_parts(&read_text(&dir.join("config.json"))?, vocab, &weights, dir)
+    }
+
+    /// The default model shipped inside the binary (models/default, see its MODEL_CARD.md).
+    pub fn shipped() -> Result<Self> {
+        let vocab = Vocabulary::from_json(include_str!("../models/default/vocab.json"))?;
+        Self::from_parts(
+            include_str!("../models/default/config.json"),
+            vocab,
+            include_bytes!("../models/default/weights.safetensors"),
+            Path::new("<shipped model>"),
+        )
+    }
+
+    fn from_parts(
+        config_json: &str,
+        vocab: Vocabulary,
+        weights: &[u8],
+        dir: &Path,
+    ) -> Result<Self> {
         let config_path = dir.join("config.json");
-        let config: ModelConfig =
-            serde_json::from_str(&read_text(&config_path)?).with_context(|| {
-                format!("{} is not a captioner model config", config_path.display())
-            })?;
+        let config: ModelConfig = serde_json::from_str(config_json).with_context(|| {
+            format!("{} is not a captioner model config", config_path.display())
+        })?;
         if config.format != FORMAT || config.decoder != "merge" {
             bail!(
                 "{}: unsupported model ({} / {})",
@@ -144,7 +168,6 @@ impl Model {
                 config.decoder
             );
         }
-        let vocab = Vocabulary::load(&dir.join("vocab.json"))?;
         if vocab.len() != config.merge.vocab {
             bail!(
                 "{}: vocab.json has {} ids but config.json says {}",
@@ -153,21 +176,11 @@ impl Model {
                 config.merge.vocab
             );
         }
-        let weights_path = dir.join("weights.safetensors");
-        let bytes = std::fs::read(&weights_path)
-            .with_context(|| format!("cannot read {}", weights_path.display()))?;
-        let params = params_from_weights(&config.merge, &bytes, &weights_path)?;
+        let params = params_from_weights(&config.merge, weights, &dir.join("weights.safetensors"))?;
         Ok(Model {
             config,
             params,
             vocab,
         })
-    }
-}
-
-impl Model {
-    /// The default model shipped inside the binary.
-    pub fn shipped() -> Result<Self> {
-        bail!("no default model is shipped in this build: pass --model <folder written by `captioner train`>")
     }
 }

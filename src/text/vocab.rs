@@ -133,22 +133,19 @@ impl Vocabulary {
 
     pub fn load(path: &Path) -> Result<Self> {
         let text = crate::fsio::read_text(path)?;
-        let file: VocabFile = serde_json::from_str(&text)
-            .with_context(|| format!("{} is not a captioner vocabulary", path.display()))?;
+        Self::from_json(&text)
+            .with_context(|| format!("{} is not a usable captioner vocabulary", path.display()))
+    }
+
+    pub fn from_json(text: &str) -> Result<Self> {
+        let file: VocabFile = serde_json::from_str(text)?;
         if file.format != FORMAT {
-            bail!(
-                "{}: vocabulary format {:?}, expected {FORMAT:?}",
-                path.display(),
-                file.format
-            );
+            bail!("vocabulary format {:?}, expected {FORMAT:?}", file.format);
         }
         let specials_ok = file.tokens.len() >= SPECIALS.len()
             && SPECIALS.iter().zip(&file.tokens).all(|(s, t)| s == t);
         if !specials_ok || file.counts.len() != file.tokens.len() {
-            bail!(
-                "{}: vocabulary must start with {SPECIALS:?} and have one count per token",
-                path.display()
-            );
+            bail!("the vocabulary must start with {SPECIALS:?} and have one count per token");
         }
         Ok(Self::from_parts(file.tokens, file.counts, file.min_count))
     }
