@@ -19,6 +19,7 @@ pub struct EvaluateOptions {
     pub split: Split,
     pub beam: usize,
     pub length_penalty: f64,
+    pub block_repeats: bool,
     pub out: Option<PathBuf>,
     pub meteor_jar: Option<PathBuf>,
     pub progress: bool,
@@ -142,11 +143,8 @@ pub fn evaluate(model: &Model, options: &EvaluateOptions) -> Result<Evaluation> 
     for (name, beam) in searches {
         let search = SearchOptions {
             beam,
-            length_penalty: if beam > 1 {
-                options.length_penalty
-            } else {
-                0.0
-            },
+            length_penalty: if beam > 1 { options.length_penalty } else { 0.0 },
+            block_repeats: options.block_repeats,
         };
         let bar = crate::progress::bar(ids.len() as u64, "images", options.progress);
         bar.set_prefix(name.clone());

@@ -19,6 +19,8 @@ pub struct SearchOptions {
     pub beam: usize,
     /// Finished captions are ranked by log p / length^alpha (0 = plain log-probability).
     pub length_penalty: f64,
+    /// Never emit a word pair that the caption already holds ("a man in blue shirt and blue shirt").
+    pub block_repeats: bool,
 }
 
 #[derive(Clone)]
@@ -80,6 +82,12 @@ fn step(
     }
 }
 
+/// Words that would repeat a word pair already in `tokens` if they came next.
+fn repeated_bigram_ends(tokens: &[u32]) -> Vec<u32> {
+    let Some(&last) = tokens.last() else { return Vec::new() };
+    tokens.windows(2).filter(|pair| pair[0] == last).map(|pair| pair[1]).collect()
+}
+
 fn score(h: &Hypothesis, alpha: f64) -> f64 {
     if alpha == 0.0 {
         h.log_prob
@@ -130,10 +138,11 @@ pub fn search(model: &Model, feature: &[f32], options: &SearchOptions) -> Vec<u3
         // The best `width` continuations of each live hypothesis, then the best `width` overall.
         let mut candidates: Vec<(f64, usize, u32)> = Vec::new();
         for (b, row) in log_probs.chunks_exact(v).enumerate() {
+            let repeats = if options.block_repeats { repeated_bigram_ends(&live[b].tokens) } else { Vec::new() };
             let mut best: Vec<(f32, u32)> = Vec::with_capacity(width + 1);
             for (id, &lp) in row.iter().enumerate() {
                 let id = id as u32;
-                if banned.contains(&id) || (best.len() == width && lp <= best[width - 1].0) {
+                if banned.contains(&id) || repeats.contains(&id) || (best.len() == width && lp <= best[width - 1].0) {
                     continue;
                 }
                 let at = best.partition_point(|&(p, _)| p >= lp);

@@ -76,6 +76,9 @@ struct EvaluateArgs {
     /// the Flickr8k dev split).
     #[arg(long, default_value_t = 0.7)]
     length_penalty: f64,
+    /// Allow a caption to repeat a word pair (blocked by default).
+    #[arg(long)]
+    allow_repeats: bool,
     /// Folder for results_*.json and scores.json.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -116,6 +119,9 @@ struct CaptionArgs {
     /// Rank finished beams by log p / length^alpha.
     #[arg(long, default_value_t = 0.7)]
     length_penalty: f64,
+    /// Allow a caption to repeat a word pair (blocked by default).
+    #[arg(long)]
+    allow_repeats: bool,
     /// Encoder weights (default: fetched for EfficientNet-Lite0).
     #[arg(long)]
     weights: Option<PathBuf>,
@@ -421,6 +427,7 @@ fn run_evaluate(args: EvaluateArgs) -> anyhow::Result<()> {
         },
         beam: args.beam.max(1),
         length_penalty: args.length_penalty,
+        block_repeats: !args.allow_repeats,
         out: args.out,
         meteor_jar: args.meteor_jar,
         progress: !args.quiet,
@@ -441,6 +448,7 @@ fn run_caption(args: CaptionArgs) -> anyhow::Result<ExitCode> {
     let search = captioner::generate::SearchOptions {
         beam: args.beam.max(1),
         length_penalty: args.length_penalty,
+        block_repeats: !args.allow_repeats,
     };
     let mut failed = 0;
     for (name, source) in expand(&args.images)? {
