@@ -5,12 +5,12 @@
 //!   cargo bench --bench train_step -- --data ../shared/data/flickr8k [--threads 2] [--steps 60]
 //! Prints one line: captions_per_s=<float> step_s=<median> vocab=<V> threads=<n> gflops=<float> peak_rss_mb=<n>
 
-use captioner::decoder::merge::{forward_backward, Batch, MergeConfig, Workspace};
+use captioner::decoder::merge::{Batch, MergeConfig, Workspace};
 use captioner::engine::rng::Rng;
 use captioner::features::Features;
-use captioner::nn::adam::{adam_update, AdamConfig};
+use captioner::nn::adam::AdamConfig;
 use captioner::prepare::{prepare, PrepareOptions};
-use captioner::train::{fill_batch, length_batches, load_training_data};
+use captioner::train::{fill_batch, length_batches, load_training_data, Optimizer};
 use std::time::Instant;
 
 fn arg(name: &str) -> Option<String> {
@@ -65,8 +65,8 @@ fn main() -> anyhow::Result<()> {
     };
     let total = config.layout().total;
     let mut params = config.init(&mut rng);
-    let (mut grads, mut m, mut v) = (vec![0.0; total], vec![0.0; total], vec![0.0; total]);
     let adam = AdamConfig::default();
+    let mut optimizer = Optimizer::new(vec![0.0; total], vec![0.0; total], 0, adam, threads);
     let mut ws = Workspace::default();
     let mut batch = Batch::default();
     let lengths: Vec<usize> = data.train.items.iter().map(|(_, t)| t.len()).collect();
@@ -75,25 +75,7 @@ fn main() -> anyhow::Result<()> {
     for (step, indices) in batches.iter().take(5 + steps).enumerate() {
         fill_batch(&mut batch, &data.train, indices, &data.features);
         let start = Instant::now();
-        grads.fill(0.0);
-        forward_backward(
-            &params,
-            &mut grads,
-            &config,
-            &batch,
-            &mut ws,
-            Some(&mut rng),
-            threads,
-        );
-        adam_update(
-            &mut params,
-            &grads,
-            &mut m,
-            &mut v,
-            &adam,
-            adam.lr,
-            step as u64 + 1,
-        );
+        optimizer.step(&mut params, &config, &batch, &mut ws, &mut rng, adam.lr);
         if step >= 5 {
             times.push(start.elapsed().as_secs_f64());
             positions += batch.positions();

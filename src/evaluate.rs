@@ -143,7 +143,11 @@ pub fn evaluate(model: &Model, options: &EvaluateOptions) -> Result<Evaluation> 
     for (name, beam) in searches {
         let search = SearchOptions {
             beam,
-            length_penalty: if beam > 1 { options.length_penalty } else { 0.0 },
+            length_penalty: if beam > 1 {
+                options.length_penalty
+            } else {
+                0.0
+            },
             block_repeats: options.block_repeats,
         };
         let bar = crate::progress::bar(ids.len() as u64, "images", options.progress);

@@ -84,8 +84,14 @@ fn step(
 
 /// Words that would repeat a word pair already in `tokens` if they came next.
 fn repeated_bigram_ends(tokens: &[u32]) -> Vec<u32> {
-    let Some(&last) = tokens.last() else { return Vec::new() };
-    tokens.windows(2).filter(|pair| pair[0] == last).map(|pair| pair[1]).collect()
+    let Some(&last) = tokens.last() else {
+        return Vec::new();
+    };
+    tokens
+        .windows(2)
+        .filter(|pair| pair[0] == last)
+        .map(|pair| pair[1])
+        .collect()
 }
 
 fn score(h: &Hypothesis, alpha: f64) -> f64 {
@@ -138,11 +144,18 @@ pub fn search(model: &Model, feature: &[f32], options: &SearchOptions) -> Vec<u3
         // The best `width` continuations of each live hypothesis, then the best `width` overall.
         let mut candidates: Vec<(f64, usize, u32)> = Vec::new();
         for (b, row) in log_probs.chunks_exact(v).enumerate() {
-            let repeats = if options.block_repeats { repeated_bigram_ends(&live[b].tokens) } else { Vec::new() };
+            let repeats = if options.block_repeats {
+                repeated_bigram_ends(&live[b].tokens)
+            } else {
+                Vec::new()
+            };
             let mut best: Vec<(f32, u32)> = Vec::with_capacity(width + 1);
             for (id, &lp) in row.iter().enumerate() {
                 let id = id as u32;
-                if banned.contains(&id) || repeats.contains(&id) || (best.len() == width && lp <= best[width - 1].0) {
+                if banned.contains(&id)
+                    || repeats.contains(&id)
+                    || (best.len() == width && lp <= best[width - 1].0)
+                {
                     continue;
                 }
                 let at = best.partition_point(|&(p, _)| p >= lp);
@@ -265,17 +278,25 @@ mod tests {
         ] {
             set_out_bias(&mut model, token, bias);
         }
+        let feature = [0.5, -0.2, 0.1, 0.3];
         for beam in [1, 3] {
-            let text = caption_text(
-                &model,
-                &[0.5, -0.2, 0.1, 0.3],
-                &SearchOptions {
-                    beam,
-                    length_penalty: 0.0,
-                },
-            );
+            let options = SearchOptions {
+                beam,
+                length_penalty: 0.0,
+                block_repeats: false,
+            };
             // The best allowed word is always "dog", and endseq never wins: max_length - 1 tokens.
-            assert_eq!(text, "dog dog dog dog dog", "beam {beam}");
+            assert_eq!(
+                caption_text(&model, &feature, &options),
+                "dog dog dog dog dog",
+                "beam {beam}"
+            );
+            let options = SearchOptions {
+                block_repeats: true,
+                ..options
+            };
+            let text = caption_text(&model, &feature, &options);
+            assert!(!text.contains("dog dog dog"), "no word pair twice: {text}");
         }
     }
 
@@ -284,17 +305,12 @@ mod tests {
         let mut model = tiny_model(10);
         set_out_bias(&mut model, "endseq", 100.0);
         for beam in [1, 2] {
-            assert_eq!(
-                caption_text(
-                    &model,
-                    &[0.0; 4],
-                    &SearchOptions {
-                        beam,
-                        length_penalty: 0.7
-                    }
-                ),
-                ""
-            );
+            let options = SearchOptions {
+                beam,
+                length_penalty: 0.7,
+                block_repeats: true,
+            };
+            assert_eq!(caption_text(&model, &[0.0; 4], &options), "");
         }
     }
 }

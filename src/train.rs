@@ -237,6 +237,66 @@ pub struct TrainReport {
     pub stopped_early: bool,
 }
 
+/// The optimiser side of training: the gradient buffer, Adam's moments and its step count.
+pub struct Optimizer {
+    pub grads: Vec<f32>,
+    pub m: Vec<f32>,
+    pub v: Vec<f32>,
+    /// Updates made so far (Adam's t).
+    pub step: u64,
+    pub adam: AdamConfig,
+    pub threads: usize,
+}
+
+impl Optimizer {
+    pub fn new(m: Vec<f32>, v: Vec<f32>, step: u64, adam: AdamConfig, threads: usize) -> Self {
+        Optimizer {
+            grads: vec![0.0; m.len()],
+            m,
+            v,
+            step,
+            adam,
+            threads,
+        }
+    }
+
+    /// The batch's gradients (dropout on), then one Adam update with learning rate `lr`.
+    /// Returns the batch loss; a non-finite loss leaves the parameters untouched.
+    pub fn step(
+        &mut self,
+        params: &mut [f32],
+        config: &MergeConfig,
+        batch: &Batch<f32>,
+        ws: &mut Workspace<f32>,
+        rng: &mut Rng,
+        lr: f64,
+    ) -> f64 {
+        self.grads.fill(0.0);
+        let loss = forward_backward(
+            params,
+            &mut self.grads,
+            config,
+            batch,
+            ws,
+            Some(rng),
+            self.threads,
+        );
+        if loss.is_finite() {
+            self.step += 1;
+            adam_update(
+                params,
+                &self.grads,
+                &mut self.m,
+                &mut self.v,
+                &self.adam,
+                lr,
+                self.step,
+            );
+        }
+        loss
+    }
+}
+
 /// Everything a resumed run needs: parameters, Adam moments and the loop state.
 struct Checkpoint {
     params: Vec<f32>,
@@ -245,16 +305,12 @@ struct Checkpoint {
     state: TrainState,
 }
 
-fn save_last(path: &Path, checkpoint: &Checkpoint) -> Result<()> {
-    let metadata = HashMap::from([(
-        "state".to_owned(),
-        serde_json::to_string(&checkpoint.state)?,
-    )]);
-    let total = checkpoint.params.len();
+fn save_last(path: &Path, params: &[f32], optimizer: &Optimizer, state: &TrainState) -> Result<()> {
+    let metadata = HashMap::from([("state".to_owned(), serde_json::to_string(state)?)]);
     let named: Vec<(&str, Vec<u8>)> = [
-        ("params", &checkpoint.params),
-        ("adam.m", &checkpoint.m),
-        ("adam.v", &checkpoint.v),
+        ("params", params),
+        ("adam.m", &optimizer.m),
+        ("adam.v", &optimizer.v),
     ]
     .into_iter()
     .map(|(name, values)| (name, values.iter().flat_map(|x| x.to_le_bytes()).collect()))
@@ -262,10 +318,12 @@ fn save_last(path: &Path, checkpoint: &Checkpoint) -> Result<()> {
     let views = named
         .iter()
         .map(|(name, bytes)| {
-            Ok((
-                *name,
-                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![total], bytes)?,
-            ))
+            let view = safetensors::tensor::TensorView::new(
+                safetensors::Dtype::F32,
+                vec![params.len()],
+                bytes,
+            )?;
+            Ok((*name, view))
         })
         .collect::<Result<Vec<_>>>()?;
     write_atomic(path, &safetensors::serialize(views, Some(metadata))?)
@@ -330,8 +388,8 @@ pub fn train(options: &TrainOptions) -> Result<TrainReport> {
 
     let Checkpoint {
         mut params,
-        mut m,
-        mut v,
+        m,
+        v,
         mut state,
     } = if options.resume {
         let saved: ModelConfig = serde_json::from_str(&read_text(&out.join("config.json"))?)
@@ -391,8 +449,8 @@ pub fn train(options: &TrainOptions) -> Result<TrainReport> {
         lr: options.lr,
         ..AdamConfig::default()
     };
+    let mut optimizer = Optimizer::new(m, v, state.adam_step, adam, threads);
     let mut rng = Rng::new(state.rng);
-    let mut grads = vec![0.0f32; total];
     let mut ws = Workspace::default();
     let mut batch = Batch::default();
     let lengths: Vec<usize> = data.train.items.iter().map(|(_, t)| t.len()).collect();
@@ -418,16 +476,8 @@ pub fn train(options: &TrainOptions) -> Result<TrainReport> {
                 break;
             }
             fill_batch(&mut batch, &data.train, indices, &data.features);
-            grads.fill(0.0);
-            let step_loss = forward_backward(
-                &params,
-                &mut grads,
-                &config,
-                &batch,
-                &mut ws,
-                Some(&mut rng),
-                threads,
-            );
+            let step_loss =
+                optimizer.step(&mut params, &config, &batch, &mut ws, &mut rng, state.lr);
             if !step_loss.is_finite() {
                 bail!(
                     "the training loss became {step_loss} at epoch {epoch}, step {}: stopped; {} holds the last good checkpoint (epoch {}). Try a lower --lr",
@@ -436,16 +486,7 @@ pub fn train(options: &TrainOptions) -> Result<TrainReport> {
                     state.epoch
                 );
             }
-            state.adam_step += 1;
-            adam_update(
-                &mut params,
-                &grads,
-                &mut m,
-                &mut v,
-                &adam,
-                state.lr,
-                state.adam_step,
-            );
+            state.adam_step = optimizer.step;
             loss_sum += step_loss * batch.positions() as f64;
             positions += batch.positions();
             seen += indices.len();
@@ -483,19 +524,7 @@ pub fn train(options: &TrainOptions) -> Result<TrainReport> {
         state.epoch = epoch;
         state.rng = rng.state;
         state.lr *= options.lr_decay;
-        let checkpoint = Checkpoint {
-            params,
-            m,
-            v,
-            state,
-        };
-        save_last(&last_path, &checkpoint)?;
-        Checkpoint {
-            params,
-            m,
-            v,
-            state,
-        } = checkpoint;
+        save_last(&last_path, &params, &optimizer, &state)?;
         let mut file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
