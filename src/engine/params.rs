@@ -1,8 +1,6 @@
 //! Named tensors in one flat buffer. Parameters, gradients and Adam moments share one layout, so
 //! zeroing, the optimiser update and saving are single loops over contiguous memory.
 
-use anyhow::{bail, Result};
-
 #[derive(Clone, Debug, PartialEq)]
 pub struct Slot {
     pub name: String,
@@ -27,13 +25,6 @@ impl Layout {
             len,
         });
         self.total += len;
-    }
-
-    pub fn slot(&self, name: &str) -> Result<&Slot> {
-        match self.slots.iter().find(|s| s.name == name) {
-            Some(slot) => Ok(slot),
-            None => bail!("no parameter named {name}"),
-        }
     }
 
     /// The range of `name` in a flat buffer with this layout.
