@@ -16,7 +16,7 @@ stage prepare  $bin prepare --data "$DATA" --out "$OUT/work" --min-count 5
 rm -f "$OUT/features.safetensors"
 stage features $bin features --images "$DATA/Images" --out "$OUT/features.safetensors" --quiet
 stage train    $bin train --work "$OUT/work" --features "$OUT/features.safetensors" --out "$OUT/model" \
-                 --epochs 14 --patience 3 --lr-decay 0.85 ${TRAIN_FLAGS:-} --quiet
+                 --epochs 8 --patience 3 --lr-decay 0.8 ${TRAIN_FLAGS:-} --quiet
 stage evaluate $bin evaluate --model "$OUT/model" --work "$OUT/work" --features "$OUT/features.safetensors" \
                  --split test --beam 3 --out "$OUT/eval" --quiet | tee "$OUT/test_scores.txt"
 cat "$OUT/times.txt"
