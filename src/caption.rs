@@ -35,7 +35,7 @@ impl Captioner {
     pub fn caption(&self, bytes: &[u8], options: &SearchOptions) -> Result<String> {
         let image = decode(bytes)?;
         let input = to_network_input(&image, self.resize, self.encoder.kind().input_size());
-        let feature = self.encoder.features(&input);
+        let feature = self.encoder.features(&input, crate::engine::threads());
         Ok(caption_text(&self.model, &feature, options))
     }
 }

@@ -248,7 +248,7 @@ fn encode_file(encoder: &Encoder, path: &Path, resize: Resize) -> Result<Vec<f32
     let bytes = std::fs::read(path).context("cannot read the file")?;
     let image = decode(&bytes)?;
     let size = encoder.kind().input_size();
-    Ok(encoder.features(&to_network_input(&image, resize, size)))
+    Ok(encoder.features(&to_network_input(&image, resize, size), 1))
 }
 
 fn partial_path(out: &Path) -> PathBuf {

@@ -61,7 +61,7 @@ fn efficientnet_lite0_matches_golden_features_and_classes() {
             height: 224,
             pixels,
         };
-        let features = encoder.features(&image);
+        let features = encoder.features(&image, 2);
         let want = &golden["features"].data[i * 1280..][..1280];
         let max_diff = features
             .iter()
@@ -89,7 +89,7 @@ fn efficientnet_lite0_matches_golden_features_and_classes() {
             .zip(&image.pixels)
             .filter(|(a, b)| a == b)
             .count();
-        let from_jpeg = encoder.features(&input);
+        let from_jpeg = encoder.features(&input, 1);
         let cos = cosine(&from_jpeg, want);
         eprintln!("{name}: max |diff| {max_diff:.2e}, {same} of {} input bytes identical, cosine {cos:.5}", image.pixels.len());
         assert!(cos >= 0.99, "{name}: cosine {cos}");
@@ -207,7 +207,7 @@ fn vgg16_matches_golden_on_synthetic_weights() {
         let Encoder::Vgg16(model) = &encoder else {
             unreachable!()
         };
-        let out = model.forward(encoder.input(&image));
+        let out = model.forward(encoder.input(&image), 2);
         // pool5 is NCHW in the golden file, NHWC here.
         let want_pool5 = &golden["pool5"].data[i * 25088..][..25088];
         let got_pool5: Vec<f32> = (0..25088)
@@ -221,6 +221,6 @@ fn vgg16_matches_golden_on_synthetic_weights() {
             &out.logits,
             &golden["logits"].data[i * 1000..][..1000],
         );
-        assert_eq!(encoder.features(&image), out.fc2);
+        assert_eq!(encoder.features(&image, 2), out.fc2);
     }
 }

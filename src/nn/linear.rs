@@ -4,6 +4,7 @@
 //!   backward: dx = dy W,  dW += dy^T x,  db += sum_n dy[n, :]
 
 use crate::engine::{matmul, Real, Transpose};
+use rayon::prelude::*;
 
 #[allow(clippy::too_many_arguments)]
 pub fn linear_forward<T: Real>(
@@ -76,8 +77,23 @@ pub fn linear_backward<T: Real>(
         dw,
         threads,
     );
-    for row in dy[..n * dout].chunks_exact(dout) {
-        db.iter_mut().zip(row).for_each(|(g, v)| *g += *v);
+    column_sums(db, &dy[..n * dout], dout, threads);
+}
+
+/// `sums[j] += sum_r rows[r, j]`; wide matrices (the vocabulary projection) split their columns
+/// over the rayon pool.
+pub fn column_sums<T: Real>(sums: &mut [T], rows: &[T], width: usize, threads: usize) {
+    const BLOCK: usize = 512;
+    let add = |(block, sums): (usize, &mut [T])| {
+        for row in rows.chunks_exact(width) {
+            let part = &row[block * BLOCK..][..sums.len()];
+            sums.iter_mut().zip(part).for_each(|(g, v)| *g += *v);
+        }
+    };
+    if threads > 1 && width > 2 * BLOCK {
+        sums.par_chunks_mut(BLOCK).enumerate().for_each(add);
+    } else {
+        sums.chunks_mut(BLOCK).enumerate().for_each(add);
     }
 }
 

@@ -14,6 +14,7 @@
 
 use crate::engine::math::FastMath;
 use crate::engine::{matmul, Transpose};
+use crate::nn::linear::column_sums;
 
 /// Where each time step lives in the packed layout.
 #[derive(Clone, Debug, Default)]
@@ -272,9 +273,7 @@ pub fn lstm_backward<T: FastMath>(
         grads.w_ih,
         threads,
     );
-    for row in dgates[..positions * g4].chunks_exact(g4) {
-        grads.bias.iter_mut().zip(row).for_each(|(b, v)| *b += *v);
-    }
+    column_sums(grads.bias, &dgates[..positions * g4], g4, threads);
     matmul(
         positions,
         din,

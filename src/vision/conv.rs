@@ -4,6 +4,7 @@
 
 use super::weights::Tensor;
 use crate::engine::{matmul, Transpose};
+use rayon::prelude::*;
 
 /// A feature map of one image, `data[(y * w + x) * c + channel]`.
 #[derive(Clone, Debug)]
@@ -130,7 +131,8 @@ impl Conv2d {
         }
     }
 
-    pub fn forward(&self, x: &FeatureMap, activation: Activation) -> FeatureMap {
+    /// `threads` > 1 lets the matrix product use the rayon pool (for one image at a time).
+    pub fn forward(&self, x: &FeatureMap, activation: Activation, threads: usize) -> FeatureMap {
         debug_assert_eq!(x.c, self.cin);
         let (oh, pad_top) = output_and_pad(x.h, self.k, self.stride, self.padding);
         let (ow, pad_left) = output_and_pad(x.w, self.k, self.stride, self.padding);
@@ -148,7 +150,7 @@ impl Conv2d {
                 Transpose::No,
                 0.0,
                 &mut out,
-                1,
+                threads,
             );
         } else {
             let mut cols = vec![0.0; oh * ow * depth];
@@ -182,7 +184,7 @@ impl Conv2d {
                 Transpose::No,
                 0.0,
                 &mut out,
-                1,
+                threads,
             );
         }
         bias_activation(&mut out, &self.bias, activation);
@@ -234,14 +236,15 @@ impl DepthwiseConv2d {
         }
     }
 
-    pub fn forward(&self, x: &FeatureMap, activation: Activation) -> FeatureMap {
+    /// `threads` > 1 splits the output rows over the rayon pool (for one image at a time).
+    pub fn forward(&self, x: &FeatureMap, activation: Activation, threads: usize) -> FeatureMap {
         let c = self.c;
         let (oh, pad_top) = output_and_pad(x.h, self.k, self.stride, self.padding);
         let (ow, pad_left) = output_and_pad(x.w, self.k, self.stride, self.padding);
         let mut out = vec![0.0; oh * ow * c];
-        for oy in 0..oh {
+        let row = |oy: usize, out_row: &mut [f32]| {
             for ox in 0..ow {
-                let acc = &mut out[(oy * ow + ox) * c..][..c];
+                let acc = &mut out_row[ox * c..][..c];
                 acc.copy_from_slice(&self.bias);
                 for ky in 0..self.k {
                     let iy = (oy * self.stride + ky) as isize - pad_top as isize;
@@ -262,6 +265,15 @@ impl DepthwiseConv2d {
                 }
                 activation.apply(acc);
             }
+        };
+        if threads > 1 {
+            out.par_chunks_mut(ow * c)
+                .enumerate()
+                .for_each(|(oy, out_row)| row(oy, out_row));
+        } else {
+            out.chunks_mut(ow * c)
+                .enumerate()
+                .for_each(|(oy, out_row)| row(oy, out_row));
         }
         FeatureMap {
             h: oh,
@@ -306,7 +318,13 @@ pub fn global_average(x: &FeatureMap) -> Vec<f32> {
 }
 
 /// y = act(W x + b) for a PyTorch Linear weight W [out, in].
-pub fn linear(x: &[f32], weight: &Tensor, bias: &[f32], activation: Activation) -> Vec<f32> {
+pub fn linear(
+    x: &[f32],
+    weight: &Tensor,
+    bias: &[f32],
+    activation: Activation,
+    threads: usize,
+) -> Vec<f32> {
     let [out_dim, in_dim] = weight.shape[..] else {
         panic!("linear weight must be 2-D")
     };
@@ -322,7 +340,7 @@ pub fn linear(x: &[f32], weight: &Tensor, bias: &[f32], activation: Activation) 
         Transpose::Yes,
         1.0,
         &mut y,
-        1,
+        threads,
     );
     activation.apply(&mut y);
     y
@@ -401,8 +419,11 @@ mod tests {
                 shape: vec![6, 4, k, k],
                 data: values(6 * 4 * k * k, 1.1),
             };
-            let got = Conv2d::from_torch(&w, None, &[0.0; 6], stride, padding)
-                .forward(&x, Activation::Linear);
+            let got = Conv2d::from_torch(&w, None, &[0.0; 6], stride, padding).forward(
+                &x,
+                Activation::Linear,
+                1,
+            );
             let want = direct(&x, &w, stride, padding, false);
             assert!(
                 got.data
@@ -417,7 +438,7 @@ mod tests {
                 data: values(4 * k * k, 2.2),
             };
             let got = DepthwiseConv2d::from_torch(&dw, &[1.0; 4], &[0.0; 4], stride, padding)
-                .forward(&x, Activation::Linear);
+                .forward(&x, Activation::Linear, 1);
             let want = direct(&x, &dw, stride, padding, true);
             assert!(
                 got.data

@@ -160,27 +160,28 @@ impl EfficientNetLite {
         })
     }
 
-    /// The 1280-d feature of one normalised image (NHWC, `size x size x 3`).
-    pub fn features(&self, image: FeatureMap) -> Vec<f32> {
-        let mut x = self.stem.forward(&image, Activation::Relu6);
+    /// The 1280-d feature of one normalised image (NHWC, `size x size x 3`); `threads` > 1 splits
+    /// each layer over the rayon pool.
+    pub fn features(&self, image: FeatureMap, threads: usize) -> Vec<f32> {
+        let mut x = self.stem.forward(&image, Activation::Relu6, threads);
         for block in &self.blocks {
             let hidden = match &block.expand {
-                Some(expand) => expand.forward(&x, Activation::Relu6),
+                Some(expand) => expand.forward(&x, Activation::Relu6, threads),
                 None => x.clone(),
             };
-            let hidden = block.depthwise.forward(&hidden, Activation::Relu6);
-            let mut out = block.project.forward(&hidden, Activation::Linear);
+            let hidden = block.depthwise.forward(&hidden, Activation::Relu6, threads);
+            let mut out = block.project.forward(&hidden, Activation::Linear, threads);
             if block.residual {
                 out.data.iter_mut().zip(&x.data).for_each(|(o, i)| *o += i);
             }
             x = out;
         }
-        global_average(&self.head.forward(&x, Activation::Relu6))
+        global_average(&self.head.forward(&x, Activation::Relu6, threads))
     }
 
     /// ImageNet logits from a feature (None when the weights have no classifier).
     pub fn logits(&self, features: &[f32]) -> Option<Vec<f32>> {
         let (w, b) = self.classifier.as_ref()?;
-        Some(linear(features, w, b, Activation::Linear))
+        Some(linear(features, w, b, Activation::Linear, 1))
     }
 }

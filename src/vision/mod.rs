@@ -115,12 +115,13 @@ impl Encoder {
         }
     }
 
-    /// The feature vector of a network-size image.
-    pub fn features(&self, image: &RgbImage) -> Vec<f32> {
+    /// The feature vector of a network-size image. `threads` > 1 spreads each layer over the rayon
+    /// pool (one image at a time); 1 suits many images encoded in parallel.
+    pub fn features(&self, image: &RgbImage, threads: usize) -> Vec<f32> {
         let input = self.input(image);
         match self {
-            Encoder::EfficientNetLite0(model) => model.features(input),
-            Encoder::Vgg16(model) => model.forward(input).fc2,
+            Encoder::EfficientNetLite0(model) => model.features(input, threads),
+            Encoder::Vgg16(model) => model.forward(input, threads).fc2,
         }
     }
 }

@@ -108,17 +108,18 @@ impl Vgg16 {
         })
     }
 
-    pub fn forward(&self, image: FeatureMap) -> VggOutputs {
+    /// `threads` > 1 splits each layer over the rayon pool.
+    pub fn forward(&self, image: FeatureMap, threads: usize) -> VggOutputs {
         let mut x = image;
         for layer in &self.layers {
             x = match layer {
-                Layer::Conv(conv) => conv.forward(&x, Activation::Relu),
+                Layer::Conv(conv) => conv.forward(&x, Activation::Relu, threads),
                 Layer::Pool => max_pool_2x2(&x),
             };
         }
-        let fc1 = linear(&x.data, &self.fc1.0, &self.fc1.1, Activation::Relu);
-        let fc2 = linear(&fc1, &self.fc2.0, &self.fc2.1, Activation::Relu);
-        let logits = linear(&fc2, &self.fc3.0, &self.fc3.1, Activation::Linear);
+        let fc1 = linear(&x.data, &self.fc1.0, &self.fc1.1, Activation::Relu, threads);
+        let fc2 = linear(&fc1, &self.fc2.0, &self.fc2.1, Activation::Relu, threads);
+        let logits = linear(&fc2, &self.fc3.0, &self.fc3.1, Activation::Linear, threads);
         VggOutputs {
             pool5: x,
             fc1,
