@@ -6,6 +6,40 @@ use super::weights::Tensor;
 use crate::engine::{matmul, Transpose};
 use rayon::prelude::*;
 
+thread_local! {
+    /// Activation buffers returned by finished layers, reused by the next ones: a fresh zeroed
+    /// allocation per layer costs more than the small layers themselves.
+    static BUFFERS: std::cell::RefCell<Vec<Vec<f32>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// A buffer of `len` values whose contents are unspecified (old activations or zeros): every user
+/// writes all of it before reading.
+fn take_buffer(len: usize) -> Vec<f32> {
+    let mut buffer = BUFFERS.with(|pool| {
+        let mut pool = pool.borrow_mut();
+        match pool.iter().position(|b| b.capacity() >= len) {
+            Some(i) => pool.swap_remove(i),
+            None => pool.pop().unwrap_or_default(),
+        }
+    });
+    if buffer.len() >= len {
+        buffer.truncate(len);
+    } else {
+        buffer.resize(len, 0.0);
+    }
+    buffer
+}
+
+/// Hands a finished activation buffer back for reuse by later layers on this thread.
+pub fn recycle(buffer: Vec<f32>) {
+    BUFFERS.with(|pool| {
+        let mut pool = pool.borrow_mut();
+        if pool.len() < 8 {
+            pool.push(buffer);
+        }
+    });
+}
+
 /// A feature map of one image, `data[(y * w + x) * c + channel]`.
 #[derive(Clone, Debug)]
 pub struct FeatureMap {
@@ -136,7 +170,7 @@ impl Conv2d {
         debug_assert_eq!(x.c, self.cin);
         let (oh, pad_top) = output_and_pad(x.h, self.k, self.stride, self.padding);
         let (ow, pad_left) = output_and_pad(x.w, self.k, self.stride, self.padding);
-        let mut out = vec![0.0; oh * ow * self.cout];
+        let mut out = take_buffer(oh * ow * self.cout);
         let depth = self.k * self.k * self.cin;
         if self.k == 1 && self.stride == 1 {
             matmul(
@@ -153,22 +187,22 @@ impl Conv2d {
                 threads,
             );
         } else {
-            let mut cols = vec![0.0; oh * ow * depth];
+            let mut cols = take_buffer(oh * ow * depth);
             for oy in 0..oh {
                 for ox in 0..ow {
                     let row = &mut cols[(oy * ow + ox) * depth..][..depth];
                     for ky in 0..self.k {
                         let iy = (oy * self.stride + ky) as isize - pad_top as isize;
-                        if iy < 0 || iy >= x.h as isize {
-                            continue;
-                        }
                         for kx in 0..self.k {
                             let ix = (ox * self.stride + kx) as isize - pad_left as isize;
-                            if ix < 0 || ix >= x.w as isize {
-                                continue;
+                            let tap = &mut row[(ky * self.k + kx) * self.cin..][..self.cin];
+                            if iy < 0 || iy >= x.h as isize || ix < 0 || ix >= x.w as isize {
+                                tap.fill(0.0); // padding
+                            } else {
+                                tap.copy_from_slice(
+                                    &x.data[(iy as usize * x.w + ix as usize) * x.c..][..x.c],
+                                );
                             }
-                            let src = &x.data[(iy as usize * x.w + ix as usize) * x.c..][..x.c];
-                            row[(ky * self.k + kx) * self.cin..][..self.cin].copy_from_slice(src);
                         }
                     }
                 }
@@ -186,6 +220,7 @@ impl Conv2d {
                 &mut out,
                 threads,
             );
+            recycle(cols);
         }
         bias_activation(&mut out, &self.bias, activation);
         FeatureMap {
@@ -241,7 +276,7 @@ impl DepthwiseConv2d {
         let c = self.c;
         let (oh, pad_top) = output_and_pad(x.h, self.k, self.stride, self.padding);
         let (ow, pad_left) = output_and_pad(x.w, self.k, self.stride, self.padding);
-        let mut out = vec![0.0; oh * ow * c];
+        let mut out = take_buffer(oh * ow * c);
         let row = |oy: usize, out_row: &mut [f32]| {
             for ox in 0..ow {
                 let acc = &mut out_row[ox * c..][..c];

@@ -10,8 +10,8 @@
 //! `efficientnet-lite-pytorch` (`_conv_stem`, `_blocks.N._expand_conv`, `_bn0`..., `_fc`).
 
 use super::conv::{
-    batch_norm_affine, global_average, linear, Activation, Conv2d, DepthwiseConv2d, FeatureMap,
-    Padding,
+    batch_norm_affine, global_average, linear, recycle, Activation, Conv2d, DepthwiseConv2d,
+    FeatureMap, Padding,
 };
 use super::weights::{Tensor, Weights};
 use anyhow::Result;
@@ -164,19 +164,32 @@ impl EfficientNetLite {
     /// each layer over the rayon pool.
     pub fn features(&self, image: FeatureMap, threads: usize) -> Vec<f32> {
         let mut x = self.stem.forward(&image, Activation::Relu6, threads);
+        recycle(image.data);
         for block in &self.blocks {
-            let hidden = match &block.expand {
-                Some(expand) => expand.forward(&x, Activation::Relu6, threads),
-                None => x.clone(),
-            };
-            let hidden = block.depthwise.forward(&hidden, Activation::Relu6, threads);
+            let expanded = block
+                .expand
+                .as_ref()
+                .map(|e| e.forward(&x, Activation::Relu6, threads));
+            let hidden = block.depthwise.forward(
+                expanded.as_ref().unwrap_or(&x),
+                Activation::Relu6,
+                threads,
+            );
+            if let Some(expanded) = expanded {
+                recycle(expanded.data);
+            }
             let mut out = block.project.forward(&hidden, Activation::Linear, threads);
+            recycle(hidden.data);
             if block.residual {
                 out.data.iter_mut().zip(&x.data).for_each(|(o, i)| *o += i);
             }
-            x = out;
+            recycle(std::mem::replace(&mut x, out).data);
         }
-        global_average(&self.head.forward(&x, Activation::Relu6, threads))
+        let head = self.head.forward(&x, Activation::Relu6, threads);
+        recycle(x.data);
+        let features = global_average(&head);
+        recycle(head.data);
+        features
     }
 
     /// ImageNet logits from a feature (None when the weights have no classifier).
