@@ -17,9 +17,8 @@ pub struct EvaluateOptions {
     pub work: PathBuf,
     pub features: PathBuf,
     pub split: Split,
-    pub beam: usize,
-    pub length_penalty: f64,
-    pub block_repeats: bool,
+    /// The beam search of the second run (the first is greedy, with the same repeat rule).
+    pub search: SearchOptions,
     pub out: Option<PathBuf>,
     pub meteor_jar: Option<PathBuf>,
     pub progress: bool,
@@ -136,20 +135,16 @@ pub fn evaluate(model: &Model, options: &EvaluateOptions) -> Result<Evaluation> 
 
     let mut runs = Vec::new();
     let mut meteor_unavailable = None;
+    let greedy = SearchOptions {
+        beam: 1,
+        length_penalty: 0.0,
+        ..options.search
+    };
     let searches = [
-        ("greedy".to_owned(), 1),
-        (format!("beam{}", options.beam), options.beam),
+        ("greedy".to_owned(), greedy),
+        (format!("beam{}", options.search.beam), options.search),
     ];
-    for (name, beam) in searches {
-        let search = SearchOptions {
-            beam,
-            length_penalty: if beam > 1 {
-                options.length_penalty
-            } else {
-                0.0
-            },
-            block_repeats: options.block_repeats,
-        };
+    for (name, search) in searches {
         let bar = crate::progress::bar(ids.len() as u64, "images", options.progress);
         bar.set_prefix(name.clone());
         let captions = caption_all(model, &rows, &search, &bar);

@@ -13,7 +13,7 @@ use crate::nn::softmax_xent::log_softmax;
 use crate::text::{END_TOKEN, PAD_ID, START_TOKEN, UNK_ID};
 use rayon::prelude::*;
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct SearchOptions {
     /// Beam width; 1 is greedy decoding.
     pub beam: usize,

@@ -69,16 +69,9 @@ struct EvaluateArgs {
     features: PathBuf,
     #[arg(long, value_enum, default_value = "test")]
     split: SplitArg,
-    /// Beam width of the second run (the first is greedy).
-    #[arg(long, default_value_t = 3)]
-    beam: usize,
-    /// Rank finished beams by log p / length^alpha (0 = plain log-probability; 0.7 was best on
-    /// the Flickr8k dev split).
-    #[arg(long, default_value_t = 0.7)]
-    length_penalty: f64,
-    /// Allow a caption to repeat a word pair (blocked by default).
-    #[arg(long)]
-    allow_repeats: bool,
+    /// Beam search of the second run (the first is always greedy).
+    #[command(flatten)]
+    search: SearchArgs,
     /// Folder for results_*.json and scores.json.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -90,6 +83,31 @@ struct EvaluateArgs {
     /// No progress bars.
     #[arg(long)]
     quiet: bool,
+}
+
+/// How captions are searched for (shared by `evaluate` and `caption`).
+#[derive(clap::Args)]
+struct SearchArgs {
+    /// Beam width (1 = greedy).
+    #[arg(long, default_value_t = 3)]
+    beam: usize,
+    /// Rank finished beams by log p / length^alpha (0 = plain log-probability; 0.7 was best on
+    /// the Flickr8k dev split).
+    #[arg(long, default_value_t = 0.7)]
+    length_penalty: f64,
+    /// Allow a caption to repeat a word pair (blocked by default).
+    #[arg(long)]
+    allow_repeats: bool,
+}
+
+impl SearchArgs {
+    fn options(&self) -> captioner::generate::SearchOptions {
+        captioner::generate::SearchOptions {
+            beam: self.beam.max(1),
+            length_penalty: self.length_penalty,
+            block_repeats: !self.allow_repeats,
+        }
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -113,15 +131,8 @@ struct CaptionArgs {
     /// Model folder (default: the model shipped inside the binary).
     #[arg(long)]
     model: Option<PathBuf>,
-    /// Beam width (1 = greedy).
-    #[arg(long, default_value_t = 3)]
-    beam: usize,
-    /// Rank finished beams by log p / length^alpha.
-    #[arg(long, default_value_t = 0.7)]
-    length_penalty: f64,
-    /// Allow a caption to repeat a word pair (blocked by default).
-    #[arg(long)]
-    allow_repeats: bool,
+    #[command(flatten)]
+    search: SearchArgs,
     /// Encoder weights (default: fetched for EfficientNet-Lite0).
     #[arg(long)]
     weights: Option<PathBuf>,
@@ -425,9 +436,7 @@ fn run_evaluate(args: EvaluateArgs) -> anyhow::Result<()> {
             SplitArg::Dev => Split::Dev,
             SplitArg::Test => Split::Test,
         },
-        beam: args.beam.max(1),
-        length_penalty: args.length_penalty,
-        block_repeats: !args.allow_repeats,
+        search: args.search.options(),
         out: args.out,
         meteor_jar: args.meteor_jar,
         progress: !args.quiet,
@@ -445,11 +454,7 @@ fn run_caption(args: CaptionArgs) -> anyhow::Result<ExitCode> {
     captioner::engine::set_threads(args.threads);
     let model = load_model(args.model.as_deref())?;
     let captioner = Captioner::new(model, args.weights.as_deref())?;
-    let search = captioner::generate::SearchOptions {
-        beam: args.beam.max(1),
-        length_penalty: args.length_penalty,
-        block_repeats: !args.allow_repeats,
-    };
+    let search = args.search.options();
     let mut failed = 0;
     for (name, source) in expand(&args.images)? {
         match read_source(&source).and_then(|bytes| captioner.caption(&bytes, &search)) {
