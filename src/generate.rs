@@ -105,8 +105,7 @@ fn score(h: &Hypothesis, alpha: f64) -> f64 {
 /// The best caption for one image feature, as token ids without startseq/endseq.
 pub fn search(model: &Model, feature: &[f32], options: &SearchOptions) -> Vec<u32> {
     let config = &model.config.merge;
-    let layout = config.layout();
-    let w = parts(&model.params, &layout);
+    let w = parts(&model.params, config);
     let (hd, v) = (config.hidden, config.vocab);
     let mut fe = vec![0.0f32; hd];
     linear_forward(

@@ -177,14 +177,10 @@ pub fn fill_batch(
     indices: &[usize],
     features: &Features,
 ) {
-    let rows: Vec<(&[f32], &[u32])> = indices
-        .iter()
-        .map(|&i| {
-            let (row, tokens) = &set.items[i];
-            (features.row(*row), tokens.as_slice())
-        })
-        .collect();
-    batch.fill(&rows);
+    batch.fill(indices.len(), |k| {
+        let (row, tokens) = &set.items[indices[k]];
+        (features.row(*row), tokens.as_slice())
+    });
 }
 
 /// Mean loss over every next-word position of `set` (dropout off).

@@ -84,13 +84,10 @@ fn check<T: FastMath>(file: &str, tolerance: f64) {
         .collect();
     assert_eq!(params.len(), config.layout().total);
     let features = cast(tensor("features"));
-    let rows: Vec<(&[T], &[u32])> = captions
-        .iter()
-        .enumerate()
-        .map(|(b, c)| (&features[b * f..][..f], c.as_slice()))
-        .collect();
     let mut batch = Batch::default();
-    batch.fill(&rows);
+    batch.fill(captions.len(), |b| {
+        (&features[b * f..][..f], captions[b].as_slice())
+    });
     let mut ws = Workspace::default();
     let mut grads = vec![T::zero(); params.len()];
     let loss = forward_backward(&params, &mut grads, &config, &batch, &mut ws, None, 1);

@@ -46,6 +46,23 @@ pub const PARAMETERS: [&str; 10] = [
 ];
 
 impl MergeConfig {
+    /// Element counts of the parameters, in storage order (the layout without names or shapes).
+    pub fn sizes(&self) -> [usize; 10] {
+        let (v, f, e, h) = (self.vocab, self.feature_dim, self.embed_dim, self.hidden);
+        [
+            h * f,
+            h,
+            v * e,
+            4 * h * e,
+            4 * h * h,
+            4 * h,
+            h * h,
+            h,
+            v * h,
+            v,
+        ]
+    }
+
     pub fn layout(&self) -> Layout {
         let (v, f, e, h) = (self.vocab, self.feature_dim, self.embed_dim, self.hidden);
         let shapes: [Vec<usize>; 10] = [
@@ -154,19 +171,19 @@ impl<S> Parts<S> {
     }
 }
 
-pub fn parts<'a, T>(buffer: &'a [T], layout: &Layout) -> Parts<&'a [T]> {
+pub fn parts<'a, T>(buffer: &'a [T], config: &MergeConfig) -> Parts<&'a [T]> {
     let mut rest = buffer;
-    Parts::from_iter(layout.slots.iter().map(move |slot| {
-        let (head, tail) = rest.split_at(slot.len);
+    Parts::from_iter(config.sizes().into_iter().map(move |len| {
+        let (head, tail) = rest.split_at(len);
         rest = tail;
         head
     }))
 }
 
-pub fn parts_mut<'a, T>(buffer: &'a mut [T], layout: &Layout) -> Parts<&'a mut [T]> {
+pub fn parts_mut<'a, T>(buffer: &'a mut [T], config: &MergeConfig) -> Parts<&'a mut [T]> {
     let mut rest = buffer;
-    Parts::from_iter(layout.slots.iter().map(move |slot| {
-        let (head, tail) = std::mem::take(&mut rest).split_at_mut(slot.len);
+    Parts::from_iter(config.sizes().into_iter().map(move |len| {
+        let (head, tail) = std::mem::take(&mut rest).split_at_mut(len);
         rest = tail;
         head
     }))
@@ -184,31 +201,38 @@ pub struct Batch<T> {
     pub caption: Vec<usize>,
     /// `order[k]` is the caller's index of packed caption k.
     pub order: Vec<usize>,
+    /// Input positions of each packed caption (its token count - 1).
+    lengths: Vec<usize>,
 }
 
 impl<T: Real> Batch<T> {
-    /// `captions[k]` = (its image feature, its token ids with startseq/endseq). Reuses the buffers.
-    pub fn fill(&mut self, captions: &[(&[T], &[u32])]) {
+    /// Caption k of `count` is `caption(k)` = (its image feature, its token ids with startseq/endseq).
+    /// Reuses the batch's buffers, so refilling a batch of the same size allocates nothing.
+    pub fn fill<'a>(&mut self, count: usize, caption: impl Fn(usize) -> (&'a [T], &'a [u32]))
+    where
+        T: 'a,
+    {
         self.order.clear();
-        self.order.extend(0..captions.len());
+        self.order.extend(0..count);
         self.order
-            .sort_by_key(|&k| std::cmp::Reverse(captions[k].1.len()));
-        let lengths: Vec<usize> = self
-            .order
-            .iter()
-            .map(|&k| captions[k].1.len().saturating_sub(1))
-            .collect();
-        self.packing = Packing::from_sorted_lengths(&lengths);
+            .sort_by_key(|&k| std::cmp::Reverse(caption(k).1.len()));
+        self.lengths.clear();
+        self.lengths.extend(
+            self.order
+                .iter()
+                .map(|&k| caption(k).1.len().saturating_sub(1)),
+        );
+        self.packing.refill(&self.lengths);
         self.features.clear();
         for &k in &self.order {
-            self.features.extend_from_slice(captions[k].0);
+            self.features.extend_from_slice(caption(k).0);
         }
         self.inputs.clear();
         self.targets.clear();
         self.caption.clear();
         for t in 0..self.packing.offset.len() {
             for (row, &k) in self.order.iter().take(self.packing.active[t]).enumerate() {
-                let tokens = captions[k].1;
+                let tokens = caption(k).1;
                 self.inputs.push(tokens[t]);
                 self.targets.push(tokens[t + 1]);
                 self.caption.push(row);
@@ -306,8 +330,7 @@ pub fn forward<T: FastMath>(
     dropout: Option<&mut Rng>,
     threads: usize,
 ) {
-    let layout = config.layout();
-    let w = parts(params, &layout);
+    let w = parts(params, config);
     let (v, f, e, h) = (
         config.vocab,
         config.feature_dim,
@@ -387,9 +410,8 @@ pub fn forward_backward<T: FastMath>(
 ) -> f64 {
     let training = dropout.is_some();
     forward(params, config, batch, ws, dropout, threads);
-    let layout = config.layout();
-    let w = parts(params, &layout);
-    let g = parts_mut(grads, &layout);
+    let w = parts(params, config);
+    let g = parts_mut(grads, config);
     let (v, f, e, h) = (
         config.vocab,
         config.feature_dim,

@@ -26,16 +26,23 @@ pub struct Packing {
 impl Packing {
     /// From sequence lengths sorted longest first.
     pub fn from_sorted_lengths(lengths: &[usize]) -> Self {
-        let steps = lengths.first().copied().unwrap_or(0);
         let mut packing = Packing::default();
+        packing.refill(lengths);
+        packing
+    }
+
+    /// The same, reusing this packing's buffers.
+    pub fn refill(&mut self, lengths: &[usize]) {
+        self.offset.clear();
+        self.active.clear();
+        let steps = lengths.first().copied().unwrap_or(0);
         let mut offset = 0;
         for t in 0..steps {
             let active = lengths.iter().take_while(|&&l| l > t).count();
-            packing.offset.push(offset);
-            packing.active.push(active);
+            self.offset.push(offset);
+            self.active.push(active);
             offset += active;
         }
-        packing
     }
 
     pub fn positions(&self) -> usize {
