@@ -44,12 +44,27 @@ fn unreadable_images_are_reported_and_the_rest_are_written() {
     fs::write(images.join("2001_truncated.png"), &good[..good.len() / 3]).unwrap();
     fs::write(images.join("2002_empty.jpg"), b"").unwrap();
     fs::write(images.join("2003_text.jpg"), b"this is not a photo").unwrap();
+    let photo =
+        image::RgbImage::from_fn(64, 48, |x, y| image::Rgb([x as u8 * 4, y as u8 * 5, 120]));
+    let mut jpeg = Vec::new();
+    image::DynamicImage::ImageRgb8(photo)
+        .write_to(
+            &mut std::io::Cursor::new(&mut jpeg),
+            image::ImageFormat::Jpeg,
+        )
+        .unwrap();
+    fs::write(
+        images.join("2004_truncated.jpg"),
+        &jpeg[..jpeg.len() * 2 / 3],
+    )
+    .unwrap();
 
     let out = dir.join("features.safetensors");
     let run = features(&images, &out, &weights, &[]);
     assert_eq!(run.status.code(), Some(2), "{}", stderr(&run));
     let err = stderr(&run);
-    assert!(err.contains("3 images failed"), "{err}");
+    assert!(err.contains("4 images failed"), "{err}");
+    assert!(err.contains("2004_truncated.jpg: truncated JPEG"), "{err}");
     assert!(err.contains("2002_empty.jpg: empty file"), "{err}");
     assert!(err.contains("2003_text.jpg: not a JPEG or PNG"), "{err}");
     assert!(err.contains("2001_truncated.png: cannot decode"), "{err}");

@@ -47,8 +47,12 @@ pub fn decode(bytes: &[u8]) -> Result<RgbImage> {
     let mut reader = image::ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .context("cannot read the image header")?;
-    if reader.format().is_none() {
-        bail!("not a JPEG or PNG image");
+    match reader.format() {
+        None => bail!("not a JPEG or PNG image"),
+        Some(image::ImageFormat::Jpeg) if !jpeg_is_complete(bytes) => {
+            bail!("truncated JPEG: no end-of-image marker after its last scan")
+        }
+        Some(_) => {}
     }
     let mut limits = image::Limits::default();
     limits.max_image_width = Some(MAX_SIDE);
@@ -71,6 +75,15 @@ pub fn decode(bytes: &[u8]) -> Result<RgbImage> {
         height: rgb.height() as usize,
         pixels: rgb.into_raw(),
     })
+}
+
+/// A JPEG's last scan (FF DA) must be followed by the end-of-image marker (FF D9). The decoder
+/// accepts a truncated file and fills the missing rows with grey, so this is where truncation is
+/// caught. Scan data cannot contain either marker (0xFF is stuffed there), and an EXIF thumbnail's
+/// markers come before the main image's last scan.
+fn jpeg_is_complete(bytes: &[u8]) -> bool {
+    let last_scan = bytes.windows(2).rposition(|w| w == [0xFF, 0xDA]);
+    last_scan.is_some_and(|at| bytes[at..].windows(2).any(|w| w == [0xFF, 0xD9]))
 }
 
 fn describe(err: image::ImageError) -> anyhow::Error {
@@ -146,6 +159,19 @@ mod tests {
             .contains("not a JPEG or PNG"));
         let png = encode_png(image::DynamicImage::ImageRgb8(image::RgbImage::new(20, 20)));
         assert!(decode(&png[..png.len() / 2]).is_err());
+    }
+
+    #[test]
+    fn truncated_jpeg_is_refused() {
+        let img =
+            image::RgbImage::from_fn(32, 32, |x, y| image::Rgb([x as u8 * 8, y as u8 * 8, 90]));
+        let mut jpeg = Vec::new();
+        image::DynamicImage::ImageRgb8(img)
+            .write_to(&mut Cursor::new(&mut jpeg), image::ImageFormat::Jpeg)
+            .unwrap();
+        assert!(decode(&jpeg).is_ok());
+        let err = decode(&jpeg[..jpeg.len() - 200]).unwrap_err().to_string();
+        assert!(err.contains("truncated JPEG"), "{err}");
     }
 
     #[test]
