@@ -145,7 +145,7 @@ fn fixture_pipeline_end_to_end() {
         lines[1]["error"]
             .as_str()
             .unwrap()
-            .contains("cannot decode"),
+            .contains("truncated JPEG"),
         "{}",
         lines[1]
     );
