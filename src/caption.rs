@@ -54,18 +54,7 @@ pub fn expand(args: &[PathBuf]) -> Result<Vec<(String, Source)>> {
         if arg.as_os_str() == "-" {
             out.push(("-".to_owned(), Source::Stdin));
         } else if arg.is_dir() {
-            let mut files: Vec<PathBuf> = std::fs::read_dir(arg)
-                .with_context(|| format!("cannot list {}", arg.display()))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| {
-                    let ext = p
-                        .extension()
-                        .map(|e| e.to_string_lossy().to_lowercase())
-                        .unwrap_or_default();
-                    ["jpg", "jpeg", "png"].contains(&ext.as_str())
-                })
-                .collect();
-            files.sort();
+            let files = crate::image::image_files(arg)?;
             if files.is_empty() {
                 bail!("{} holds no JPEG or PNG files", arg.display());
             }

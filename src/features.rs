@@ -18,7 +18,6 @@ use std::time::{Duration, Instant};
 
 const FORMAT: &str = "captioner-features/1";
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(30);
-const IMAGE_EXTENSIONS: [&str; 3] = ["jpg", "jpeg", "png"];
 
 /// A features file in memory: row i of `data` is the feature of `ids[i]`.
 #[derive(Clone, Debug, PartialEq)]
@@ -157,7 +156,7 @@ fn select(options: &FeaturesOptions) -> Result<Vec<(String, Option<PathBuf>)>> {
         if direct.is_file() {
             return (id, Some(direct));
         }
-        let found = IMAGE_EXTENSIONS
+        let found = crate::image::EXTENSIONS
             .iter()
             .map(|ext| dir.join(format!("{id}.{ext}")))
             .find(|p| p.is_file());
@@ -165,16 +164,7 @@ fn select(options: &FeaturesOptions) -> Result<Vec<(String, Option<PathBuf>)>> {
     };
     Ok(match &options.selection {
         Selection::All => {
-            let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-                .with_context(|| format!("cannot list {}", dir.display()))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| {
-                    p.extension().is_some_and(|e| {
-                        IMAGE_EXTENSIONS.contains(&e.to_string_lossy().to_lowercase().as_str())
-                    })
-                })
-                .collect();
-            files.sort();
+            let files = crate::image::image_files(dir)?;
             files
                 .into_iter()
                 .map(|p| {

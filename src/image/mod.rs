@@ -10,6 +10,23 @@ use anyhow::{bail, Context, Result};
 use image::ImageDecoder;
 use std::io::Cursor;
 
+/// File extensions (any case) read as photos when a folder is given.
+pub const EXTENSIONS: [&str; 3] = ["jpg", "jpeg", "png"];
+
+/// The JPEG and PNG files of a folder, sorted by name.
+pub fn image_files(dir: &std::path::Path) -> Result<Vec<std::path::PathBuf>> {
+    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot list {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.extension()
+                .is_some_and(|e| EXTENSIONS.contains(&e.to_string_lossy().to_lowercase().as_str()))
+        })
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
 /// Largest accepted side in pixels; beyond it an image is treated as a decompression bomb.
 pub const MAX_SIDE: u32 = 16_384;
 const MAX_DECODE_BYTES: u64 = 1 << 30;
