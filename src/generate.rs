@@ -7,7 +7,7 @@ use crate::decoder::merge::{parts, MergeConfig, Parts};
 use crate::engine::{matmul, Transpose};
 use crate::model::Model;
 use crate::nn::activation::relu_forward;
-use crate::nn::linear::linear_forward;
+use crate::nn::linear::{linear_forward, linear_forward_few_rows};
 use crate::nn::lstm::lstm_cell;
 use crate::nn::softmax_xent::log_softmax;
 use crate::text::{END_TOKEN, PAD_ID, START_TOKEN, UNK_ID};
@@ -36,36 +36,103 @@ fn banned(model: &Model) -> [u32; 3] {
     [PAD_ID, UNK_ID, model.vocab.id(START_TOKEN)]
 }
 
+/// The decoder's weights as a generation step reads them: transposed to [in, out] for
+/// `linear_forward_few_rows`, with the LSTM's input and recurrent matrices stacked so that [x, h]
+/// enters in one product.
+pub struct GenerationWeights {
+    /// [E + H, 4H]
+    gates: Vec<f32>,
+    /// [H, H]
+    dec: Vec<f32>,
+    /// [H, V]
+    out: Vec<f32>,
+}
+
+impl GenerationWeights {
+    fn new(w: &Parts<&[f32]>, config: &MergeConfig) -> Self {
+        let (e, h, v) = (config.embed_dim, config.hidden, config.vocab);
+        let mut gates = transpose(w.w_ih, 4 * h, e);
+        gates.extend(transpose(w.w_hh, 4 * h, h));
+        GenerationWeights {
+            gates,
+            dec: transpose(w.dec_w, h, h),
+            out: transpose(w.out_w, v, h),
+        }
+    }
+}
+
+/// A row-major [rows, cols] matrix as [cols, rows].
+fn transpose(w: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut t = vec![0.0; rows * cols];
+    for (r, row) in w.chunks_exact(cols).take(rows).enumerate() {
+        for (c, &value) in row.iter().enumerate() {
+            t[c * rows + r] = value;
+        }
+    }
+    t
+}
+
 /// One decoder step for `rows` states: last tokens in, log-probabilities [rows, V] out; h and c updated.
+#[allow(clippy::too_many_arguments)]
 fn step(
     w: &Parts<&[f32]>,
+    g: &GenerationWeights,
     config: &MergeConfig,
     fe: &[f32],
     tokens: &[u32],
     h: &mut [f32],
     c: &mut [f32],
     log_probs: &mut Vec<f32>,
+    threads: usize,
 ) {
     let (rows, e, hd, v) = (tokens.len(), config.embed_dim, config.hidden, config.vocab);
-    let mut x = vec![0.0f32; rows * e];
-    for (row, &t) in x.chunks_exact_mut(e).zip(tokens) {
-        row.copy_from_slice(&w.emb[t as usize * e..][..e]);
+    let mut xh = vec![0.0f32; rows * (e + hd)];
+    for ((row, &t), h) in xh
+        .chunks_exact_mut(e + hd)
+        .zip(tokens)
+        .zip(h.chunks_exact(hd))
+    {
+        row[..e].copy_from_slice(&w.emb[t as usize * e..][..e]);
+        row[e..].copy_from_slice(h);
     }
+    // One row (greedy) goes through gemm's matrix-vector product on the weights as stored, which
+    // streams them fastest; a few rows (beams) through `linear_forward_few_rows`, which reads the
+    // transposed weights once for all rows.
+    let project = |y: &mut [f32], x: &[f32], w: &[f32], w_t: &[f32], b: &[f32], din, dout| {
+        if rows == 1 {
+            linear_forward(y, x, w, b, 1, din, dout, 1);
+        } else {
+            linear_forward_few_rows(y, x, w_t, b, rows, din, dout, threads);
+        }
+    };
     let mut gates = vec![0.0f32; rows * 4 * hd];
-    linear_forward(&mut gates, &x, w.w_ih, w.lstm_b, rows, e, 4 * hd, 1);
-    matmul(
-        rows,
-        4 * hd,
-        hd,
-        1.0,
-        h,
-        Transpose::No,
-        w.w_hh,
-        Transpose::Yes,
-        1.0,
-        &mut gates,
-        1,
-    );
+    if rows == 1 {
+        linear_forward(&mut gates, &xh[..e], w.w_ih, w.lstm_b, 1, e, 4 * hd, 1);
+        matmul(
+            1,
+            4 * hd,
+            hd,
+            1.0,
+            h,
+            Transpose::No,
+            w.w_hh,
+            Transpose::Yes,
+            1.0,
+            &mut gates,
+            1,
+        );
+    } else {
+        linear_forward_few_rows(
+            &mut gates,
+            &xh,
+            &g.gates,
+            w.lstm_b,
+            rows,
+            e + hd,
+            4 * hd,
+            threads,
+        );
+    }
     let c_prev = c.to_vec();
     lstm_cell(&mut gates, Some(&c_prev), c, h, rows, hd);
     let mut m = h.to_vec();
@@ -73,10 +140,10 @@ fn step(
         row.iter_mut().zip(fe).for_each(|(a, b)| *a += b);
     }
     let mut d = vec![0.0f32; rows * hd];
-    linear_forward(&mut d, &m, w.dec_w, w.dec_b, rows, hd, hd, 1);
+    project(&mut d, &m, w.dec_w, &g.dec, w.dec_b, hd, hd);
     relu_forward(&mut d);
     log_probs.resize(rows * v, 0.0);
-    linear_forward(log_probs, &d, w.out_w, w.out_b, rows, hd, v, 1);
+    project(log_probs, &d, w.out_w, &g.out, w.out_b, hd, v);
     for row in log_probs.chunks_exact_mut(v) {
         log_softmax(row);
     }
@@ -102,10 +169,14 @@ fn score(h: &Hypothesis, alpha: f64) -> f64 {
     }
 }
 
-/// The best caption for one image feature, as token ids without startseq/endseq.
-pub fn search(model: &Model, feature: &[f32], options: &SearchOptions) -> Vec<u32> {
+/// The best caption for one image feature, as token ids without startseq/endseq. `threads` > 1
+/// spreads each step's products over the rayon pool (for one image at a time).
+pub fn search(model: &Model, feature: &[f32], options: &SearchOptions, threads: usize) -> Vec<u32> {
     let config = &model.config.merge;
     let w = parts(&model.params, config);
+    let g = model
+        .generation
+        .get_or_init(|| GenerationWeights::new(&w, config));
     let (hd, v) = (config.hidden, config.vocab);
     let mut fe = vec![0.0f32; hd];
     linear_forward(
@@ -139,7 +210,17 @@ pub fn search(model: &Model, feature: &[f32], options: &SearchOptions) -> Vec<u3
             .collect();
         let mut h: Vec<f32> = live.iter().flat_map(|b| b.h.iter().copied()).collect();
         let mut c: Vec<f32> = live.iter().flat_map(|b| b.c.iter().copied()).collect();
-        step(&w, config, &fe, &tokens, &mut h, &mut c, &mut log_probs);
+        step(
+            &w,
+            g,
+            config,
+            &fe,
+            &tokens,
+            &mut h,
+            &mut c,
+            &mut log_probs,
+            threads,
+        );
         // The best `width` continuations of each live hypothesis, then the best `width` overall.
         let mut candidates: Vec<(f64, usize, u32)> = Vec::new();
         for (b, row) in log_probs.chunks_exact(v).enumerate() {
@@ -204,8 +285,13 @@ pub fn search(model: &Model, feature: &[f32], options: &SearchOptions) -> Vec<u3
 }
 
 /// The words of a generated caption, joined by spaces.
-pub fn caption_text(model: &Model, feature: &[f32], options: &SearchOptions) -> String {
-    let tokens = search(model, feature, options);
+pub fn caption_text(
+    model: &Model,
+    feature: &[f32],
+    options: &SearchOptions,
+    threads: usize,
+) -> String {
+    let tokens = search(model, feature, options, threads);
     tokens
         .iter()
         .filter_map(|&t| model.vocab.token(t))
@@ -223,7 +309,7 @@ pub fn caption_all(
     features
         .par_iter()
         .map(|feature| {
-            let text = caption_text(model, feature, options);
+            let text = caption_text(model, feature, options, 1);
             progress.inc(1);
             text
         })
@@ -257,6 +343,7 @@ mod tests {
             config: ModelConfig::new(merge, "test", "test", max_length, 1),
             params,
             vocab,
+            generation: std::sync::OnceLock::new(),
         }
     }
 
@@ -286,7 +373,7 @@ mod tests {
             };
             // The best allowed word is always "dog", and endseq never wins: max_length - 1 tokens.
             assert_eq!(
-                caption_text(&model, &feature, &options),
+                caption_text(&model, &feature, &options, 1),
                 "dog dog dog dog dog",
                 "beam {beam}"
             );
@@ -294,7 +381,7 @@ mod tests {
                 block_repeats: true,
                 ..options
             };
-            let text = caption_text(&model, &feature, &options);
+            let text = caption_text(&model, &feature, &options, 1);
             assert!(!text.contains("dog dog dog"), "no word pair twice: {text}");
         }
     }
@@ -309,7 +396,7 @@ mod tests {
                 length_penalty: 0.7,
                 block_repeats: true,
             };
-            assert_eq!(caption_text(&model, &[0.0; 4], &options), "");
+            assert_eq!(caption_text(&model, &[0.0; 4], &options, 2), "");
         }
     }
 }

@@ -4,12 +4,14 @@
 
 use crate::decoder::merge::MergeConfig;
 use crate::fsio::{read_text, write_atomic};
+use crate::generate::GenerationWeights;
 use crate::text::Vocabulary;
 use anyhow::{bail, Context, Result};
 use safetensors::tensor::TensorView;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::OnceLock;
 
 const FORMAT: &str = "captioner-model/1";
 
@@ -54,6 +56,8 @@ pub struct Model {
     pub config: ModelConfig,
     pub params: Vec<f32>,
     pub vocab: Vocabulary,
+    /// The decoder weights in the layout generation reads, made from `params` on first use.
+    pub generation: OnceLock<GenerationWeights>,
 }
 
 /// Named f32 tensors of a flat parameter buffer, as safetensors bytes (f16 when asked, for shipping).
@@ -181,6 +185,7 @@ impl Model {
             config,
             params,
             vocab,
+            generation: OnceLock::new(),
         })
     }
 }

@@ -5,6 +5,7 @@ pub mod math;
 mod matmul;
 pub mod params;
 pub mod rng;
+pub mod simd;
 
 pub use matmul::{matmul, Transpose};
 

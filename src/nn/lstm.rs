@@ -15,6 +15,7 @@
 use crate::engine::math::FastMath;
 use crate::engine::{matmul, Transpose};
 use crate::nn::linear::column_sums;
+use rayon::prelude::*;
 
 /// Where each time step lives in the packed layout.
 #[derive(Clone, Debug, Default)]
@@ -124,37 +125,43 @@ pub fn lstm_forward<T: FastMath>(
     );
     for t in 0..packing.offset.len() {
         let (off, n) = (packing.offset[t], packing.active[t]);
-        let (before, rest) = state.h.split_at_mut(off * hidden);
+        let (h_before, h_rest) = state.h.split_at_mut(off * hidden);
         let (c_before, c_rest) = state.c.split_at_mut(off * hidden);
-        let gates = &mut state.gates[off * g4..(off + n) * g4];
-        let c_prev = if t > 0 {
-            let prev = packing.offset[t - 1];
-            matmul(
-                n,
-                g4,
-                hidden,
-                T::one(),
-                &before[prev * hidden..],
-                Transpose::No,
-                p.w_hh,
-                Transpose::Yes,
-                T::one(),
-                gates,
-                threads,
-            );
-            Some(&c_before[prev * hidden..])
-        } else {
-            None
-        };
-        lstm_cell(
-            gates,
-            c_prev,
-            &mut c_rest[..n * hidden],
-            &mut rest[..n * hidden],
-            n,
-            hidden,
-        );
+        let prev = t.checked_sub(1).map(|p| packing.offset[p]);
+        let rows = rows_per_task(n, threads);
+        state.gates[off * g4..(off + n) * g4]
+            .par_chunks_mut(rows * g4)
+            .zip(c_rest[..n * hidden].par_chunks_mut(rows * hidden))
+            .zip(h_rest[..n * hidden].par_chunks_mut(rows * hidden))
+            .enumerate()
+            .for_each(|(task, ((gates, c), h))| {
+                let (first, count) = (task * rows, gates.len() / g4);
+                let c_prev = prev.map(|prev| {
+                    matmul(
+                        count,
+                        g4,
+                        hidden,
+                        T::one(),
+                        &h_before[(prev + first) * hidden..],
+                        Transpose::No,
+                        p.w_hh,
+                        Transpose::Yes,
+                        T::one(),
+                        gates,
+                        1,
+                    );
+                    &c_before[(prev + first) * hidden..]
+                });
+                lstm_cell(gates, c_prev, c, h, count, hidden);
+            });
     }
+}
+
+/// Rows of one time step per parallel task: the step's small products run single-threaded side by
+/// side, with their cell updates, since the recurrence keeps each sequence's rows independent.
+fn rows_per_task(rows: usize, threads: usize) -> usize {
+    const MIN_ROWS: usize = 8;
+    rows.div_ceil(threads.max(1)).max(MIN_ROWS)
 }
 
 pub struct LstmGrads<'a, T> {
@@ -212,46 +219,53 @@ pub fn lstm_backward<T: FastMath>(
         // Sequences that end at t get no gradient from a later step.
         dh_rec[next_active * hidden..n * hidden].fill(T::zero());
         dc_rec[next_active * hidden..n * hidden].fill(T::zero());
-        for r in 0..n {
-            let pos = off + r;
-            let a = &gates[pos * g4..][..g4];
-            let da = &mut dgates[pos * g4..][..g4];
-            for j in 0..hidden {
-                let (i, f, g, o) = (a[j], a[hidden + j], a[2 * hidden + j], a[3 * hidden + j]);
-                let tc = c[pos * hidden + j].fast_tanh();
-                let dh = dh_out[pos * hidden + j] + dh_rec[r * hidden + j];
-                let dc = dh * o * (T::one() - tc * tc) + dc_rec[r * hidden + j];
-                let c_prev = if t > 0 {
-                    c[(packing.offset[t - 1] + r) * hidden + j]
-                } else {
-                    T::zero()
-                };
-                da[j] = dc * g * i * (T::one() - i);
-                da[hidden + j] = dc * c_prev * f * (T::one() - f);
-                da[2 * hidden + j] = dc * i * (T::one() - g * g);
-                da[3 * hidden + j] = dh * tc * o * (T::one() - o);
-                dc_rec[r * hidden + j] = dc * f;
-            }
-        }
-        if t > 0 {
-            matmul(
-                n,
-                hidden,
-                g4,
-                T::one(),
-                &dgates[off * g4..],
-                Transpose::No,
-                p.w_hh,
-                Transpose::No,
-                T::zero(),
-                dh_rec,
-                threads,
-            );
-            // h_{t-1} of the sequences active at t, in the same rows as their gate gradients.
-            let prev = packing.offset[t - 1];
-            h_prev[off * hidden..(off + n) * hidden]
-                .copy_from_slice(&state.h[prev * hidden..(prev + n) * hidden]);
-        }
+        let prev = t.checked_sub(1).map(|p| packing.offset[p]);
+        let rows = rows_per_task(n, threads);
+        dgates[off * g4..(off + n) * g4]
+            .par_chunks_mut(rows * g4)
+            .zip(dh_rec[..n * hidden].par_chunks_mut(rows * hidden))
+            .zip(dc_rec[..n * hidden].par_chunks_mut(rows * hidden))
+            .zip(h_prev[off * hidden..(off + n) * hidden].par_chunks_mut(rows * hidden))
+            .enumerate()
+            .for_each(|(task, (((dgates, dh_rec), dc_rec), h_prev))| {
+                let (first, count) = (task * rows, dgates.len() / g4);
+                for r in 0..count {
+                    let pos = off + first + r;
+                    let a = &gates[pos * g4..][..g4];
+                    let da = &mut dgates[r * g4..][..g4];
+                    let c_prev = prev.map(|prev| &c[(prev + first + r) * hidden..][..hidden]);
+                    for j in 0..hidden {
+                        let (i, f, g, o) =
+                            (a[j], a[hidden + j], a[2 * hidden + j], a[3 * hidden + j]);
+                        let tc = c[pos * hidden + j].fast_tanh();
+                        let dh = dh_out[pos * hidden + j] + dh_rec[r * hidden + j];
+                        let dc = dh * o * (T::one() - tc * tc) + dc_rec[r * hidden + j];
+                        let c_prev = c_prev.map_or(T::zero(), |c_prev| c_prev[j]);
+                        da[j] = dc * g * i * (T::one() - i);
+                        da[hidden + j] = dc * c_prev * f * (T::one() - f);
+                        da[2 * hidden + j] = dc * i * (T::one() - g * g);
+                        da[3 * hidden + j] = dh * tc * o * (T::one() - o);
+                        dc_rec[r * hidden + j] = dc * f;
+                    }
+                }
+                if let Some(prev) = prev {
+                    matmul(
+                        count,
+                        hidden,
+                        g4,
+                        T::one(),
+                        dgates,
+                        Transpose::No,
+                        p.w_hh,
+                        Transpose::No,
+                        T::zero(),
+                        dh_rec,
+                        1,
+                    );
+                    // h_{t-1} of the sequences active at t, in the same rows as their gate gradients.
+                    h_prev.copy_from_slice(&state.h[(prev + first) * hidden..][..count * hidden]);
+                }
+            });
     }
     let rest = positions - first;
     matmul(
@@ -309,17 +323,42 @@ mod tests {
         assert_eq!(p.positions(), 9);
     }
 
-    #[test]
-    fn gradients_match_finite_differences() {
-        let (din, hidden) = (3, 2);
-        let packing = Packing::from_sorted_lengths(&[4, 3, 1]);
-        let positions = packing.positions();
-        let x = random(positions * din, 21);
-        let w_ih = random(4 * hidden * din, 22);
-        let w_hh = random(4 * hidden * hidden, 23);
-        let bias = random(4 * hidden, 24);
-        let r = random(positions * hidden, 25);
-        let run = |x: &[f64], w_ih: &[f64], w_hh: &[f64], bias: &[f64]| {
+    struct Case {
+        packing: Packing,
+        din: usize,
+        hidden: usize,
+        x: Vec<f64>,
+        w_ih: Vec<f64>,
+        w_hh: Vec<f64>,
+        bias: Vec<f64>,
+        /// The loss is sum(h * dh_out), so dh_out is its gradient w.r.t. h.
+        dh_out: Vec<f64>,
+    }
+
+    impl Case {
+        fn new(lengths: &[usize], din: usize, hidden: usize, seed: u64) -> Self {
+            let packing = Packing::from_sorted_lengths(lengths);
+            let positions = packing.positions();
+            Case {
+                x: random(positions * din, seed),
+                w_ih: random(4 * hidden * din, seed + 1),
+                w_hh: random(4 * hidden * hidden, seed + 2),
+                bias: random(4 * hidden, seed + 3),
+                dh_out: random(positions * hidden, seed + 4),
+                packing,
+                din,
+                hidden,
+            }
+        }
+
+        /// (gates, c, h) of a forward pass with the given inputs.
+        fn forward(
+            &self,
+            x: &[f64],
+            p: &LstmParams<f64>,
+            threads: usize,
+        ) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+            let (positions, hidden) = (self.packing.positions(), self.hidden);
             let (mut gates, mut c, mut h) = (
                 vec![0.0; positions * 4 * hidden],
                 vec![0.0; positions * hidden],
@@ -330,72 +369,86 @@ mod tests {
                 c: &mut c,
                 h: &mut h,
             };
-            lstm_forward(
-                state,
-                x,
-                &LstmParams { w_ih, w_hh, bias },
-                &packing,
-                din,
-                hidden,
-                1,
-            );
+            lstm_forward(state, x, p, &self.packing, self.din, hidden, threads);
             (gates, c, h)
-        };
-        let loss = |x: &[f64], w_ih: &[f64], w_hh: &[f64], bias: &[f64]| {
-            run(x, w_ih, w_hh, bias)
-                .2
-                .iter()
-                .zip(&r)
-                .map(|(a, b)| a * b)
-                .sum::<f64>()
-        };
-        let (mut gates, mut c, mut h) = run(&x, &w_ih, &w_hh, &bias);
-        let state = LstmState {
-            gates: &mut gates,
-            c: &mut c,
-            h: &mut h,
-        };
-        let (mut dw_ih, mut dw_hh, mut db, mut dx) = (
-            vec![0.0; w_ih.len()],
-            vec![0.0; w_hh.len()],
-            vec![0.0; bias.len()],
-            vec![0.0; x.len()],
-        );
-        let (mut dgates, mut h_prev, mut dh_rec, mut dc_rec) = (
-            vec![0.0; positions * 4 * hidden],
-            vec![0.0; positions * hidden],
-            vec![0.0; 3 * hidden],
-            vec![0.0; 3 * hidden],
-        );
-        lstm_backward(
-            &mut dx,
-            LstmGrads {
-                w_ih: &mut dw_ih,
-                w_hh: &mut dw_hh,
-                bias: &mut db,
-            },
-            LstmScratch {
-                dgates: &mut dgates,
-                h_prev: &mut h_prev,
-                dh_rec: &mut dh_rec,
-                dc_rec: &mut dc_rec,
-            },
-            &r,
-            &x,
-            &state,
-            &LstmParams {
-                w_ih: &w_ih,
-                w_hh: &w_hh,
-                bias: &bias,
-            },
-            &packing,
-            din,
-            hidden,
-            1,
-        );
-        check("dx", &dx, &x, |v| loss(v, &w_ih, &w_hh, &bias));
-        check("dw_ih", &dw_ih, &w_ih, |v| loss(&x, v, &w_hh, &bias));
-        check("dw_hh", &dw_hh, &w_hh, |v| loss(&x, &w_ih, v, &bias));
-        check("dbias", &db, &bias, |v| loss(&x, &w_ih, &w_hh, v));
+        }
+
+        fn loss(&self, x: &[f64], w_ih: &[f64], w_hh: &[f64], bias: &[f64]) -> f64 {
+            let (_, _, h) = self.forward(x, &LstmParams { w_ih, w_hh, bias }, 1);
+            h.iter().zip(&self.dh_out).map(|(a, b)| a * b).sum()
+        }
+
+        /// [h, dx, dw_ih, dw_hh, dbias] of a forward and backward pass.
+        fn run(&self, threads: usize) -> [Vec<f64>; 5] {
+            let p = LstmParams {
+                w_ih: &self.w_ih,
+                w_hh: &self.w_hh,
+                bias: &self.bias,
+            };
+            let (mut gates, mut c, mut h) = self.forward(&self.x, &p, threads);
+            let (positions, hidden) = (self.packing.positions(), self.hidden);
+            let sequences = self.packing.active.first().copied().unwrap_or(0);
+            let (mut dw_ih, mut dw_hh, mut db, mut dx) = (
+                vec![0.0; self.w_ih.len()],
+                vec![0.0; self.w_hh.len()],
+                vec![0.0; self.bias.len()],
+                vec![0.0; self.x.len()],
+            );
+            let (mut dgates, mut h_prev, mut dh_rec, mut dc_rec) = (
+                vec![0.0; positions * 4 * hidden],
+                vec![0.0; positions * hidden],
+                vec![0.0; sequences * hidden],
+                vec![0.0; sequences * hidden],
+            );
+            lstm_backward(
+                &mut dx,
+                LstmGrads {
+                    w_ih: &mut dw_ih,
+                    w_hh: &mut dw_hh,
+                    bias: &mut db,
+                },
+                LstmScratch {
+                    dgates: &mut dgates,
+                    h_prev: &mut h_prev,
+                    dh_rec: &mut dh_rec,
+                    dc_rec: &mut dc_rec,
+                },
+                &self.dh_out,
+                &self.x,
+                &LstmState {
+                    gates: &mut gates,
+                    c: &mut c,
+                    h: &mut h,
+                },
+                &p,
+                &self.packing,
+                self.din,
+                hidden,
+                threads,
+            );
+            [h, dx, dw_ih, dw_hh, db]
+        }
+    }
+
+    #[test]
+    fn gradients_match_finite_differences() {
+        let case = Case::new(&[4, 3, 1], 3, 2, 21);
+        let [_, dx, dw_ih, dw_hh, db] = case.run(1);
+        let (x, w_ih, w_hh, bias) = (&case.x, &case.w_ih, &case.w_hh, &case.bias);
+        check("dx", &dx, x, |v| case.loss(v, w_ih, w_hh, bias));
+        check("dw_ih", &dw_ih, w_ih, |v| case.loss(x, v, w_hh, bias));
+        check("dw_hh", &dw_hh, w_hh, |v| case.loss(x, w_ih, v, bias));
+        check("dbias", &db, bias, |v| case.loss(x, w_ih, w_hh, v));
+    }
+
+    #[test]
+    fn steps_split_over_threads_give_the_same_result() {
+        // 40 sequences: steps with 40 down to 5 active rows, split into tasks of at least 8 rows.
+        let lengths: Vec<usize> = (0..40).map(|i| 9 - i / 5).collect();
+        let case = Case::new(&lengths, 5, 4, 31);
+        let (one, three) = (case.run(1), case.run(3));
+        for (a, b) in one.iter().flatten().zip(three.iter().flatten()) {
+            assert!((a - b).abs() < 1e-12, "{a} vs {b}");
+        }
     }
 }

@@ -6,11 +6,13 @@
 
 use crate::engine::math::FastMath;
 use crate::engine::Real;
+use crate::with_avx2;
 use rayon::prelude::*;
 
 const LANES: usize = 8;
 
 /// Max of a row, eight lanes at a time so it vectorises.
+#[inline(always)]
 fn row_max<T: Real>(row: &[T]) -> T {
     let mut lanes = [T::neg_infinity(); LANES];
     let mut chunks = row.chunks_exact(LANES);
@@ -68,11 +70,24 @@ pub fn softmax_xent_forward_backward<T: FastMath>(
     total / targets.len() as f64
 }
 
-/// Log-probabilities of each row, in place (for evaluation and generation).
-pub fn log_softmax<T: Real>(row: &mut [T]) {
-    let max = row.iter().fold(T::neg_infinity(), |m, &v| m.max(v));
-    let log_sum = row.iter().map(|&v| (v - max).exp()).sum::<T>().ln() + max;
-    row.iter_mut().for_each(|v| *v = *v - log_sum);
+/// Log-probabilities of a row, in place (for evaluation and generation).
+pub fn log_softmax<T: FastMath>(row: &mut [T]) {
+    with_avx2!({
+        let max = row_max(row);
+        let mut lanes = [T::zero(); LANES];
+        let mut chunks = row.chunks_exact(LANES);
+        for chunk in &mut chunks {
+            for (s, &v) in lanes.iter_mut().zip(chunk) {
+                *s += (v - max).fast_exp();
+            }
+        }
+        let tail = chunks
+            .remainder()
+            .iter()
+            .fold(T::zero(), |s, &v| s + (v - max).fast_exp());
+        let log_sum = (lanes.iter().fold(tail, |a, &b| a + b)).ln() + max;
+        row.iter_mut().for_each(|v| *v = *v - log_sum);
+    })
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 
 use super::weights::Tensor;
 use crate::engine::{matmul, Transpose};
+use crate::with_avx2;
 use rayon::prelude::*;
 
 thread_local! {
@@ -65,6 +66,7 @@ pub enum Activation {
 }
 
 impl Activation {
+    #[inline(always)]
     fn apply(self, values: &mut [f32]) {
         match self {
             Activation::Linear => {}
@@ -86,11 +88,21 @@ fn output_and_pad(input: usize, kernel: usize, stride: usize, padding: Padding) 
     }
 }
 
-/// Adds the bias to every pixel's channels and applies the activation.
-fn bias_activation(data: &mut [f32], bias: &[f32], activation: Activation) {
-    for pixel in data.chunks_exact_mut(bias.len()) {
-        pixel.iter_mut().zip(bias).for_each(|(v, b)| *v += b);
-        activation.apply(pixel);
+/// Adds the bias to every pixel's channels and applies the activation; `threads` > 1 splits the
+/// pixels over the rayon pool.
+fn bias_activation(data: &mut [f32], bias: &[f32], activation: Activation, threads: usize) {
+    const PIXELS_PER_TASK: usize = 256;
+    let pixels = |chunk: &mut [f32]| {
+        with_avx2!(for pixel in chunk.chunks_exact_mut(bias.len()) {
+            pixel.iter_mut().zip(bias).for_each(|(v, b)| *v += b);
+            activation.apply(pixel);
+        })
+    };
+    if threads > 1 {
+        data.par_chunks_mut(PIXELS_PER_TASK * bias.len())
+            .for_each(pixels);
+    } else {
+        pixels(data);
     }
 }
 
@@ -222,7 +234,7 @@ impl Conv2d {
             );
             recycle(cols);
         }
-        bias_activation(&mut out, &self.bias, activation);
+        bias_activation(&mut out, &self.bias, activation, threads);
         FeatureMap {
             h: oh,
             w: ow,
@@ -277,38 +289,13 @@ impl DepthwiseConv2d {
         let (oh, pad_top) = output_and_pad(x.h, self.k, self.stride, self.padding);
         let (ow, pad_left) = output_and_pad(x.w, self.k, self.stride, self.padding);
         let mut out = take_buffer(oh * ow * c);
-        let row = |oy: usize, out_row: &mut [f32]| {
-            for ox in 0..ow {
-                let acc = &mut out_row[ox * c..][..c];
-                acc.copy_from_slice(&self.bias);
-                for ky in 0..self.k {
-                    let iy = (oy * self.stride + ky) as isize - pad_top as isize;
-                    if iy < 0 || iy >= x.h as isize {
-                        continue;
-                    }
-                    for kx in 0..self.k {
-                        let ix = (ox * self.stride + kx) as isize - pad_left as isize;
-                        if ix < 0 || ix >= x.w as isize {
-                            continue;
-                        }
-                        let src = &x.data[(iy as usize * x.w + ix as usize) * c..][..c];
-                        let w = &self.weight[(ky * self.k + kx) * c..][..c];
-                        for ((a, s), w) in acc.iter_mut().zip(src).zip(w) {
-                            *a += s * w;
-                        }
-                    }
-                }
-                activation.apply(acc);
-            }
+        let row = |(oy, out_row): (usize, &mut [f32])| {
+            with_avx2!(self.row(x, oy, out_row, (pad_top, pad_left), activation))
         };
         if threads > 1 {
-            out.par_chunks_mut(ow * c)
-                .enumerate()
-                .for_each(|(oy, out_row)| row(oy, out_row));
+            out.par_chunks_mut(ow * c).enumerate().for_each(row);
         } else {
-            out.chunks_mut(ow * c)
-                .enumerate()
-                .for_each(|(oy, out_row)| row(oy, out_row));
+            out.chunks_mut(ow * c).enumerate().for_each(row);
         }
         FeatureMap {
             h: oh,
@@ -317,6 +304,89 @@ impl DepthwiseConv2d {
             data: out,
         }
     }
+
+    #[inline(always)]
+    fn row(
+        &self,
+        x: &FeatureMap,
+        oy: usize,
+        out_row: &mut [f32],
+        (pad_top, pad_left): (usize, usize),
+        activation: Activation,
+    ) {
+        let origin = (oy * self.stride) as isize - pad_top as isize;
+        let rows = tap_range(origin, self.k, x.h);
+        for (ox, out_pixel) in out_row.chunks_exact_mut(self.c).enumerate() {
+            let origin_x = (ox * self.stride) as isize - pad_left as isize;
+            let taps = Taps {
+                rows: rows.clone(),
+                cols: tap_range(origin_x, self.k, x.w),
+                origin: (origin, origin_x),
+            };
+            self.pixel(x, &taps, out_pixel, activation);
+        }
+    }
+
+    /// One output pixel, channels in blocks whose sums stay in registers over all taps: 32 at a time
+    /// gives four independent chains of additions per tap, then 8, then one (each channel's sum is
+    /// in the same order as one channel at a time, so the result does not depend on the blocking).
+    #[inline(always)]
+    fn pixel(&self, x: &FeatureMap, taps: &Taps, out: &mut [f32], activation: Activation) {
+        let mut first = 0;
+        while first + 32 <= self.c {
+            self.channels::<32>(x, taps, first, &mut out[first..][..32], activation);
+            first += 32;
+        }
+        while first + 8 <= self.c {
+            self.channels::<8>(x, taps, first, &mut out[first..][..8], activation);
+            first += 8;
+        }
+        for channel in first..self.c {
+            self.channels::<1>(x, taps, channel, &mut out[channel..][..1], activation);
+        }
+    }
+
+    #[inline(always)]
+    fn channels<const N: usize>(
+        &self,
+        x: &FeatureMap,
+        taps: &Taps,
+        first: usize,
+        out: &mut [f32],
+        activation: Activation,
+    ) {
+        let c = self.c;
+        let mut acc = [0.0f32; N];
+        acc.copy_from_slice(&self.bias[first..][..N]);
+        for ky in taps.rows.clone() {
+            let iy = (taps.origin.0 + ky as isize) as usize;
+            for kx in taps.cols.clone() {
+                let ix = (taps.origin.1 + kx as isize) as usize;
+                let src = &x.data[(iy * x.w + ix) * c + first..][..N];
+                let w = &self.weight[(ky * self.k + kx) * c + first..][..N];
+                for lane in 0..N {
+                    acc[lane] += src[lane] * w[lane];
+                }
+            }
+        }
+        activation.apply(&mut acc);
+        out.copy_from_slice(&acc);
+    }
+}
+
+/// The kernel taps of one output pixel that land inside the input (the rest is padding).
+struct Taps {
+    rows: std::ops::Range<usize>,
+    cols: std::ops::Range<usize>,
+    /// Input coordinates of tap (0, 0), possibly negative.
+    origin: (isize, isize),
+}
+
+/// Taps `0..kernel` from input position `origin` that fall inside `0..size`.
+fn tap_range(origin: isize, kernel: usize, size: usize) -> std::ops::Range<usize> {
+    let first = (-origin).max(0) as usize;
+    let end = (size as isize - origin).clamp(0, kernel as isize) as usize;
+    first.min(end)..end
 }
 
 /// 2x2 max pooling with stride 2 (odd trailing rows/columns dropped, as PyTorch does).
