@@ -184,20 +184,24 @@ impl Conv2d {
         let (ow, pad_left) = output_and_pad(x.w, self.k, self.stride, self.padding);
         let mut out = take_buffer(oh * ow * self.cout);
         let depth = self.k * self.k * self.cin;
+        if self.cin <= DIRECT_MAX_CIN {
+            let row = |(oy, out_row): (usize, &mut [f32])| {
+                with_avx2!(self.direct_row(x, oy, out_row, (pad_top, pad_left), activation))
+            };
+            if threads > 1 {
+                out.par_chunks_mut(ow * self.cout).enumerate().for_each(row);
+            } else {
+                out.chunks_mut(ow * self.cout).enumerate().for_each(row);
+            }
+            return FeatureMap {
+                h: oh,
+                w: ow,
+                c: self.cout,
+                data: out,
+            };
+        }
         if self.k == 1 && self.stride == 1 {
-            matmul(
-                oh * ow,
-                self.cout,
-                depth,
-                1.0,
-                &x.data,
-                Transpose::No,
-                &self.weight,
-                Transpose::No,
-                0.0,
-                &mut out,
-                threads,
-            );
+            self.product(&x.data, depth, &mut out, activation, threads);
         } else {
             let mut cols = take_buffer(oh * ow * depth);
             for oy in 0..oh {
@@ -219,22 +223,9 @@ impl Conv2d {
                     }
                 }
             }
-            matmul(
-                oh * ow,
-                self.cout,
-                depth,
-                1.0,
-                &cols,
-                Transpose::No,
-                &self.weight,
-                Transpose::No,
-                0.0,
-                &mut out,
-                threads,
-            );
+            self.product(&cols, depth, &mut out, activation, threads);
             recycle(cols);
         }
-        bias_activation(&mut out, &self.bias, activation, threads);
         FeatureMap {
             h: oh,
             w: ow,
@@ -245,6 +236,116 @@ impl Conv2d {
 }
 
 /// y[p, c] = act(sum_{ky,kx} x[p + (ky,kx), c] * weight[ky,kx,c] + bias[c]): one filter per channel.
+impl Conv2d {
+    /// out = act(input @ weight + bias) over pixel rows of `depth` inputs. A tall product (the early,
+    /// large feature maps) is split into one band of rows per thread, each a single-threaded GEMM
+    /// with its bias added while the band is in cache: with so few channels, the gemm crate's own
+    /// split measured half the speed. Short products use the crate's split.
+    fn product(
+        &self,
+        input: &[f32],
+        depth: usize,
+        out: &mut [f32],
+        activation: Activation,
+        threads: usize,
+    ) {
+        const MIN_BAND_ROWS: usize = 256;
+        let pixels = out.len() / self.cout;
+        let band = |(input, out): (&[f32], &mut [f32]), threads: usize| {
+            let rows = out.len() / self.cout;
+            let (n, k) = (self.cout, depth);
+            matmul(
+                rows,
+                n,
+                k,
+                1.0,
+                input,
+                Transpose::No,
+                &self.weight,
+                Transpose::No,
+                0.0,
+                out,
+                threads,
+            );
+            bias_activation(out, &self.bias, activation, threads);
+        };
+        if threads > 1 && pixels >= MIN_BAND_ROWS * threads {
+            let rows = pixels.div_ceil(threads);
+            input
+                .par_chunks(rows * depth)
+                .zip(out.par_chunks_mut(rows * self.cout))
+                .for_each(|pair| band(pair, 1));
+        } else {
+            band((input, out), threads);
+        }
+    }
+}
+
+/// Input channels up to which a convolution runs directly rather than as im2col + GEMM: the first
+/// layer of a network (RGB), where the GEMM's depth (k x k x 3) is too short to pay for packing.
+const DIRECT_MAX_CIN: usize = 4;
+
+impl Conv2d {
+    /// One output row of the direct convolution: per pixel, output channels in register blocks, each
+    /// sum taken over the taps in im2col order with fused multiply-adds as the GEMM does it.
+    #[inline(always)]
+    fn direct_row(
+        &self,
+        x: &FeatureMap,
+        oy: usize,
+        out_row: &mut [f32],
+        (pad_top, pad_left): (usize, usize),
+        activation: Activation,
+    ) {
+        let geometry = (self.k, self.stride, pad_top, pad_left);
+        each_pixel(x, oy, out_row, self.cout, geometry, |taps, out_pixel| {
+            let mut first = 0;
+            while first + 32 <= self.cout {
+                self.direct_channels::<32>(x, taps, first, &mut out_pixel[first..][..32]);
+                first += 32;
+            }
+            while first + 8 <= self.cout {
+                self.direct_channels::<8>(x, taps, first, &mut out_pixel[first..][..8]);
+                first += 8;
+            }
+            for channel in first..self.cout {
+                self.direct_channels::<1>(x, taps, channel, &mut out_pixel[channel..][..1]);
+            }
+            out_pixel
+                .iter_mut()
+                .zip(&self.bias)
+                .for_each(|(v, b)| *v += b);
+            activation.apply(out_pixel);
+        });
+    }
+
+    #[inline(always)]
+    fn direct_channels<const N: usize>(
+        &self,
+        x: &FeatureMap,
+        taps: &Taps,
+        first: usize,
+        out: &mut [f32],
+    ) {
+        let mut acc = [0.0f32; N];
+        for ky in taps.rows.clone() {
+            let iy = (taps.origin.0 + ky as isize) as usize;
+            for kx in taps.cols.clone() {
+                let ix = (taps.origin.1 + kx as isize) as usize;
+                let pixel = &x.data[(iy * x.w + ix) * self.cin..][..self.cin];
+                for (ci, &value) in pixel.iter().enumerate() {
+                    let tap = (ky * self.k + kx) * self.cin + ci;
+                    let w = &self.weight[tap * self.cout + first..][..N];
+                    for lane in 0..N {
+                        acc[lane] = value.mul_add(w[lane], acc[lane]);
+                    }
+                }
+            }
+        }
+        out.copy_from_slice(&acc);
+    }
+}
+
 pub struct DepthwiseConv2d {
     k: usize,
     stride: usize,
@@ -314,17 +415,10 @@ impl DepthwiseConv2d {
         (pad_top, pad_left): (usize, usize),
         activation: Activation,
     ) {
-        let origin = (oy * self.stride) as isize - pad_top as isize;
-        let rows = tap_range(origin, self.k, x.h);
-        for (ox, out_pixel) in out_row.chunks_exact_mut(self.c).enumerate() {
-            let origin_x = (ox * self.stride) as isize - pad_left as isize;
-            let taps = Taps {
-                rows: rows.clone(),
-                cols: tap_range(origin_x, self.k, x.w),
-                origin: (origin, origin_x),
-            };
-            self.pixel(x, &taps, out_pixel, activation);
-        }
+        let geometry = (self.k, self.stride, pad_top, pad_left);
+        each_pixel(x, oy, out_row, self.c, geometry, |taps, out_pixel| {
+            self.pixel(x, taps, out_pixel, activation)
+        });
     }
 
     /// One output pixel, channels in blocks whose sums stay in registers over all taps: 32 at a time
@@ -380,6 +474,30 @@ struct Taps {
     cols: std::ops::Range<usize>,
     /// Input coordinates of tap (0, 0), possibly negative.
     origin: (isize, isize),
+}
+
+/// Calls `pixel` for each output pixel of row `oy` (`channels` values each) with its kernel taps
+/// that land inside the input; `geometry` is (kernel, stride, top padding, left padding).
+#[inline(always)]
+fn each_pixel(
+    x: &FeatureMap,
+    oy: usize,
+    out_row: &mut [f32],
+    channels: usize,
+    (kernel, stride, pad_top, pad_left): (usize, usize, usize, usize),
+    mut pixel: impl FnMut(&Taps, &mut [f32]),
+) {
+    let origin = (oy * stride) as isize - pad_top as isize;
+    let rows = tap_range(origin, kernel, x.h);
+    for (ox, out_pixel) in out_row.chunks_exact_mut(channels).enumerate() {
+        let origin_x = (ox * stride) as isize - pad_left as isize;
+        let taps = Taps {
+            rows: rows.clone(),
+            cols: tap_range(origin_x, kernel, x.w),
+            origin: (origin, origin_x),
+        };
+        pixel(&taps, out_pixel);
+    }
 }
 
 /// Taps `0..kernel` from input position `origin` that fall inside `0..size`.
