@@ -298,25 +298,33 @@ impl Conv2d {
         activation: Activation,
     ) {
         let geometry = (self.k, self.stride, pad_top, pad_left);
-        each_pixel(x, oy, out_row, self.cout, geometry, |taps, out_pixel| {
-            let mut first = 0;
-            while first + 32 <= self.cout {
-                self.direct_channels::<32>(x, taps, first, &mut out_pixel[first..][..32]);
-                first += 32;
-            }
-            while first + 8 <= self.cout {
-                self.direct_channels::<8>(x, taps, first, &mut out_pixel[first..][..8]);
-                first += 8;
-            }
-            for channel in first..self.cout {
-                self.direct_channels::<1>(x, taps, channel, &mut out_pixel[channel..][..1]);
-            }
-            out_pixel
-                .iter_mut()
-                .zip(&self.bias)
-                .for_each(|(v, b)| *v += b);
-            activation.apply(out_pixel);
-        });
+        each_pixel(
+            x,
+            oy,
+            out_row,
+            self.cout,
+            geometry,
+            #[inline(always)]
+            |taps, out_pixel| {
+                let mut first = 0;
+                while first + 32 <= self.cout {
+                    self.direct_channels::<32>(x, taps, first, &mut out_pixel[first..][..32]);
+                    first += 32;
+                }
+                while first + 8 <= self.cout {
+                    self.direct_channels::<8>(x, taps, first, &mut out_pixel[first..][..8]);
+                    first += 8;
+                }
+                for channel in first..self.cout {
+                    self.direct_channels::<1>(x, taps, channel, &mut out_pixel[channel..][..1]);
+                }
+                out_pixel
+                    .iter_mut()
+                    .zip(&self.bias)
+                    .for_each(|(v, b)| *v += b);
+                activation.apply(out_pixel);
+            },
+        );
     }
 
     #[inline(always)]
@@ -416,9 +424,15 @@ impl DepthwiseConv2d {
         activation: Activation,
     ) {
         let geometry = (self.k, self.stride, pad_top, pad_left);
-        each_pixel(x, oy, out_row, self.c, geometry, |taps, out_pixel| {
-            self.pixel(x, taps, out_pixel, activation)
-        });
+        each_pixel(
+            x,
+            oy,
+            out_row,
+            self.c,
+            geometry,
+            #[inline(always)]
+            |taps, out_pixel| self.pixel(x, taps, out_pixel, activation),
+        );
     }
 
     /// One output pixel, channels in blocks whose sums stay in registers over all taps: 32 at a time
