@@ -4,12 +4,13 @@
 //! references, times 10. As in coco-caption, the "length" in the penalty counts bigrams.
 
 use super::{ngram_counts, words, Sample};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 const SIGMA: f64 = 6.0;
 
+/// Ordered maps and sorted sums, so that a score does not depend on hash order in its last bit.
 struct Vector<'a> {
-    weights: [HashMap<Vec<&'a str>, f64>; 4],
+    weights: [BTreeMap<Vec<&'a str>, f64>; 4],
     norm: [f64; 4],
     length: f64,
 }
@@ -19,10 +20,12 @@ fn vector<'a>(
     df: &HashMap<Vec<&'a str>, f64>,
     log_docs: f64,
 ) -> Vector<'a> {
-    let mut weights: [HashMap<Vec<&str>, f64>; 4] = Default::default();
+    let mut weights: [BTreeMap<Vec<&str>, f64>; 4] = Default::default();
     let mut norm = [0.0; 4];
     let mut length = 0.0;
-    for (gram, &tf) in counts {
+    let mut grams: Vec<_> = counts.iter().collect();
+    grams.sort();
+    for (gram, &tf) in grams {
         let n = gram.len() - 1;
         let idf = log_docs - df.get(gram).copied().unwrap_or(0.0).max(1.0).ln();
         let w = tf as f64 * idf;
