@@ -194,7 +194,9 @@ mod tests {
 
     #[test]
     fn few_rows_match_the_matrix_product() {
-        let (din, dout) = (37, 200); // 200 = 3 tiles of 64 + a tail; 3 tiles of 32 + ...
+        // 600 outputs = two full tiles of 256 and a partial one, split into 1, 2 or 3 tasks;
+        // 37 inputs = nine passes of four and one single input.
+        let (din, dout) = (37, 600);
         let x: Vec<f32> = (0..7 * din).map(|i| (i as f32 * 0.31).sin()).collect();
         let w: Vec<f32> = (0..dout * din).map(|i| (i as f32 * 0.17).cos()).collect();
         let b: Vec<f32> = (0..dout).map(|i| i as f32 * 0.01).collect();

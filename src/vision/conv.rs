@@ -287,7 +287,7 @@ const DIRECT_MAX_CIN: usize = 4;
 
 impl Conv2d {
     /// One output row of the direct convolution: per pixel, output channels in register blocks, each
-    /// sum taken over the taps in im2col order with fused multiply-adds as the GEMM does it.
+    /// sum taken over the in-bounds taps in im2col order with fused multiply-adds.
     #[inline(always)]
     fn direct_row(
         &self,
