@@ -7,10 +7,12 @@ use super::Real;
 pub trait FastMath: Real {
     fn fast_exp(self) -> Self;
 
+    #[inline(always)]
     fn fast_sigmoid(self) -> Self {
         Self::one() / (Self::one() + (-self).fast_exp())
     }
 
+    #[inline(always)]
     fn fast_tanh(self) -> Self {
         let two = Self::one() + Self::one();
         two / (Self::one() + (-two * self).fast_exp()) - Self::one()

@@ -4,6 +4,7 @@
 //!   p -= lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)
 
 use crate::engine::Real;
+use crate::with_avx2;
 use rayon::prelude::*;
 
 /// Parameters per parallel task: large enough that scheduling is negligible.
@@ -50,10 +51,12 @@ pub fn adam_update<T: Real>(
         .zip(m.par_chunks_mut(CHUNK))
         .zip(v.par_chunks_mut(CHUNK))
         .for_each(|(((p, g), m), v)| {
-            for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+            with_avx2!(for (((p, &g), m), v) in
+                p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut())
+            {
                 *m = b1 * *m + (T::one() - b1) * g;
                 *v = b2 * *v + (T::one() - b2) * g * g;
                 *p = *p - lr * (*m / correction1) / ((*v / correction2).sqrt() + eps);
-            }
+            })
         });
 }

@@ -86,10 +86,10 @@ pub fn linear_backward<T: Real>(
 pub fn column_sums<T: Real>(sums: &mut [T], rows: &[T], width: usize, threads: usize) {
     const BLOCK: usize = 512;
     let add = |(block, sums): (usize, &mut [T])| {
-        for row in rows.chunks_exact(width) {
+        with_avx2!(for row in rows.chunks_exact(width) {
             let part = &row[block * BLOCK..][..sums.len()];
             sums.iter_mut().zip(part).for_each(|(g, v)| *g += *v);
-        }
+        })
     };
     if threads > 1 && width > 2 * BLOCK {
         sums.par_chunks_mut(BLOCK).enumerate().for_each(add);

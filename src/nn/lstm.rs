@@ -15,6 +15,7 @@
 use crate::engine::math::FastMath;
 use crate::engine::{matmul, Transpose};
 use crate::nn::linear::column_sums;
+use crate::with_avx2;
 use rayon::prelude::*;
 
 /// Where each time step lives in the packed layout.
@@ -76,23 +77,37 @@ pub fn lstm_cell<T: FastMath>(
     rows: usize,
     hidden: usize,
 ) {
-    for r in 0..rows {
+    with_avx2!(for r in 0..rows {
         let a = &mut gates[r * 4 * hidden..][..4 * hidden];
         let (a_i, rest) = a.split_at_mut(hidden);
         let (a_f, rest) = rest.split_at_mut(hidden);
         let (a_g, a_o) = rest.split_at_mut(hidden);
-        let c_row = &mut c[r * hidden..][..hidden];
-        let h_row = &mut h[r * hidden..][..hidden];
-        for j in 0..hidden {
-            a_i[j] = a_i[j].fast_sigmoid();
-            a_f[j] = a_f[j].fast_sigmoid();
-            a_g[j] = a_g[j].fast_tanh();
-            a_o[j] = a_o[j].fast_sigmoid();
-            let cp = c_prev.map_or(T::zero(), |cp| cp[r * hidden + j]);
-            c_row[j] = a_f[j] * cp + a_i[j] * a_g[j];
-            h_row[j] = a_o[j] * c_row[j].fast_tanh();
+        let units = a_i
+            .iter_mut()
+            .zip(a_f)
+            .zip(a_g)
+            .zip(a_o)
+            .zip(&mut c[r * hidden..][..hidden])
+            .zip(&mut h[r * hidden..][..hidden]);
+        // Two loops rather than a branch per unit, so that each vectorises.
+        match c_prev {
+            Some(c_prev) => units
+                .zip(&c_prev[r * hidden..][..hidden])
+                .for_each(|((((((i, f), g), o), c), h), &cp)| cell(i, f, g, o, cp, c, h)),
+            None => units.for_each(|(((((i, f), g), o), c), h)| cell(i, f, g, o, T::zero(), c, h)),
         }
-    }
+    })
+}
+
+/// One unit: activates its four gates in place and sets c and h.
+#[inline(always)]
+fn cell<T: FastMath>(i: &mut T, f: &mut T, g: &mut T, o: &mut T, c_prev: T, c: &mut T, h: &mut T) {
+    *i = i.fast_sigmoid();
+    *f = f.fast_sigmoid();
+    *g = g.fast_tanh();
+    *o = o.fast_sigmoid();
+    *c = *f * c_prev + *i * *g;
+    *h = *o * c.fast_tanh();
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -229,25 +244,26 @@ pub fn lstm_backward<T: FastMath>(
             .enumerate()
             .for_each(|(task, (((dgates, dh_rec), dc_rec), h_prev))| {
                 let (first, count) = (task * rows, dgates.len() / g4);
-                for r in 0..count {
+                with_avx2!(for r in 0..count {
                     let pos = off + first + r;
-                    let a = &gates[pos * g4..][..g4];
-                    let da = &mut dgates[r * g4..][..g4];
-                    let c_prev = prev.map(|prev| &c[(prev + first + r) * hidden..][..hidden]);
-                    for j in 0..hidden {
-                        let (i, f, g, o) =
-                            (a[j], a[hidden + j], a[2 * hidden + j], a[3 * hidden + j]);
-                        let tc = c[pos * hidden + j].fast_tanh();
-                        let dh = dh_out[pos * hidden + j] + dh_rec[r * hidden + j];
-                        let dc = dh * o * (T::one() - tc * tc) + dc_rec[r * hidden + j];
-                        let c_prev = c_prev.map_or(T::zero(), |c_prev| c_prev[j]);
-                        da[j] = dc * g * i * (T::one() - i);
-                        da[hidden + j] = dc * c_prev * f * (T::one() - f);
-                        da[2 * hidden + j] = dc * i * (T::one() - g * g);
-                        da[3 * hidden + j] = dh * tc * o * (T::one() - o);
-                        dc_rec[r * hidden + j] = dc * f;
+                    let rows = CellRows {
+                        a: &gates[pos * g4..][..g4],
+                        c: &c[pos * hidden..][..hidden],
+                        dh_out: &dh_out[pos * hidden..][..hidden],
+                    };
+                    let (da, dh_rec, dc_rec) = (
+                        &mut dgates[r * g4..][..g4],
+                        &mut dh_rec[r * hidden..][..hidden],
+                        &mut dc_rec[r * hidden..][..hidden],
+                    );
+                    match prev {
+                        Some(prev) => {
+                            let c_prev = &c[(prev + first + r) * hidden..][..hidden];
+                            cell_backward(da, dc_rec, rows, dh_rec, |j| c_prev[j]);
+                        }
+                        None => cell_backward(da, dc_rec, rows, dh_rec, |_| T::zero()),
                     }
-                }
+                });
                 if let Some(prev) = prev {
                     matmul(
                         count,
@@ -308,6 +324,47 @@ pub fn lstm_backward<T: FastMath>(
         dx,
         threads,
     );
+}
+
+/// One sequence's forward rows at one step: activated gates [4H], c and the output gradient [H].
+struct CellRows<'a, T> {
+    a: &'a [T],
+    c: &'a [T],
+    dh_out: &'a [T],
+}
+
+/// The cell's backward for one sequence at one step (formulas at the top): gate gradients into `da`,
+/// the cell gradient carried to t - 1 into `dc_rec`. Every slice is cut to its length first so that
+/// the loop has no bounds checks and vectorises.
+#[inline(always)]
+fn cell_backward<T: FastMath>(
+    da: &mut [T],
+    dc_rec: &mut [T],
+    rows: CellRows<T>,
+    dh_rec: &[T],
+    c_prev: impl Fn(usize) -> T,
+) {
+    let hidden = dc_rec.len();
+    let (a, c, dh_out, dh_rec) = (
+        &rows.a[..4 * hidden],
+        &rows.c[..hidden],
+        &rows.dh_out[..hidden],
+        &dh_rec[..hidden],
+    );
+    let (da_i, rest) = da[..4 * hidden].split_at_mut(hidden);
+    let (da_f, rest) = rest.split_at_mut(hidden);
+    let (da_g, da_o) = rest.split_at_mut(hidden);
+    for j in 0..hidden {
+        let (i, f, g, o) = (a[j], a[hidden + j], a[2 * hidden + j], a[3 * hidden + j]);
+        let tc = c[j].fast_tanh();
+        let dh = dh_out[j] + dh_rec[j];
+        let dc = dh * o * (T::one() - tc * tc) + dc_rec[j];
+        da_i[j] = dc * g * i * (T::one() - i);
+        da_f[j] = dc * c_prev(j) * f * (T::one() - f);
+        da_g[j] = dc * i * (T::one() - g * g);
+        da_o[j] = dh * tc * o * (T::one() - o);
+        dc_rec[j] = dc * f;
+    }
 }
 
 #[cfg(test)]

@@ -29,6 +29,7 @@ fn row_max<T: Real>(row: &[T]) -> T {
 }
 
 /// Replaces each value by exp(value - max) and returns their sum.
+#[inline(always)]
 fn exp_shifted_sum<T: FastMath>(row: &mut [T], max: T) -> T {
     let mut lanes = [T::zero(); LANES];
     let mut chunks = row.chunks_exact_mut(LANES);
@@ -58,13 +59,15 @@ pub fn softmax_xent_forward_backward<T: FastMath>(
         .zip(targets.par_iter())
         .with_min_len(16)
         .map(|(row, &target)| {
-            let max = row_max(row);
-            let sum = exp_shifted_sum(row, max);
-            let p_target = row[target as usize] / sum;
-            let inv = scale / sum;
-            row.iter_mut().for_each(|v| *v = *v * inv);
-            row[target as usize] = row[target as usize] - scale;
-            -p_target.ln().to_f64().unwrap_or(f64::NAN)
+            with_avx2!({
+                let max = row_max(row);
+                let sum = exp_shifted_sum(row, max);
+                let p_target = row[target as usize] / sum;
+                let inv = scale / sum;
+                row.iter_mut().for_each(|v| *v = *v * inv);
+                row[target as usize] = row[target as usize] - scale;
+                -p_target.ln().to_f64().unwrap_or(f64::NAN)
+            })
         })
         .sum();
     total / targets.len() as f64
