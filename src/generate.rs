@@ -4,7 +4,7 @@
 //! (the next best word is taken instead); a caption ends at `endseq` or at the model's maximum length.
 
 use crate::decoder::merge::{parts, MergeConfig, Parts};
-use crate::engine::{matmul, Transpose};
+use crate::engine::{matmul, transpose, Transpose};
 use crate::model::Model;
 use crate::nn::activation::relu_forward;
 use crate::nn::linear::{linear_forward, linear_forward_few_rows};
@@ -51,24 +51,20 @@ pub struct GenerationWeights {
 impl GenerationWeights {
     fn new(w: &Parts<&[f32]>, config: &MergeConfig) -> Self {
         let (e, h, v) = (config.embed_dim, config.hidden, config.vocab);
-        let mut gates = transpose(w.w_ih, 4 * h, e);
-        gates.extend(transpose(w.w_hh, 4 * h, h));
+        let mut gates = transposed(w.w_ih, 4 * h, e);
+        gates.extend(transposed(w.w_hh, 4 * h, h));
         GenerationWeights {
             gates,
-            dec: transpose(w.dec_w, h, h),
-            out: transpose(w.out_w, v, h),
+            dec: transposed(w.dec_w, h, h),
+            out: transposed(w.out_w, v, h),
         }
     }
 }
 
 /// A row-major [rows, cols] matrix as [cols, rows].
-fn transpose(w: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+fn transposed(w: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     let mut t = vec![0.0; rows * cols];
-    for (r, row) in w.chunks_exact(cols).take(rows).enumerate() {
-        for (c, &value) in row.iter().enumerate() {
-            t[c * rows + r] = value;
-        }
-    }
+    transpose(&mut t, w, rows, cols);
     t
 }
 

@@ -259,6 +259,7 @@ pub struct Workspace<T> {
     feat_mask: Vec<T>,
     fe: Vec<T>,
     gates: Vec<T>,
+    w_hh_t: Vec<T>,
     c: Vec<T>,
     h: Vec<T>,
     m: Vec<T>,
@@ -297,6 +298,7 @@ impl<T: Real> Workspace<T> {
             (&mut self.feat_mask, b * f),
             (&mut self.fe, b * h),
             (&mut self.gates, p * 4 * h),
+            (&mut self.w_hh_t, 4 * h * h),
             (&mut self.c, p * h),
             (&mut self.h, p * h),
             (&mut self.m, p * h),
@@ -360,6 +362,7 @@ pub fn forward<T: FastMath>(
         gates: &mut ws.gates,
         c: &mut ws.c,
         h: &mut ws.h,
+        w_hh_t: &mut ws.w_hh_t,
     };
     let lstm = LstmParams {
         w_ih: w.w_ih,
@@ -461,6 +464,7 @@ pub fn forward_backward<T: FastMath>(
         gates: &mut ws.gates,
         c: &mut ws.c,
         h: &mut ws.h,
+        w_hh_t: &mut ws.w_hh_t,
     };
     lstm_backward(
         &mut ws.dx,

@@ -77,6 +77,20 @@ pub fn matmul<T: Real>(
     }
 }
 
+/// `dst` [cols, rows] = `src` [rows, cols] transposed, in square tiles so that both sides stay in cache.
+pub fn transpose<T: Copy>(dst: &mut [T], src: &[T], rows: usize, cols: usize) {
+    const TILE: usize = 32;
+    for r0 in (0..rows).step_by(TILE) {
+        for c0 in (0..cols).step_by(TILE) {
+            for r in r0..(r0 + TILE).min(rows) {
+                for c in c0..(c0 + TILE).min(cols) {
+                    dst[c * rows + r] = src[r * cols + c];
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,6 +125,19 @@ mod tests {
             }
         }
         c
+    }
+
+    #[test]
+    fn transpose_swaps_rows_and_columns() {
+        let (rows, cols) = (37, 70);
+        let src: Vec<usize> = (0..rows * cols).collect();
+        let mut dst = vec![0; rows * cols];
+        transpose(&mut dst, &src, rows, cols);
+        for r in 0..rows {
+            for c in 0..cols {
+                assert_eq!(dst[c * rows + r], src[r * cols + c]);
+            }
+        }
     }
 
     #[test]

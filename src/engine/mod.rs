@@ -7,7 +7,7 @@ pub mod params;
 pub mod rng;
 pub mod simd;
 
-pub use matmul::{matmul, Transpose};
+pub use matmul::{matmul, transpose, Transpose};
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 

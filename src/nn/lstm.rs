@@ -13,7 +13,7 @@
 //!             dW_ih += da^T x,  dW_hh += da^T h_prev,  db += sum da,  dx = da W_ih
 
 use crate::engine::math::FastMath;
-use crate::engine::{matmul, Transpose};
+use crate::engine::{matmul, transpose, Transpose};
 use crate::nn::linear::column_sums;
 use crate::with_avx2;
 use rayon::prelude::*;
@@ -61,10 +61,13 @@ pub struct LstmParams<'a, T> {
 }
 
 /// Activations kept for the backward pass: gates [P, 4H] after their nonlinearities, c and h [P, H].
+/// `w_hh_t` [H, 4H] is scratch for the forward: W_hh transposed once, because the per-step products
+/// with few rows spend most of their time packing a transposed operand.
 pub struct LstmState<'a, T> {
     pub gates: &'a mut [T],
     pub c: &'a mut [T],
     pub h: &'a mut [T],
+    pub w_hh_t: &'a mut [T],
 }
 
 /// One cell update for `rows` sequences: `gates` holds the pre-activations on entry and the activated
@@ -138,6 +141,8 @@ pub fn lstm_forward<T: FastMath>(
         state.gates,
         threads,
     );
+    transpose(state.w_hh_t, p.w_hh, g4, hidden);
+    let w_hh_t = &*state.w_hh_t;
     for t in 0..packing.offset.len() {
         let (off, n) = (packing.offset[t], packing.active[t]);
         let (h_before, h_rest) = state.h.split_at_mut(off * hidden);
@@ -159,8 +164,8 @@ pub fn lstm_forward<T: FastMath>(
                         T::one(),
                         &h_before[(prev + first) * hidden..],
                         Transpose::No,
-                        p.w_hh,
-                        Transpose::Yes,
+                        w_hh_t,
+                        Transpose::No,
                         T::one(),
                         gates,
                         1,
@@ -425,6 +430,7 @@ mod tests {
                 gates: &mut gates,
                 c: &mut c,
                 h: &mut h,
+                w_hh_t: &mut vec![0.0; 4 * hidden * hidden],
             };
             lstm_forward(state, x, p, &self.packing, self.din, hidden, threads);
             (gates, c, h)
@@ -476,6 +482,7 @@ mod tests {
                     gates: &mut gates,
                     c: &mut c,
                     h: &mut h,
+                    w_hh_t: &mut [],
                 },
                 &p,
                 &self.packing,
