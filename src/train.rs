@@ -235,7 +235,7 @@ pub struct TrainReport {
 
 /// The optimiser side of training: the gradient buffer, Adam's moments and its step count.
 pub struct Optimizer {
-    pub grads: Vec<f32>,
+    grads: Vec<f32>,
     pub m: Vec<f32>,
     pub v: Vec<f32>,
     /// Updates made so far (Adam's t).
@@ -267,7 +267,7 @@ impl Optimizer {
         rng: &mut Rng,
         lr: f64,
     ) -> f64 {
-        self.grads.fill(0.0);
+        // The gradients are zero here: `Optimizer::new` makes them so, and each step leaves them so.
         let loss = forward_backward(
             params,
             &mut self.grads,
@@ -281,13 +281,15 @@ impl Optimizer {
             self.step += 1;
             adam_update(
                 params,
-                &self.grads,
+                &mut self.grads,
                 &mut self.m,
                 &mut self.v,
                 &self.adam,
                 lr,
                 self.step,
             );
+        } else {
+            self.grads.fill(0.0);
         }
         loss
     }

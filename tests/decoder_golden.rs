@@ -137,7 +137,7 @@ fn check<T: FastMath>(file: &str, tolerance: f64) {
     let mut stepped = params.clone();
     let (mut m, mut s) = (vec![T::zero(); params.len()], vec![T::zero(); params.len()]);
     let adam = AdamConfig::default();
-    adam_update(&mut stepped, &grads, &mut m, &mut s, &adam, adam.lr, 1);
+    adam_update(&mut stepped, &mut grads, &mut m, &mut s, &adam, adam.lr, 1);
     let stepped = back(&stepped);
     for name in PARAMETERS {
         assert_close(

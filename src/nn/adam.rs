@@ -30,10 +30,12 @@ impl Default for AdamConfig {
     }
 }
 
-/// One update at step `t` (1-based) over flat parameter, gradient and moment buffers.
+/// One update at step `t` (1-based) over flat parameter, gradient and moment buffers. The gradients
+/// are left zeroed, ready for the next step to accumulate into: that saves the trainer a pass over
+/// every parameter.
 pub fn adam_update<T: Real>(
     params: &mut [T],
-    grads: &[T],
+    grads: &mut [T],
     m: &mut [T],
     v: &mut [T],
     config: &AdamConfig,
@@ -47,16 +49,17 @@ pub fn adam_update<T: Real>(
     let (lr, eps) = (T::from_f64_lossy(lr), T::from_f64_lossy(config.eps));
     params
         .par_chunks_mut(CHUNK)
-        .zip(grads.par_chunks(CHUNK))
+        .zip(grads.par_chunks_mut(CHUNK))
         .zip(m.par_chunks_mut(CHUNK))
         .zip(v.par_chunks_mut(CHUNK))
         .for_each(|(((p, g), m), v)| {
-            with_avx2!(for (((p, &g), m), v) in
+            with_avx2!(for (((p, g), m), v) in
                 p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut())
             {
-                *m = b1 * *m + (T::one() - b1) * g;
-                *v = b2 * *v + (T::one() - b2) * g * g;
+                *m = b1 * *m + (T::one() - b1) * *g;
+                *v = b2 * *v + (T::one() - b2) * *g * *g;
                 *p = *p - lr * (*m / correction1) / ((*v / correction2).sqrt() + eps);
+                *g = T::zero();
             })
         });
 }
