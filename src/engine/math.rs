@@ -24,7 +24,9 @@ impl FastMath for f32 {
     fn fast_exp(self) -> f32 {
         let x = self.clamp(-87.3, 88.3);
         // Round to nearest by the 1.5 * 2^23 trick: `round()` is a library call that blocks vectorising.
-        let n = (x * std::f32::consts::LOG2_E + 12_582_912.0) - 12_582_912.0;
+        // The sum's low mantissa bits then hold n itself.
+        let shifted = x * std::f32::consts::LOG2_E + 12_582_912.0;
+        let n = shifted - 12_582_912.0;
         // r = x - n ln2, with ln2 split in two parts to keep the low bits.
         let r = x - n * 0.693_359_4 + n * 2.121_944_4e-4;
         let p = 1.987_569_1e-4;
@@ -34,7 +36,15 @@ impl FastMath for f32 {
         let p = p * r + 1.666_666_5e-1;
         let p = p * r + 0.5;
         let er = p * r * r + r + 1.0;
-        let scale = f32::from_bits(((n as i32 + 127) as u32) << 23);
+        // 2^n from the integer bits of `shifted`: `n as i32` would be a saturating conversion that
+        // the compiler does one lane at a time.
+        let scale = f32::from_bits(
+            (shifted
+                .to_bits()
+                .wrapping_sub(0x4B40_0000)
+                .wrapping_add(127))
+                << 23,
+        );
         er * scale
     }
 }

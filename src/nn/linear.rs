@@ -18,9 +18,6 @@ pub fn linear_forward<T: Real>(
     dout: usize,
     threads: usize,
 ) {
-    for row in y[..n * dout].chunks_exact_mut(dout) {
-        row.copy_from_slice(b);
-    }
     matmul(
         n,
         dout,
@@ -30,10 +27,17 @@ pub fn linear_forward<T: Real>(
         Transpose::No,
         w,
         Transpose::Yes,
-        T::one(),
+        T::zero(),
         y,
         threads,
     );
+    // After the product rather than before it (as its initial value): this pass can use every thread.
+    let add_bias = |row: &mut [T]| with_avx2!(row.iter_mut().zip(b).for_each(|(y, b)| *y += *b));
+    if threads > 1 && n * dout >= 1 << 16 {
+        y[..n * dout].par_chunks_mut(dout).for_each(add_bias);
+    } else {
+        y[..n * dout].chunks_exact_mut(dout).for_each(add_bias);
+    }
 }
 
 /// `dx` may be `None` when the input needs no gradient.
