@@ -19,7 +19,7 @@ use crate::nn::linear::{linear_backward, linear_forward};
 use crate::nn::lstm::{
     lstm_backward, lstm_forward, LstmGrads, LstmParams, LstmScratch, LstmState, Packing,
 };
-use crate::nn::softmax_xent::softmax_xent_forward_backward;
+use crate::nn::softmax_xent::{softmax_xent_forward_backward, BiasGrad, BIAS_BLOCK_ROWS};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -266,6 +266,7 @@ pub struct Workspace<T> {
     d: Vec<T>,
     /// Logits, then (after the loss) their gradient.
     pub logits: Vec<T>,
+    bias_partials: Vec<T>,
     dd: Vec<T>,
     dm: Vec<T>,
     dfe: Vec<T>,
@@ -304,6 +305,7 @@ impl<T: Real> Workspace<T> {
             (&mut self.m, p * h),
             (&mut self.d, p * h),
             (&mut self.logits, p * v),
+            (&mut self.bias_partials, p.div_ceil(BIAS_BLOCK_ROWS) * v),
             (&mut self.dd, p * h),
             (&mut self.dm, p * h),
             (&mut self.dfe, b * h),
@@ -398,7 +400,7 @@ pub fn loss<T: FastMath>(
     threads: usize,
 ) -> f64 {
     forward(params, config, batch, ws, None, threads);
-    softmax_xent_forward_backward(&mut ws.logits, &batch.targets, config.vocab)
+    softmax_xent_forward_backward(&mut ws.logits, &batch.targets, config.vocab, None)
 }
 
 /// One training step's forward and backward: returns the mean loss and adds the gradients to `grads`.
@@ -423,11 +425,15 @@ pub fn forward_backward<T: FastMath>(
     );
     let (b, p) = (batch.captions(), batch.positions());
 
-    let loss = softmax_xent_forward_backward(&mut ws.logits, &batch.targets, v);
+    let bias = BiasGrad {
+        grad: g.out_b,
+        partials: &mut ws.bias_partials,
+    };
+    let loss = softmax_xent_forward_backward(&mut ws.logits, &batch.targets, v, Some(bias));
     linear_backward(
         Some(&mut ws.dd),
         g.out_w,
-        g.out_b,
+        None,
         &ws.logits,
         &ws.d,
         w.out_w,
@@ -440,7 +446,7 @@ pub fn forward_backward<T: FastMath>(
     linear_backward(
         Some(&mut ws.dm),
         g.dec_w,
-        g.dec_b,
+        Some(g.dec_b),
         &ws.dd,
         &ws.m,
         w.dec_w,
@@ -457,7 +463,16 @@ pub fn forward_backward<T: FastMath>(
     }
     relu_backward(&mut ws.dfe[..b * h], &ws.fe[..b * h]);
     linear_backward(
-        None, g.fe_w, g.fe_b, &ws.dfe, &ws.feat, w.fe_w, b, f, h, threads,
+        None,
+        g.fe_w,
+        Some(g.fe_b),
+        &ws.dfe,
+        &ws.feat,
+        w.fe_w,
+        b,
+        f,
+        h,
+        threads,
     );
 
     let state = LstmState {

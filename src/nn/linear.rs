@@ -40,12 +40,13 @@ pub fn linear_forward<T: Real>(
     }
 }
 
-/// `dx` may be `None` when the input needs no gradient.
+/// `dx` may be `None` when the input needs no gradient, `db` when the bias gradient is summed
+/// elsewhere (the output layer's, in the softmax pass).
 #[allow(clippy::too_many_arguments)]
 pub fn linear_backward<T: Real>(
     dx: Option<&mut [T]>,
     dw: &mut [T],
-    db: &mut [T],
+    db: Option<&mut [T]>,
     dy: &[T],
     x: &[T],
     w: &[T],
@@ -82,7 +83,9 @@ pub fn linear_backward<T: Real>(
         dw,
         threads,
     );
-    column_sums(db, &dy[..n * dout], dout, threads);
+    if let Some(db) = db {
+        column_sums(db, &dy[..n * dout], dout, threads);
+    }
 }
 
 /// `sums[j] += sum_r rows[r, j]`; wide matrices (the vocabulary projection) split their columns
@@ -190,7 +193,18 @@ mod tests {
             y.iter().zip(&r).map(|(a, b)| a * b).sum::<f64>()
         };
         let (mut dx, mut dw, mut db) = (vec![0.0; n * din], vec![0.0; dout * din], vec![0.0; dout]);
-        linear_backward(Some(&mut dx), &mut dw, &mut db, &r, &x, &w, n, din, dout, 1);
+        linear_backward(
+            Some(&mut dx),
+            &mut dw,
+            Some(&mut db),
+            &r,
+            &x,
+            &w,
+            n,
+            din,
+            dout,
+            1,
+        );
         check("dx", &dx, &x, |v| loss(v, &w, &b));
         check("dw", &dw, &w, |v| loss(&x, v, &b));
         check("db", &db, &b, |v| loss(&x, &w, v));

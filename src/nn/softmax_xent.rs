@@ -47,31 +47,80 @@ fn exp_shifted_sum<T: FastMath>(row: &mut [T], max: T) -> T {
     sum
 }
 
+/// Rows per block of the bias-gradient partial sums. Fixed, so that the order of the sums (and their
+/// last bit) does not depend on the number of threads.
+pub const BIAS_BLOCK_ROWS: usize = 32;
+
+/// The bias gradient of the layer that produced the logits, `grad[j] += sum_p dz[p, j]`, summed while
+/// each row of dz is still in cache instead of in another pass over all of them. `partials` is scratch,
+/// [ceil(rows / BIAS_BLOCK_ROWS), vocab].
+pub struct BiasGrad<'a, T> {
+    pub grad: &'a mut [T],
+    pub partials: &'a mut [T],
+}
+
 /// Returns the mean loss over the `targets.len()` rows and leaves the gradient in `logits`.
 pub fn softmax_xent_forward_backward<T: FastMath>(
     logits: &mut [T],
     targets: &[u32],
     vocab: usize,
+    bias: Option<BiasGrad<T>>,
 ) -> f64 {
-    let scale = T::one() / T::from_usize(targets.len()).unwrap_or(T::one());
-    let total: f64 = logits[..targets.len() * vocab]
-        .par_chunks_mut(vocab)
-        .zip(targets.par_iter())
-        .with_min_len(16)
-        .map(|(row, &target)| {
-            with_avx2!({
-                let max = row_max(row);
-                let sum = exp_shifted_sum(row, max);
-                let p_target = row[target as usize] / sum;
-                let inv = scale / sum;
-                row.iter_mut().for_each(|v| *v = *v * inv);
-                row[target as usize] = row[target as usize] - scale;
-                -p_target.ln().to_f64().unwrap_or(f64::NAN)
-            })
+    let rows = targets.len();
+    let scale = T::one() / T::from_usize(rows).unwrap_or(T::one());
+    let row_loss = |row: &mut [T], target: u32| {
+        with_avx2!({
+            let max = row_max(row);
+            let sum = exp_shifted_sum(row, max);
+            let p_target = row[target as usize] / sum;
+            let inv = scale / sum;
+            row.iter_mut().for_each(|v| *v = *v * inv);
+            row[target as usize] = row[target as usize] - scale;
+            -p_target.ln().to_f64().unwrap_or(f64::NAN)
+        })
+    };
+    let logits = &mut logits[..rows * vocab];
+    let Some(bias) = bias else {
+        let total: f64 = logits
+            .par_chunks_mut(vocab)
+            .zip(targets.par_iter())
+            .with_min_len(16)
+            .map(|(row, &target)| row_loss(row, target))
+            .sum();
+        return total / rows as f64;
+    };
+    let blocks = rows.div_ceil(BIAS_BLOCK_ROWS);
+    let partials = &mut bias.partials[..blocks * vocab];
+    let total: f64 = logits
+        .par_chunks_mut(BIAS_BLOCK_ROWS * vocab)
+        .zip(targets.par_chunks(BIAS_BLOCK_ROWS))
+        .zip(partials.par_chunks_mut(vocab))
+        .map(|((block, targets), partial)| {
+            partial.fill(T::zero());
+            let mut loss = 0.0;
+            for (row, &target) in block.chunks_exact_mut(vocab).zip(targets) {
+                loss += row_loss(row, target);
+                with_avx2!(partial.iter_mut().zip(&*row).for_each(|(s, v)| *s += *v));
+            }
+            loss
         })
         .sum();
-    total / targets.len() as f64
+    // Each column adds its blocks' partial sums in block order.
+    let partials = &*partials;
+    bias.grad
+        .par_chunks_mut(BIAS_SUM_COLUMNS)
+        .enumerate()
+        .for_each(|(chunk, grad)| {
+            for partial in partials.chunks_exact(vocab) {
+                let part = &partial[chunk * BIAS_SUM_COLUMNS..][..grad.len()];
+                with_avx2!(grad.iter_mut().zip(part).for_each(|(g, v)| *g += *v));
+            }
+        });
+    total / rows as f64
 }
+
+/// Columns per parallel task when the partial sums are added up.
+const BIAS_SUM_COLUMNS: usize = 1024;
 
 /// Log-probabilities of a row, in place (for evaluation and generation).
 pub fn log_softmax<T: FastMath>(row: &mut [T]) {
@@ -113,8 +162,32 @@ mod tests {
             total / targets.len() as f64
         };
         let mut grad = z.clone();
-        let value = softmax_xent_forward_backward(&mut grad, &targets, vocab);
+        let value = softmax_xent_forward_backward(&mut grad, &targets, vocab, None);
         assert!((value - loss(&z)).abs() < 1e-12);
         check("dz", &grad, &z, loss);
+    }
+
+    #[test]
+    fn bias_gradient_is_the_column_sum_of_the_logit_gradient() {
+        // Rows over several blocks, the last one partial; the bias gradient starts non-zero.
+        let (rows, vocab) = (2 * BIAS_BLOCK_ROWS + 5, 1500);
+        let targets: Vec<u32> = (0..rows).map(|r| (r * 37 % vocab) as u32).collect();
+        let z = random(rows * vocab, 5);
+        let mut plain = z.clone();
+        let plain_loss = softmax_xent_forward_backward(&mut plain, &targets, vocab, None);
+        let start = random(vocab, 6);
+        let (mut grad, mut partials) = (start.clone(), vec![0.0; 3 * vocab]);
+        let mut fused = z.clone();
+        let bias = BiasGrad {
+            grad: &mut grad,
+            partials: &mut partials,
+        };
+        let fused_loss = softmax_xent_forward_backward(&mut fused, &targets, vocab, Some(bias));
+        assert!((fused_loss - plain_loss).abs() < 1e-12);
+        assert_eq!(fused, plain);
+        for j in 0..vocab {
+            let column: f64 = (0..rows).map(|r| plain[r * vocab + j]).sum();
+            assert!((grad[j] - start[j] - column).abs() < 1e-12, "column {j}");
+        }
     }
 }
