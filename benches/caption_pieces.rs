@@ -66,7 +66,7 @@ fn main() -> anyhow::Result<()> {
         for _ in 0..3 {
             let start = Instant::now();
             for i in 0..count {
-                std::hint::black_box(search(&model, features.row(i), &options, threads));
+                std::hint::black_box(search(&model, features.row(i), &options));
             }
             passes.push(start.elapsed().as_secs_f64() / count as f64);
         }

@@ -36,12 +36,7 @@ impl Captioner {
         let image = decode(bytes)?;
         let input = to_network_input(&image, self.resize, self.encoder.kind().input_size());
         let feature = self.encoder.features(&input, crate::engine::threads());
-        Ok(caption_text(
-            &self.model,
-            &feature,
-            options,
-            crate::engine::threads(),
-        ))
+        Ok(caption_text(&self.model, &feature, options))
     }
 }
 
