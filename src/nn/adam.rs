@@ -63,3 +63,40 @@ pub fn adam_update<T: Real>(
             })
         });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn two_steps_follow_the_formula_and_leave_the_gradients_zeroed() {
+        let config = AdamConfig::default();
+        let mut params = vec![0.5f64, -1.0, 2.0];
+        let (mut m, mut v) = (vec![0.0; 3], vec![0.0; 3]);
+        let (mut want, mut want_m, mut want_v) = (params.clone(), m.clone(), v.clone());
+        for (t, g) in [[0.1, -0.2, 0.0], [0.3, 0.05, -1.0]].iter().enumerate() {
+            let mut grads = g.to_vec();
+            let step = t as i32 + 1;
+            adam_update(
+                &mut params,
+                &mut grads,
+                &mut m,
+                &mut v,
+                &config,
+                1e-3,
+                step as u64,
+            );
+            assert_eq!(grads, [0.0; 3]);
+            for i in 0..3 {
+                want_m[i] = 0.9 * want_m[i] + 0.1 * g[i];
+                want_v[i] = 0.999 * want_v[i] + 0.001 * g[i] * g[i];
+                let m_hat = want_m[i] / (1.0 - 0.9f64.powi(step));
+                let v_hat = want_v[i] / (1.0 - 0.999f64.powi(step));
+                want[i] -= 1e-3 * m_hat / (v_hat.sqrt() + 1e-7);
+            }
+        }
+        for (got, want) in params.iter().zip(&want) {
+            assert!((got - want).abs() < 1e-15, "{got} vs {want}");
+        }
+    }
+}
