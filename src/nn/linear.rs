@@ -159,7 +159,7 @@ pub fn linear_forward_few_rows(y: &mut [f32], x: &[f32], w: &PanelWeights, b: &[
                 [y0, y1, y2] => panels([y0, y1, y2], x, &w.data, b, din),
                 [y0, y1] => panels([y0, y1], x, &w.data, b, din),
                 [y0] => panels([y0], x, &w.data, b, din),
-                _ => {}
+                _ => unreachable!("groups hold one to four rows"),
             }
             first_row += group.len();
         }

@@ -3,6 +3,7 @@
 //!
 //!   loss = (1/N) sum_p -log softmax(z_p)[y_p]
 //!   dz_p = (softmax(z_p) - onehot(y_p)) / N
+//!   db  += sum_p dz_p          (optional: the bias gradient of the layer that produced z)
 
 use crate::engine::math::FastMath;
 use crate::engine::Real;
