@@ -6,7 +6,7 @@
 //! `<out>.partial` every half minute, so an interrupted run resumes without recomputing; the final file
 //! is written atomically. Unreadable images are reported with their reason and the rest still finish.
 
-use crate::fsio::{read_text, write_atomic};
+use crate::fsio::{read_text, safetensors_bytes, write_atomic};
 use crate::image::{decode, to_network_input, Resize};
 use crate::vision::{Encoder, EncoderKind};
 use anyhow::{bail, Context, Result};
@@ -59,8 +59,7 @@ impl Features {
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
         .collect();
-        let serialized = safetensors::serialize([("features", view)], Some(metadata))?;
-        write_atomic(path, &serialized)
+        write_atomic(path, &safetensors_bytes([("features", view)], metadata)?)
     }
 
     pub fn load(path: &Path) -> Result<Self> {

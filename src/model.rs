@@ -3,7 +3,7 @@
 //! `caption`.
 
 use crate::decoder::merge::MergeConfig;
-use crate::fsio::{read_text, write_atomic};
+use crate::fsio::{read_text, safetensors_bytes, write_atomic};
 use crate::generate::GenerationWeights;
 use crate::text::Vocabulary;
 use anyhow::{bail, Context, Result};
@@ -95,7 +95,7 @@ pub fn weights_bytes(
             Ok((name.clone(), TensorView::new(dtype, shape.clone(), bytes)?))
         })
         .collect::<Result<Vec<_>>>()?;
-    Ok(safetensors::serialize(views, Some(metadata))?)
+    safetensors_bytes(views, metadata)
 }
 
 /// Parameters in layout order from named tensors (f32, f16 or bf16).

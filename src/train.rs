@@ -11,7 +11,7 @@ use crate::dataset::Split;
 use crate::decoder::merge::{forward_backward, loss, Batch, MergeConfig, Workspace};
 use crate::engine::rng::Rng;
 use crate::features::Features;
-use crate::fsio::{read_text, write_atomic};
+use crate::fsio::{read_text, safetensors_bytes, write_atomic};
 use crate::model::{weights_bytes, ModelConfig};
 use crate::nn::adam::{adam_update, AdamConfig};
 use crate::text::{wrap_caption, Vocabulary};
@@ -324,7 +324,7 @@ fn save_last(path: &Path, params: &[f32], optimizer: &Optimizer, state: &TrainSt
             Ok((*name, view))
         })
         .collect::<Result<Vec<_>>>()?;
-    write_atomic(path, &safetensors::serialize(views, Some(metadata))?)
+    write_atomic(path, &safetensors_bytes(views, metadata)?)
 }
 
 fn load_last(path: &Path, total: usize) -> Result<Checkpoint> {
