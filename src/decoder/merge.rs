@@ -46,40 +46,34 @@ pub const PARAMETERS: [&str; 10] = [
 ];
 
 impl MergeConfig {
-    /// Element counts of the parameters, in storage order (the layout without names or shapes).
-    pub fn sizes(&self) -> [usize; 10] {
+    /// Parameter shapes in storage order: (rows, columns), no columns for a vector.
+    fn shapes(&self) -> [(usize, Option<usize>); 10] {
         let (v, f, e, h) = (self.vocab, self.feature_dim, self.embed_dim, self.hidden);
         [
-            h * f,
-            h,
-            v * e,
-            4 * h * e,
-            4 * h * h,
-            4 * h,
-            h * h,
-            h,
-            v * h,
-            v,
+            (h, Some(f)),
+            (h, None),
+            (v, Some(e)),
+            (4 * h, Some(e)),
+            (4 * h, Some(h)),
+            (4 * h, None),
+            (h, Some(h)),
+            (h, None),
+            (v, Some(h)),
+            (v, None),
         ]
     }
 
+    /// Element counts of the parameters, in storage order: the layout without names, shapes or
+    /// allocation (the training step splits its buffers with it).
+    pub fn sizes(&self) -> [usize; 10] {
+        self.shapes().map(|(rows, cols)| rows * cols.unwrap_or(1))
+    }
+
     pub fn layout(&self) -> Layout {
-        let (v, f, e, h) = (self.vocab, self.feature_dim, self.embed_dim, self.hidden);
-        let shapes: [Vec<usize>; 10] = [
-            vec![h, f],
-            vec![h],
-            vec![v, e],
-            vec![4 * h, e],
-            vec![4 * h, h],
-            vec![4 * h],
-            vec![h, h],
-            vec![h],
-            vec![v, h],
-            vec![v],
-        ];
         let mut layout = Layout::default();
-        for (name, shape) in PARAMETERS.iter().zip(&shapes) {
-            layout.add(name, shape);
+        for (name, (rows, cols)) in PARAMETERS.iter().zip(self.shapes()) {
+            let shape: Vec<usize> = std::iter::once(rows).chain(cols).collect();
+            layout.add(name, &shape);
         }
         layout
     }

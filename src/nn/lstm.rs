@@ -251,7 +251,7 @@ pub fn lstm_backward<T: FastMath>(
                 let (first, count) = (task * rows, dgates.len() / g4);
                 with_avx2!(for r in 0..count {
                     let pos = off + first + r;
-                    let rows = CellRows {
+                    let saved = CellRows {
                         a: &gates[pos * g4..][..g4],
                         c: &c[pos * hidden..][..hidden],
                         dh_out: &dh_out[pos * hidden..][..hidden],
@@ -264,9 +264,9 @@ pub fn lstm_backward<T: FastMath>(
                     match prev {
                         Some(prev) => {
                             let c_prev = &c[(prev + first + r) * hidden..][..hidden];
-                            cell_backward(da, dc_rec, rows, dh_rec, |j| c_prev[j]);
+                            cell_backward(da, dc_rec, saved, dh_rec, |j| c_prev[j]);
                         }
-                        None => cell_backward(da, dc_rec, rows, dh_rec, |_| T::zero()),
+                        None => cell_backward(da, dc_rec, saved, dh_rec, |_| T::zero()),
                     }
                 });
                 if let Some(prev) = prev {
@@ -345,15 +345,15 @@ struct CellRows<'a, T> {
 fn cell_backward<T: FastMath>(
     da: &mut [T],
     dc_rec: &mut [T],
-    rows: CellRows<T>,
+    saved: CellRows<T>,
     dh_rec: &[T],
     c_prev: impl Fn(usize) -> T,
 ) {
     let hidden = dc_rec.len();
     let (a, c, dh_out, dh_rec) = (
-        &rows.a[..4 * hidden],
-        &rows.c[..hidden],
-        &rows.dh_out[..hidden],
+        &saved.a[..4 * hidden],
+        &saved.c[..hidden],
+        &saved.dh_out[..hidden],
         &dh_rec[..hidden],
     );
     let (da_i, rest) = da[..4 * hidden].split_at_mut(hidden);
