@@ -108,3 +108,34 @@ fn flickr8k_matches_the_seed_in_all_three_forms() {
         assert_eq!(ids("token"), ids("karpathy"), "{split}");
     }
 }
+
+/// Our PTB tokenizer against pycocoevalcap 1.2's (Stanford PTBTokenizer 3.4.1, punctuation removed)
+/// on every Flickr8k caption and 16 tricky strings: the same token string for all of them.
+#[test]
+fn ptb_tokenizer_matches_pycocoevalcap_on_every_caption() {
+    let Some(data) = real_data("ptb_tokenizer_matches_pycocoevalcap_on_every_caption") else {
+        return;
+    };
+    let path = data.join("metrics-golden/flickr8k_ptb_tokens.json");
+    let golden: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let captions = golden["captions"].as_array().unwrap();
+    assert_eq!(captions.len(), 40_476);
+    let mismatches: Vec<String> = captions
+        .iter()
+        .filter_map(|c| {
+            let raw = c["raw"].as_str().unwrap();
+            let expected = c["tokens"].as_str().unwrap();
+            let ours = captioner::text::ptb_tokenize(raw).join(" ");
+            (ours != expected)
+                .then(|| format!("{raw:?}\n  ours:     {ours}\n  expected: {expected}"))
+        })
+        .collect();
+    assert!(
+        mismatches.is_empty(),
+        "{} of {} differ, e.g.\n{}",
+        mismatches.len(),
+        captions.len(),
+        mismatches[..mismatches.len().min(20)].join("\n")
+    );
+}
