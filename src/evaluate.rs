@@ -60,19 +60,11 @@ pub fn score(samples: &[Sample], meteor_jar: Option<&std::path::Path>) -> (Score
     let (coco, _) = bleu::coco_bleu_scores(samples);
     let (cider, _) = cider::cider_d(samples);
     let (rouge_l, _) = rouge::rouge_l(samples);
-    let (meteor, unavailable) = match meteor::locate(meteor_jar) {
-        Some(jar) => match meteor::meteor(samples, &jar) {
+    let (meteor, unavailable) =
+        match meteor::locate(meteor_jar).and_then(|jar| meteor::meteor(samples, &jar)) {
             Ok((value, _)) => (Some(value), None),
             Err(err) => (None, Some(format!("{err:#}"))),
-        },
-        None => (
-            None,
-            Some(format!(
-                "no METEOR jar: pass --meteor-jar or set {}",
-                meteor::JAR_VARIABLE
-            )),
-        ),
-    };
+        };
     let scores = Scores {
         nltk_bleu1: nltk[0],
         nltk_bleu2: nltk[1],

@@ -147,6 +147,24 @@ fn repeated_bigram_ends(tokens: &[u32]) -> Vec<u32> {
         .collect()
 }
 
+/// A searched caption.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Generated {
+    /// Word ids, without startseq and endseq.
+    pub tokens: Vec<u32>,
+    /// Whether the caption ended with endseq (otherwise it stopped at the maximum length).
+    pub ended: bool,
+    /// Summed log-probability of the words and of endseq when it ended.
+    pub log_prob: f64,
+}
+
+impl Generated {
+    /// Mean log-probability per predicted token (endseq included): how sure the model was.
+    pub fn mean_log_prob(&self) -> f64 {
+        self.log_prob / (self.tokens.len() + usize::from(self.ended)).max(1) as f64
+    }
+}
+
 fn score(h: &Hypothesis, alpha: f64) -> f64 {
     if alpha == 0.0 {
         h.log_prob
@@ -155,9 +173,9 @@ fn score(h: &Hypothesis, alpha: f64) -> f64 {
     }
 }
 
-/// The best caption for one image feature, as token ids without startseq/endseq. Single-threaded
-/// (see `linear_forward_few_rows`); batches caption one image per thread.
-pub fn search(model: &Model, feature: &[f32], options: &SearchOptions) -> Vec<u32> {
+/// The best caption for one image feature. Single-threaded (see `linear_forward_few_rows`); batches
+/// caption one image per thread.
+pub fn search(model: &Model, feature: &[f32], options: &SearchOptions) -> Generated {
     let config = &model.config.merge;
     let w = parts(&model.params, config);
     let g = model
@@ -248,26 +266,46 @@ pub fn search(model: &Model, feature: &[f32], options: &SearchOptions) -> Vec<u3
             break;
         }
     }
+    // Only a finished caption may win: with a length penalty an unfinished prefix can outscore
+    // every finished one ("dog is playing with ball in the"). The search always leaves at least
+    // one finished (it stops at `width` finished, when no beam is left, or at the maximum length,
+    // where every beam finishes), so `live` is a fallback that cannot be reached.
     let alpha = options.length_penalty;
-    let best = finished
+    let pool = if finished.is_empty() { live } else { finished };
+    let best = pool
         .into_iter()
-        .chain(live)
         .max_by(|a, b| score(a, alpha).total_cmp(&score(b, alpha)));
-    let mut tokens = best.map(|b| b.tokens).unwrap_or_default();
-    if tokens.last() == Some(&end) {
+    let Some(Hypothesis {
+        mut tokens,
+        log_prob,
+        ..
+    }) = best
+    else {
+        return Generated {
+            tokens: Vec::new(),
+            ended: false,
+            log_prob: 0.0,
+        };
+    };
+    let ended = tokens.last() == Some(&end);
+    if ended {
         tokens.pop();
     }
-    tokens
+    Generated {
+        tokens,
+        ended,
+        log_prob,
+    }
 }
 
-/// The words of a generated caption, joined by spaces.
+/// The words of token ids.
+pub fn words<'a>(model: &'a Model, tokens: &[u32]) -> Vec<&'a str> {
+    tokens.iter().filter_map(|&t| model.vocab.token(t)).collect()
+}
+
+/// The words of a generated caption, joined by spaces: the token string that is scored.
 pub fn caption_text(model: &Model, feature: &[f32], options: &SearchOptions) -> String {
-    let tokens = search(model, feature, options);
-    tokens
-        .iter()
-        .filter_map(|&t| model.vocab.token(t))
-        .collect::<Vec<_>>()
-        .join(" ")
+    words(model, &search(model, feature, options).tokens).join(" ")
 }
 
 /// Captions for many features, in parallel, one image per thread; `progress` advances per image.
@@ -293,7 +331,7 @@ mod tests {
     use crate::decoder::merge::MergeConfig;
     use crate::engine::rng::Rng;
     use crate::model::ModelConfig;
-    use crate::text::{wrap_caption, Vocabulary};
+    use crate::text::{wrap_caption, Tokenization, Vocabulary};
 
     fn tiny_model(max_length: usize) -> Model {
         let words: Vec<String> = ["dog", "runs", "fast"]
@@ -311,7 +349,7 @@ mod tests {
         };
         let params = merge.init(&mut Rng::new(5));
         Model {
-            config: ModelConfig::new(merge, "test", "test", max_length, 1),
+            config: ModelConfig::new(merge, "test", "test", max_length, Tokenization::Ptb, 1),
             params,
             vocab,
             generation: std::sync::OnceLock::new(),
@@ -368,6 +406,36 @@ mod tests {
                 block_repeats: true,
             };
             assert_eq!(caption_text(&model, &[0.0; 4], &options), "");
+        }
+    }
+
+    #[test]
+    fn beam_returns_a_finished_caption() {
+        // Random small models and features: with a length penalty an unfinished beam often
+        // outscores the finished ones (the old final pick returned it), and must never be returned.
+        let max_length = 8;
+        let max_new = max_length - 1;
+        let mut rng = Rng::new(11);
+        for model_seed in 0..20 {
+            let mut model = tiny_model(max_length);
+            model.params = model.config.merge.init(&mut Rng::new(model_seed));
+            set_out_bias(&mut model, "endseq", 0.5);
+            for _ in 0..20 {
+                let feature: Vec<f32> = (0..4).map(|_| rng.normal() as f32 * 3.0).collect();
+                for length_penalty in [0.0, 0.7, 2.0] {
+                    let options = SearchOptions {
+                        beam: 3,
+                        length_penalty,
+                        block_repeats: false,
+                    };
+                    let caption = search(&model, &feature, &options);
+                    assert!(
+                        caption.ended || caption.tokens.len() == max_new,
+                        "model {model_seed}, penalty {length_penalty}: {:?} neither ended nor reached the maximum length",
+                        caption.tokens
+                    );
+                }
+            }
         }
     }
 }

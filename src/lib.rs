@@ -7,6 +7,7 @@ pub mod decoder;
 pub mod engine;
 pub mod evaluate;
 pub mod features;
+pub mod fetch;
 pub mod fsio;
 pub mod generate;
 pub mod image;

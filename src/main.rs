@@ -262,6 +262,14 @@ struct FeaturesArgs {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
+enum TokenizeArg {
+    /// coco-caption's PTBTokenizer: all words kept ("a", "3", "t-shirt"), punctuation removed
+    Ptb,
+    /// The seed's cleaning: no punctuation, no one-letter or non-alphabetic words
+    Seed,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
 enum FormatArg {
     Auto,
     Flickr8k,
@@ -269,14 +277,16 @@ enum FormatArg {
     Kaggle,
 }
 
-/// Turn a caption dataset into cleaned captions, a vocabulary and splits.
+/// Turn a caption dataset into tokenised captions, a vocabulary and splits.
 ///
 /// Reads the original Flickr8k release (Flickr8k.token.txt + Flickr_8k.{train,dev,test}Images.txt),
 /// Karpathy's split JSON (dataset_flickr8k.json; Flickr30k and COCO have the same schema) or the
-/// Kaggle captions.txt CSV. Cleaning follows the seed: lowercase, delete punctuation, drop one-letter
-/// and non-alphabetic tokens. The vocabulary comes from the training split only.
+/// Kaggle captions.txt CSV. Captions are tokenised as coco-caption does (--tokenize ptb, the
+/// default: Stanford PTB tokens, lower-cased, punctuation removed; every published score uses it)
+/// or as the Keras tutorial's seed model did (--tokenize seed: lowercase, delete punctuation, drop
+/// one-letter and non-alphabetic words such as "a"). The vocabulary comes from the training split only.
 ///
-/// Writes into --out: descriptions.txt (`<image_id> <cleaned caption>` per caption),
+/// Writes into --out: descriptions.txt (`<image_id> <tokens>` per caption),
 /// vocab.json, splits.json and summary.json.
 #[derive(clap::Args)]
 #[command(verbatim_doc_comment)]
@@ -290,9 +300,13 @@ struct PrepareArgs {
     /// Which form the captions are in.
     #[arg(long, value_enum, default_value = "auto")]
     format: FormatArg,
-    /// Words seen fewer times than this in the training split map to <unk>.
-    #[arg(long, default_value_t = 1)]
-    min_count: u64,
+    /// How captions become tokens.
+    #[arg(long, value_enum, default_value = "ptb")]
+    tokenize: TokenizeArg,
+    /// Words seen fewer times than this in the training split map to <unk> (default: 5 with
+    /// --tokenize ptb, the standard setting; 1 with --tokenize seed, as the seed).
+    #[arg(long)]
+    min_count: Option<u64>,
     /// Folder of the image files: ids whose image is missing are reported and excluded.
     #[arg(long)]
     images: Option<PathBuf>,
@@ -334,6 +348,10 @@ fn run_prepare(args: PrepareArgs) -> anyhow::Result<()> {
         data: args.data,
         out: args.out,
         format,
+        tokenize: match args.tokenize {
+            TokenizeArg::Ptb => captioner::text::Tokenization::Ptb,
+            TokenizeArg::Seed => captioner::text::Tokenization::Seed,
+        },
         min_count: args.min_count,
         images: args.images,
         split_sizes: args.split_sizes,

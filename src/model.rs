@@ -5,7 +5,7 @@
 use crate::decoder::merge::MergeConfig;
 use crate::fsio::{read_text, safetensors_bytes, write_atomic};
 use crate::generate::GenerationWeights;
-use crate::text::Vocabulary;
+use crate::text::{Tokenization, Vocabulary};
 use anyhow::{bail, Context, Result};
 use safetensors::tensor::TensorView;
 use serde::{Deserialize, Serialize};
@@ -25,8 +25,15 @@ pub struct ModelConfig {
     pub preprocessing: String,
     /// Longest training caption in tokens (startseq/endseq included): generation stops there.
     pub max_length: usize,
-    pub cleaning: String,
+    /// How the training captions were tokenised; `evaluate` scores by the same protocol.
+    /// Models written before PTB tokens existed carry none and were trained on the seed's cleaning.
+    #[serde(default = "seed_tokenization")]
+    pub tokenize: Tokenization,
     pub min_count: u64,
+}
+
+fn seed_tokenization() -> Tokenization {
+    Tokenization::Seed
 }
 
 impl ModelConfig {
@@ -35,6 +42,7 @@ impl ModelConfig {
         encoder: &str,
         preprocessing: &str,
         max_length: usize,
+        tokenize: Tokenization,
         min_count: u64,
     ) -> Self {
         ModelConfig {
@@ -44,9 +52,7 @@ impl ModelConfig {
             encoder: encoder.to_owned(),
             preprocessing: preprocessing.to_owned(),
             max_length,
-            cleaning:
-                "seed: lowercase, delete punctuation, drop 1-letter and non-alphabetic tokens"
-                    .to_owned(),
+            tokenize,
             min_count,
         }
     }

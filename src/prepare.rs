@@ -1,9 +1,9 @@
-//! The `prepare` stage: a caption dataset -> cleaned captions, vocabulary, splits and a summary in a
+//! The `prepare` stage: a caption dataset -> tokenised captions, vocabulary, splits and a summary in a
 //! work folder (`descriptions.txt`, `vocab.json`, `splits.json`, `summary.json`).
 
 use crate::dataset::{self, Dataset, Format, Split, SplitSizes};
 use crate::fsio::{create_output_dir, write_atomic};
-use crate::text::{clean_caption, wrap_caption, Vocabulary};
+use crate::text::{wrap_caption, Tokenization, Vocabulary};
 use anyhow::Result;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
@@ -17,7 +17,9 @@ pub struct PrepareOptions {
     pub out: PathBuf,
     /// `None` detects the form.
     pub format: Option<Format>,
-    pub min_count: u64,
+    pub tokenize: Tokenization,
+    /// `None`: the tokenisation's usual threshold (5 for PTB tokens, 1 for the seed's cleaning).
+    pub min_count: Option<u64>,
     /// When given, ids without an image file here are reported and excluded.
     pub images: Option<PathBuf>,
     /// Sizes of the generated split for caption files without one.
@@ -36,10 +38,12 @@ pub struct IdList {
 #[derive(Debug, Serialize)]
 pub struct Summary {
     pub format: Format,
+    /// How captions became tokens (`ptb` or `seed`); `train` copies it into the model.
+    pub tokenize: Tokenization,
     /// Images with captions (after excluding missing image files).
     pub images: usize,
     pub captions: usize,
-    /// Distinct cleaned words over all captions, startseq/endseq not counted.
+    /// Distinct tokens over all captions, startseq/endseq not counted.
     pub words_all: usize,
     /// Ids of the vocabulary: padding, `<unk>`, startseq, endseq and the training words.
     pub vocab_size: usize,
@@ -55,7 +59,8 @@ pub struct Summary {
     pub ignored: IdList,
     /// Images whose file is missing from `--images` (null without `--images`): excluded everywhere.
     pub missing_images: Option<IdList>,
-    /// Captions with no word left after cleaning; kept as `startseq endseq`, as the seed does.
+    /// Captions with no token left after tokenising. The seed's cleaning trains on them as
+    /// `startseq endseq`, as the seed does; with PTB tokens they are kept out of training.
     pub empty_after_cleaning: usize,
 }
 
@@ -79,6 +84,12 @@ fn id_list<'a>(ids: impl IntoIterator<Item = &'a str>, dataset: &Dataset) -> IdL
     }
 }
 
+/// Whether a tokenised caption is a training example: the seed trains on empty ones (as
+/// `startseq endseq`), the PTB protocol leaves them out.
+pub fn trains_on(tokenize: Tokenization, tokens: &[String]) -> bool {
+    tokenize == Tokenization::Seed || !tokens.is_empty()
+}
+
 pub fn prepare(options: &PrepareOptions) -> Result<Summary> {
     create_output_dir(&options.out)?;
     let mut dataset = dataset::load(&options.data, options.format, options.split_sizes)?;
@@ -97,10 +108,14 @@ pub fn prepare(options: &PrepareOptions) -> Result<Summary> {
         list
     });
 
+    let tokenize = options.tokenize;
+    let min_count = options
+        .min_count
+        .unwrap_or_else(|| tokenize.default_min_count());
     let cleaned: Vec<Vec<Vec<String>>> = dataset
         .images
         .iter()
-        .map(|image| image.captions.iter().map(|c| clean_caption(c)).collect())
+        .map(|image| image.captions.iter().map(|c| tokenize.tokenize(c)).collect())
         .collect();
 
     let in_split: HashSet<&str> = Split::ALL
@@ -123,9 +138,11 @@ pub fn prepare(options: &PrepareOptions) -> Result<Summary> {
         .iter()
         .zip(&cleaned)
         .filter(|(image, _)| train.contains(image.id.as_str()))
-        .flat_map(|(_, captions)| captions.iter().map(|words| wrap_caption(words)))
+        .flat_map(|(_, captions)| captions.iter())
+        .filter(|words| trains_on(tokenize, words))
+        .map(|words| wrap_caption(words))
         .collect();
-    let vocab = Vocabulary::build(train_captions.iter().map(Vec::as_slice), options.min_count);
+    let vocab = Vocabulary::build(train_captions.iter().map(Vec::as_slice), min_count);
 
     let mut descriptions = String::new();
     for (image, captions) in dataset.images.iter().zip(&cleaned) {
@@ -141,12 +158,13 @@ pub fn prepare(options: &PrepareOptions) -> Result<Summary> {
     let words_all: BTreeSet<&str> = all_captions().flatten().map(String::as_str).collect();
     let summary = Summary {
         format: dataset.format,
+        tokenize,
         images: dataset.images.len(),
         captions: all_captions().count(),
         words_all: words_all.len(),
         vocab_size: vocab.len(),
         vocab_words: vocab.word_count(),
-        min_count: options.min_count,
+        min_count,
         max_length: train_captions.iter().map(Vec::len).max().unwrap_or(0),
         images_per_split: Split::ALL
             .iter()
@@ -176,12 +194,13 @@ pub fn prepare(options: &PrepareOptions) -> Result<Summary> {
 pub fn describe(summary: &Summary) -> String {
     let splits = &summary.images_per_split;
     let mut text = format!(
-        "{} images, {} captions ({:?} format); {} distinct words\n\
+        "{} images, {} captions ({:?} format, {} tokens); {} distinct words\n\
          splits: {} train / {} dev / {} test ({})\n\
          vocabulary: {} ids ({} training words incl. startseq/endseq, min count {}); longest training caption {} tokens\n",
         summary.images,
         summary.captions,
         summary.format,
+        summary.tokenize.name(),
         summary.words_all,
         splits["train"],
         splits["dev"],

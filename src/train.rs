@@ -14,7 +14,8 @@ use crate::features::Features;
 use crate::fsio::{read_text, safetensors_bytes, write_atomic};
 use crate::model::{weights_bytes, ModelConfig};
 use crate::nn::adam::{adam_update, AdamConfig};
-use crate::text::{wrap_caption, Vocabulary};
+use crate::prepare::trains_on;
+use crate::text::{wrap_caption, Tokenization, Vocabulary};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -48,6 +49,7 @@ pub struct CaptionSet {
 
 pub struct TrainingData {
     pub vocab: Vocabulary,
+    pub tokenize: Tokenization,
     pub features: Features,
     pub train: CaptionSet,
     pub dev: CaptionSet,
@@ -119,8 +121,29 @@ pub fn require_features(
     Ok(())
 }
 
+/// The tokenisation a work folder was prepared with (folders from before PTB tokens: the seed's).
+pub fn work_tokenization(work: &Path) -> Result<Tokenization> {
+    let path = work.join("summary.json");
+    let summary: serde_json::Value = serde_json::from_str(&read_text(&path)?).with_context(|| {
+        format!(
+            "{} is not valid JSON: rerun `captioner prepare`",
+            path.display()
+        )
+    })?;
+    match summary.get("tokenize") {
+        None => Ok(Tokenization::Seed),
+        Some(value) => serde_json::from_value(value.clone()).with_context(|| {
+            format!(
+                "{}: unknown tokenize {value} (expected \"ptb\" or \"seed\")",
+                path.display()
+            )
+        }),
+    }
+}
+
 pub fn load_training_data(work: &Path, features_path: &Path) -> Result<TrainingData> {
     let vocab = Vocabulary::load(&work.join("vocab.json"))?;
+    let tokenize = work_tokenization(work)?;
     let descriptions = read_descriptions(&work.join("descriptions.txt"))?;
     let features = Features::load(features_path)?;
     let index = features.index();
@@ -136,7 +159,7 @@ pub fn load_training_data(work: &Path, features_path: &Path) -> Result<TrainingD
                     work.display()
                 )
             })?;
-            for words in captions {
+            for words in captions.iter().filter(|w| trains_on(tokenize, w)) {
                 items.push((index[id.as_str()], vocab.encode(&wrap_caption(words))));
             }
         }
@@ -150,6 +173,7 @@ pub fn load_training_data(work: &Path, features_path: &Path) -> Result<TrainingD
     let max_length = train.items.iter().map(|(_, t)| t.len()).max().unwrap_or(0);
     Ok(TrainingData {
         vocab,
+        tokenize,
         features,
         train,
         dev,
@@ -377,6 +401,7 @@ pub fn train(options: &TrainOptions) -> Result<TrainReport> {
         &data.features.encoder,
         &data.features.preprocessing,
         data.max_length,
+        data.tokenize,
         data.vocab.min_count(),
     );
     let out = &options.out;
@@ -401,6 +426,15 @@ pub fn train(options: &TrainOptions) -> Result<TrainReport> {
                 options.features.display(),
                 model_config.encoder,
                 config.feature_dim
+            );
+        }
+        if saved.tokenize != data.tokenize {
+            bail!(
+                "--resume: {} was trained on {} tokens but {} holds {} tokens: resume with the work folder it was trained on, or start a new model folder",
+                out.display(),
+                saved.tokenize.name(),
+                options.work.display(),
+                data.tokenize.name()
             );
         }
         if saved.merge != config {

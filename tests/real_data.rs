@@ -13,7 +13,8 @@ fn prepare_real(data: &Path, out: &Path) -> Summary {
         data: data.to_owned(),
         out: out.to_owned(),
         format: None,
-        min_count: 1,
+        tokenize: captioner::text::Tokenization::Seed,
+        min_count: None,
         images: None,
         split_sizes: None,
     };

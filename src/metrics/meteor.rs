@@ -2,6 +2,7 @@
 //! pycocoevalcap does: `java -jar -Xmx2G meteor-1.5.jar - - -stdio -l en -norm`, one
 //! `SCORE ||| refs ||| hyp` line per image for its statistics, then one `EVAL` line with all of them,
 //! answered by the per-image scores and the corpus score. The jar needs its `data/` folder beside it.
+//! Without a jar named by the user, coco-caption's own is fetched from PyPI (pycocoevalcap 1.2).
 
 use super::Sample;
 use anyhow::{bail, Context, Result};
@@ -10,11 +11,45 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 pub const JAR_VARIABLE: &str = "CAPTIONER_METEOR_JAR";
+const PACKAGE: &str = "pycocoevalcap==1.2";
+const FOLDER_IN_WHEEL: &str = "pycocoevalcap/meteor/";
 
-/// The jar named by the flag, else by `$CAPTIONER_METEOR_JAR`.
-pub fn locate(flag: Option<&Path>) -> Option<PathBuf> {
-    flag.map(Path::to_owned)
+/// The jar named by the flag, else by `$CAPTIONER_METEOR_JAR`, else coco-caption's, fetched into
+/// the cache on first use. The error says why METEOR cannot run here.
+pub fn locate(flag: Option<&Path>) -> Result<PathBuf> {
+    if let Some(jar) = flag
+        .map(Path::to_owned)
         .or_else(|| std::env::var_os(JAR_VARIABLE).map(PathBuf::from))
+    {
+        return Ok(jar);
+    }
+    let java = Command::new("java")
+        .arg("-version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    if !java.is_ok_and(|s| s.success()) {
+        bail!("METEOR needs Java, and `java` is not on PATH (install a Java runtime, e.g. `apt install default-jre-headless`)");
+    }
+    fetched_jar()
+}
+
+/// coco-caption's meteor-1.5.jar with its data/ folder, from the PyPI package pycocoevalcap.
+fn fetched_jar() -> Result<PathBuf> {
+    let root = crate::fetch::cache_dir().join("pycocoevalcap");
+    let folder = root.join(FOLDER_IN_WHEEL);
+    let jar = folder.join("meteor-1.5.jar");
+    if jar.is_file() && folder.join("data/paraphrase-en.gz").is_file() {
+        return Ok(jar);
+    }
+    let manual = format!(
+        "Download the PyPI package {PACKAGE} elsewhere and pass its pycocoevalcap/meteor/meteor-1.5.jar \
+         (with the data/ folder beside it) with --meteor-jar"
+    );
+    crate::fetch::with_wheel(PACKAGE, "METEOR 1.5 (coco-caption's jar, 100 MB)", &manual, |archive, wheel| {
+        crate::fetch::extract_folder(archive, wheel, FOLDER_IN_WHEEL, &root)
+    })?;
+    Ok(jar)
 }
 
 /// Corpus METEOR and the per-image scores; an error says why METEOR is unavailable.

