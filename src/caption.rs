@@ -1,12 +1,22 @@
 //! The `caption` command's pipeline: photo bytes -> decode -> resize as the model's features were ->
-//! encoder -> decoder search -> words.
+//! encoder -> decoder search -> words -> a sentence.
 
-use crate::generate::{caption_text, SearchOptions};
+use crate::generate::{search, words, SearchOptions};
 use crate::image::{decode, to_network_input, Resize};
 use crate::model::Model;
 use crate::vision::{Encoder, EncoderKind};
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
+
+/// One photo's caption.
+pub struct Captioned {
+    /// What a person reads: "A man's dog runs through the grass."
+    pub sentence: String,
+    /// The model's tokens joined by spaces: what `evaluate` scores.
+    pub tokens: String,
+    /// Mean log-probability per token: near 0 when the model is sure, below about -1.5 when not.
+    pub score: f64,
+}
 
 pub struct Captioner {
     pub model: Model,
@@ -32,11 +42,17 @@ impl Captioner {
         })
     }
 
-    pub fn caption(&self, bytes: &[u8], options: &SearchOptions) -> Result<String> {
+    pub fn caption(&self, bytes: &[u8], options: &SearchOptions) -> Result<Captioned> {
         let image = decode(bytes)?;
         let input = to_network_input(&image, self.resize, self.encoder.kind().input_size());
         let feature = self.encoder.features(&input, crate::engine::threads());
-        Ok(caption_text(&self.model, &feature, options))
+        let generated = search(&self.model, &feature, options);
+        let words = words(&self.model, &generated.tokens);
+        Ok(Captioned {
+            sentence: crate::text::sentence(&words),
+            tokens: words.join(" "),
+            score: generated.mean_log_prob(),
+        })
     }
 }
 

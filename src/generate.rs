@@ -300,7 +300,10 @@ pub fn search(model: &Model, feature: &[f32], options: &SearchOptions) -> Genera
 
 /// The words of token ids.
 pub fn words<'a>(model: &'a Model, tokens: &[u32]) -> Vec<&'a str> {
-    tokens.iter().filter_map(|&t| model.vocab.token(t)).collect()
+    tokens
+        .iter()
+        .filter_map(|&t| model.vocab.token(t))
+        .collect()
 }
 
 /// The words of a generated caption, joined by spaces: the token string that is scored.

@@ -119,7 +119,8 @@ enum SplitArg {
 
 /// Caption photos: files, folders (their JPEG and PNG files) or - for image bytes on standard input.
 ///
-/// Prints `<image><TAB><caption>` per photo, or one JSON object per line with --json. An unreadable
+/// Prints `<image><TAB><caption>` per photo (a sentence: "A dog runs through the grass."), or one
+/// JSON object per line with --json. An unreadable
 /// photo gets its own error line on stderr (or a JSON line with "error"); the others are still
 /// captioned, and the exit code is 1 if any failed.
 #[derive(clap::Args)]
@@ -136,7 +137,9 @@ struct CaptionArgs {
     /// Encoder weights (default: fetched for EfficientNet-Lite0).
     #[arg(long)]
     weights: Option<PathBuf>,
-    /// JSON lines: {"image", "caption"} or {"image", "error"}.
+    /// JSON lines: {"image", "caption", "tokens", "score"} or {"image", "error"}. "caption" is the
+    /// sentence, "tokens" what evaluate scores, "score" the mean log-probability per token (near 0:
+    /// sure; below about -1.5: the photo is probably unlike the training photos).
     #[arg(long)]
     json: bool,
     #[arg(long, default_value_t = 0)]
@@ -476,10 +479,16 @@ fn run_caption(args: CaptionArgs) -> anyhow::Result<ExitCode> {
     let mut failed = 0;
     for (name, source) in expand(&args.images)? {
         match read_source(&source).and_then(|bytes| captioner.caption(&bytes, &search)) {
-            Ok(caption) if args.json => {
-                println!("{}", serde_json::json!({"image": name, "caption": caption}))
-            }
-            Ok(caption) => println!("{name}\t{caption}"),
+            Ok(caption) if args.json => println!(
+                "{}",
+                serde_json::json!({
+                    "image": name,
+                    "caption": caption.sentence,
+                    "tokens": caption.tokens,
+                    "score": (caption.score * 1e4).round() / 1e4,
+                })
+            ),
+            Ok(caption) => println!("{name}\t{}", caption.sentence),
             Err(err) => {
                 failed += 1;
                 if args.json {

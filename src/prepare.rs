@@ -115,7 +115,13 @@ pub fn prepare(options: &PrepareOptions) -> Result<Summary> {
     let cleaned: Vec<Vec<Vec<String>>> = dataset
         .images
         .iter()
-        .map(|image| image.captions.iter().map(|c| tokenize.tokenize(c)).collect())
+        .map(|image| {
+            image
+                .captions
+                .iter()
+                .map(|c| tokenize.tokenize(c))
+                .collect()
+        })
         .collect();
 
     let in_split: HashSet<&str> = Split::ALL

@@ -124,12 +124,13 @@ pub fn require_features(
 /// The tokenisation a work folder was prepared with (folders from before PTB tokens: the seed's).
 pub fn work_tokenization(work: &Path) -> Result<Tokenization> {
     let path = work.join("summary.json");
-    let summary: serde_json::Value = serde_json::from_str(&read_text(&path)?).with_context(|| {
-        format!(
-            "{} is not valid JSON: rerun `captioner prepare`",
-            path.display()
-        )
-    })?;
+    let summary: serde_json::Value =
+        serde_json::from_str(&read_text(&path)?).with_context(|| {
+            format!(
+                "{} is not valid JSON: rerun `captioner prepare`",
+                path.display()
+            )
+        })?;
     match summary.get("tokenize") {
         None => Ok(Tokenization::Seed),
         Some(value) => serde_json::from_value(value.clone()).with_context(|| {

@@ -60,13 +60,55 @@ fn three_forms_of_the_fixture_agree() {
             read_json(&outputs[0].join("splits.json"))["test"]
         );
     }
+    // The default is coco-caption's protocol: PTB tokens, "a" kept, punctuation gone, min count 5.
     let first = &descriptions(&outputs[0]);
-    assert!(first.contains(&"1001_ball_grass ball red and round sits on the lawn".to_owned()));
+    assert!(first.contains(&"1001_ball_grass a ball red and round sits on the lawn".to_owned()));
+    assert_eq!(summary["tokenize"], "ptb");
+    assert_eq!(summary["min_count"], 5);
     let vocab = read_json(&outputs[0].join("vocab.json"));
     assert_eq!(vocab["tokens"][0], "<pad>");
     assert_eq!(vocab["tokens"][2], "startseq");
-    // "the" is the most frequent training word (15 times in the 4 training images' captions).
-    assert_eq!(vocab["tokens"][4], "the");
+    // "a" is the most frequent training token (16 times in the 4 training images' captions).
+    assert_eq!(vocab["tokens"][4], "a");
+
+    // The seed's cleaning is one flag away, with the seed's vocabulary threshold (every word).
+    let seed = scratch.join("seed");
+    let run = prepare(&tiny, &seed, &["--tokenize", "seed"]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    assert!(descriptions(&seed)
+        .contains(&"1001_ball_grass ball red and round sits on the lawn".to_owned()));
+    let summary = read_json(&seed.join("summary.json"));
+    assert_eq!(summary["tokenize"], "seed");
+    assert_eq!(summary["min_count"], 1);
+    // "the" is the most frequent training word once "a" is deleted (15 times).
+    assert_eq!(read_json(&seed.join("vocab.json"))["tokens"][4], "the");
+}
+
+#[test]
+fn captions_that_tokenise_to_nothing_are_counted_and_not_trained_on() {
+    let scratch = scratch("empty-caption");
+    let data = scratch.join("data");
+    fs::create_dir_all(&data).unwrap();
+    let tiny = repo_path("fixtures/tiny");
+    for entry in fs::read_dir(&tiny).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() && path.file_name().unwrap() != "captions.txt" {
+            fs::copy(&path, data.join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    let mut tokens = fs::read_to_string(tiny.join("Flickr8k.token.txt")).unwrap();
+    tokens.push_str("1001_ball_grass.png#5\t... !\n");
+    fs::write(data.join("Flickr8k.token.txt"), tokens).unwrap();
+    let out = scratch.join("work");
+    let run = prepare(&data, &out, &["--min-count", "1"]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let summary = read_json(&out.join("summary.json"));
+    assert_eq!(summary["captions"], 41);
+    assert_eq!(summary["empty_after_cleaning"], 1);
+    // The vocabulary counts 20 training captions' startseq, not 21: the empty one is left out.
+    let vocab = read_json(&out.join("vocab.json"));
+    assert_eq!(vocab["tokens"][2], "startseq");
+    assert_eq!(vocab["counts"][2], 20);
 }
 
 #[test]

@@ -46,9 +46,12 @@ fn fetched_jar() -> Result<PathBuf> {
         "Download the PyPI package {PACKAGE} elsewhere and pass its pycocoevalcap/meteor/meteor-1.5.jar \
          (with the data/ folder beside it) with --meteor-jar"
     );
-    crate::fetch::with_wheel(PACKAGE, "METEOR 1.5 (coco-caption's jar, 100 MB)", &manual, |archive, wheel| {
-        crate::fetch::extract_folder(archive, wheel, FOLDER_IN_WHEEL, &root)
-    })?;
+    crate::fetch::with_wheel(
+        PACKAGE,
+        "METEOR 1.5 (coco-caption's jar, 100 MB)",
+        &manual,
+        |archive, wheel| crate::fetch::extract_folder(archive, wheel, FOLDER_IN_WHEEL, &root),
+    )?;
     Ok(jar)
 }
 
