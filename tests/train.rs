@@ -16,6 +16,8 @@ fn setup(dir: &Path, dim: usize, skip: &[&str]) {
         repo_path("fixtures/tiny").to_str().unwrap(),
         "--out",
         dir.join("work").to_str().unwrap(),
+        "--min-count",
+        "1",
     ]);
     assert!(run.status.success(), "{}", stderr(&run));
     let ids: Vec<String> = [
@@ -104,7 +106,8 @@ fn training_writes_a_model_folder_and_resumes_exactly() {
         .all(|e| e["dev_loss"].as_f64().unwrap().is_finite()));
     let config = common::read_json(&dir.join("full/config.json"));
     assert_eq!(config["feature_dim"], 16);
-    assert_eq!(config["vocab"], 42);
+    assert_eq!(config["vocab"], 43);
+    assert_eq!(config["tokenize"], "ptb");
     assert_eq!(config["encoder"], "efficientnet-lite0");
 
     let half = train(&dir, "resumed", &["--epochs", "2"]);
@@ -152,6 +155,41 @@ fn bad_inputs_are_clear_errors() {
     assert!(!resumed.status.success());
     assert!(
         stderr(&resumed).contains("was trained on efficientnet-lite0 features (16-d)"),
+        "{}",
+        stderr(&resumed)
+    );
+
+    // A model trained on PTB tokens does not resume on a work folder of the seed's cleaning.
+    setup(&dir, 16, &[]);
+    let seed_work = dir.join("work-seed");
+    let prepared = captioner(&[
+        "prepare",
+        "--data",
+        repo_path("fixtures/tiny").to_str().unwrap(),
+        "--out",
+        seed_work.to_str().unwrap(),
+        "--tokenize",
+        "seed",
+    ]);
+    assert!(prepared.status.success(), "{}", stderr(&prepared));
+    let resumed = captioner(&[
+        "train",
+        "--work",
+        seed_work.to_str().unwrap(),
+        "--features",
+        dir.join("features.safetensors").to_str().unwrap(),
+        "--out",
+        dir.join("m").to_str().unwrap(),
+        "--hidden",
+        "16",
+        "--epochs",
+        "2",
+        "--resume",
+        "--quiet",
+    ]);
+    assert!(!resumed.status.success());
+    assert!(
+        stderr(&resumed).contains("was trained on ptb tokens but"),
         "{}",
         stderr(&resumed)
     );
