@@ -1,28 +1,35 @@
 #!/usr/bin/env bash
 # Decoder training speed, side by side with the PyTorch baseline, interleaved (ours, PyTorch, ...).
-# Both: Flickr8k training captions, 7,579/7,580-id vocabulary, random 1280-d features, batch 64,
-# 5 warm-up steps then the median of 60 steps, same thread count. Prints each run and the medians.
-#   BENCH_PYTHON=/path/to/venv/bin/python bash bench/train.sh
+# Both read the captions and vocabulary of one work folder made by `captioner prepare` with its
+# defaults (PTB tokens, min count 5: 2,543 ids on Flickr8k); random 1280-d features, batch 64,
+# 5 warm-up steps then the median of 60 steps, same thread count. Also measures the machine's FP32
+# matrix-product rate through PyTorch (2048^3), the ceiling both trainers work under.
+#   BENCH_PYTHON=~/venv-bench/bin/python bash bench/train.sh     (venv: bench/requirements.txt)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${BENCH_PYTHON:-python3}
 DATA=${DATA:-../shared/data/flickr8k}
 ROUNDS=${ROUNDS:-3}
 THREADS=${THREADS:-2}
+cargo build --release -q
 cargo bench --bench train_step --no-run -q 2>/dev/null
-ours=() theirs=() our_rss=() their_rss=()
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+./target/release/captioner prepare --data "$DATA" --out "$work" > /dev/null
+ours=() theirs=() gemm=()
 for round in $(seq "$ROUNDS"); do
-  line=$(/usr/bin/time -f "rss_kb=%M" cargo bench -q --bench train_step -- --data "$DATA" --threads "$THREADS" 2>&1 | grep -E "captions_per_s|rss_kb" | tr '\n' ' ')
+  line=$(/usr/bin/time -f "rss_kb=%M" cargo bench -q --bench train_step -- --work "$work" --threads "$THREADS" 2>&1 | grep -E "captions_per_s|rss_kb" | tr '\n' ' ')
   ours+=("$(echo "$line" | sed -E 's/.*captions_per_s=([0-9.]+).*/\1/')")
-  our_rss+=("$(echo "$line" | sed -E 's/.*peak_rss_mb=([0-9]+).*/\1/')")
-  line=$(/usr/bin/time -f "rss_kb=%M" "$PY" ../shared/bench/pytorch_merge_train.py --data "$DATA" --feat-dim 1280 --batch 64 --steps 60 --threads "$THREADS" 2>&1 | grep -E "captions_per_s|rss_kb" | tr '\n' ' ')
+  echo "round $round captioner: $line"
+  line=$(/usr/bin/time -f "rss_kb=%M" "$PY" bench/pytorch_merge_train.py --work "$work" --batch 64 --steps 60 --threads "$THREADS" 2>&1 | grep -E "captions_per_s|rss_kb" | tr '\n' ' ')
   theirs+=("$(echo "$line" | sed -E 's/.*captions_per_s=([0-9.]+).*/\1/')")
-  their_rss+=("$(( $(echo "$line" | sed -E 's/.*rss_kb=([0-9]+).*/\1/') / 1024 ))")
-  echo "round $round: captioner ${ours[-1]} captions/s (${our_rss[-1]} MB), pytorch ${theirs[-1]} captions/s (${their_rss[-1]} MB)"
+  echo "round $round pytorch:   $line"
+  line=$("$PY" bench/pytorch_merge_train.py --gemm --threads "$THREADS")
+  gemm+=("$(echo "$line" | sed -E 's/.*gemm_gflops=([0-9.]+).*/\1/')")
+  echo "round $round gemm:      $line"
 done
-python3 - "${ours[*]}" "${theirs[*]}" <<'PY'
+python3 - "${ours[*]}" "${theirs[*]}" "${gemm[*]}" <<'PY'
 import statistics, sys
-o = statistics.median(float(x) for x in sys.argv[1].split())
-t = statistics.median(float(x) for x in sys.argv[2].split())
-print(f"median: captioner {o:.1f} captions/s, pytorch {t:.1f} captions/s, ratio {o / t:.2f}x")
+o, t, g = (statistics.median(float(x) for x in arg.split()) for arg in sys.argv[1:4])
+print(f"median: captioner {o:.1f} captions/s, pytorch {t:.1f} captions/s, ratio {o / t:.2f}x; FP32 GEMM {g:.1f} GFLOP/s")
 PY

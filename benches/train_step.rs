@@ -1,8 +1,10 @@
 //! Training-step speed of the merge decoder on the Flickr8k training split, measured the way
-//! ../shared/bench/pytorch_merge_train.py measures PyTorch: random 1280-d features, batch 64, 5 warm-up
+//! bench/pytorch_merge_train.py measures PyTorch: random 1280-d features, batch 64, 5 warm-up
 //! steps, then the median of 60 timed steps (forward, backward and Adam; batch assembly excluded).
+//! The captions and vocabulary come from a `captioner prepare` work folder (`--work`), or from
+//! `prepare`'s defaults run on `--data` (PTB tokens, min count 5).
 //!
-//!   cargo bench --bench train_step -- --data ../shared/data/flickr8k [--threads 2] [--steps 60]
+//!   cargo bench --bench train_step -- --work work/flickr8k [--threads 2] [--steps 60]
 //! Prints one line: captions_per_s=<float> step_s=<median> vocab=<V> threads=<n> gflops=<float> peak_rss_mb=<n>
 
 use captioner::decoder::merge::{Batch, MergeConfig, Workspace};
@@ -28,15 +30,22 @@ fn main() -> anyhow::Result<()> {
     captioner::engine::set_threads(threads);
 
     let scratch = std::env::temp_dir().join(format!("captioner-bench-{}", std::process::id()));
-    let work = scratch.join("work");
-    let summary = prepare(&PrepareOptions {
-        data: data.into(),
-        out: work.clone(),
-        format: None,
-        min_count: 1,
-        images: None,
-        split_sizes: None,
-    })?;
+    let work = match arg("--work") {
+        Some(work) => work.into(),
+        None => {
+            let work = scratch.join("work");
+            prepare(&PrepareOptions {
+                data: data.into(),
+                out: work.clone(),
+                format: None,
+                tokenize: Default::default(),
+                min_count: None,
+                images: None,
+                split_sizes: None,
+            })?;
+            work
+        }
+    };
     // Random features, as the PyTorch baseline uses: throughput does not depend on their values.
     let ids: Vec<String> = std::fs::read_to_string(work.join("descriptions.txt"))?
         .lines()
@@ -53,11 +62,12 @@ fn main() -> anyhow::Result<()> {
         preprocessing: "none".into(),
         dim,
     };
+    std::fs::create_dir_all(&scratch)?;
     let features_path = scratch.join("features.safetensors");
     features.save(&features_path)?;
     let data = load_training_data(&work, &features_path)?;
     let config = MergeConfig {
-        vocab: summary.vocab_size,
+        vocab: data.vocab.len(),
         feature_dim: dim,
         embed_dim: 256,
         hidden: 256,
@@ -106,6 +116,6 @@ fn main() -> anyhow::Result<()> {
         flops / median / 1e9,
         rss / 1024.0
     );
-    std::fs::remove_dir_all(&scratch)?;
+    let _ = std::fs::remove_dir_all(&scratch);
     Ok(())
 }

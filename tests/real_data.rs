@@ -140,3 +140,85 @@ fn ptb_tokenizer_matches_pycocoevalcap_on_every_caption() {
         mismatches[..mismatches.len().min(20)].join("\n")
     );
 }
+
+/// `captioner evaluate` with the shipped model on the test split scores exactly as pycocoevalcap 1.2
+/// itself does on the results files it wrote (PTBTokenizer, Bleu, Meteor, Rouge, Cider), to 1e-6.
+/// Needs CAPTIONER_COCO_PYTHON: a Python with `pycocoevalcap==1.2` (.ci/run makes one) and Java.
+#[test]
+fn evaluate_equals_pycocoevalcap_on_its_results_files() {
+    let Some(data) = real_data("evaluate_equals_pycocoevalcap_on_its_results_files") else {
+        return;
+    };
+    let python = std::env::var("CAPTIONER_COCO_PYTHON").expect(
+        "CAPTIONER_COCO_PYTHON must name a Python with pycocoevalcap 1.2 for the real-data tests (.ci/run makes one)",
+    );
+    let flickr = data.join("flickr8k");
+    let dir = common::scratch("coco-protocol");
+    let path = |name: &str| dir.join(name).to_str().unwrap().to_owned();
+    let run = |args: &[&str]| {
+        let out = common::captioner(args);
+        assert!(out.status.success(), "{args:?}: {}", common::stderr(&out));
+    };
+    run(&[
+        "prepare",
+        "--data",
+        flickr.to_str().unwrap(),
+        "--out",
+        &path("work"),
+    ]);
+    run(&[
+        "features",
+        "--images",
+        flickr.join("Images").to_str().unwrap(),
+        "--split-file",
+        flickr.join("Flickr_8k.testImages.txt").to_str().unwrap(),
+        "--out",
+        &path("test.safetensors"),
+        "--quiet",
+    ]);
+    run(&[
+        "evaluate",
+        "--work",
+        &path("work"),
+        "--features",
+        &path("test.safetensors"),
+        "--split",
+        "test",
+        "--beam",
+        "3",
+        "--out",
+        &path("eval"),
+        "--quiet",
+    ]);
+    let ours = common::read_json(&dir.join("eval/scores.json"));
+    for run_name in ["greedy", "beam3"] {
+        let output = std::process::Command::new(&python)
+            .arg(common::repo_path("scripts/coco_eval.py"))
+            .arg("--captions")
+            .arg(flickr.join("Flickr8k.token.txt"))
+            .arg("--results")
+            .arg(dir.join(format!("eval/results_{run_name}.json")))
+            .output()
+            .expect("the CAPTIONER_COCO_PYTHON interpreter runs");
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let theirs: serde_json::Value =
+            serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+        for key in [
+            "bleu1", "bleu2", "bleu3", "bleu4", "meteor", "rouge_l", "cider",
+        ] {
+            let (a, b) = (
+                ours[run_name][key].as_f64().unwrap(),
+                theirs[key].as_f64().unwrap(),
+            );
+            assert!(
+                (a - b).abs() < 1e-6,
+                "{run_name} {key}: ours {a}, pycocoevalcap {b}"
+            );
+        }
+    }
+}
