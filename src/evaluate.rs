@@ -26,6 +26,8 @@ pub struct EvaluateOptions {
     /// The beam search of the second run (the first is greedy, with the same repeat rule).
     pub search: SearchOptions,
     pub out: Option<PathBuf>,
+    /// Replace the results already in `out` (without it, that is an error).
+    pub force: bool,
     pub meteor_jar: Option<PathBuf>,
     pub progress: bool,
 }
@@ -105,6 +107,14 @@ pub fn evaluate(model: &Model, options: &EvaluateOptions) -> Result<Evaluation> 
             model.config.merge.feature_dim,
             model.config.encoder
         );
+    }
+    if let Some(out) = options.out.as_ref().filter(|_| !options.force) {
+        if out.join("scores.json").exists() {
+            bail!(
+                "{} already holds an evaluation (scores.json): pass --force to replace it, or choose another --out",
+                out.display()
+            );
+        }
     }
     let tokenize = model.config.tokenize;
     let work_tokenize = work_tokenization(&options.work)?;

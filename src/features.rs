@@ -12,7 +12,7 @@ use crate::vision::{Encoder, EncoderKind};
 use anyhow::{bail, Context, Result};
 use rayon::prelude::*;
 use safetensors::tensor::TensorView;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -138,6 +138,8 @@ pub struct FeaturesReport {
     pub images: usize,
     pub computed: usize,
     pub reused: usize,
+    /// Rows of earlier runs that this run did not select, kept in the file.
+    pub kept: usize,
     /// (image, reason) for every image that could not be encoded.
     pub failed: Vec<(String, String)>,
     pub seconds: f64,
@@ -276,11 +278,21 @@ pub fn extract(options: &FeaturesOptions) -> Result<FeaturesReport> {
         }
     }
 
+    // Rows of earlier runs that this run did not select stay in the file (after the selected ones,
+    // by id): rerunning on a subset never loses features.
+    let selected_ids: HashSet<&str> = selected.iter().map(|(id, _)| id.as_str()).collect();
+    let mut kept: Vec<String> = done
+        .keys()
+        .filter(|id| !selected_ids.contains(id.as_str()))
+        .cloned()
+        .collect();
+    kept.sort();
     let snapshot = |done: &HashMap<String, Vec<f32>>| -> Features {
         let ids: Vec<String> = selected
             .iter()
             .map(|(id, _)| id)
             .filter(|id| done.contains_key(*id))
+            .chain(&kept)
             .cloned()
             .collect();
         let data = ids.iter().flat_map(|id| done[id].iter().copied()).collect();
@@ -332,8 +344,9 @@ pub fn extract(options: &FeaturesOptions) -> Result<FeaturesReport> {
     let _ = std::fs::remove_file(&partial);
     Ok(FeaturesReport {
         images: features.ids.len(),
-        computed: features.ids.len() - reused,
+        computed: features.ids.len() - kept.len() - reused,
         reused,
+        kept: kept.len(),
         failed: failed.into_iter().collect(),
         seconds: start.elapsed().as_secs_f64(),
     })

@@ -75,6 +75,9 @@ struct EvaluateArgs {
     /// Folder for results_*.json and scores.json.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Replace an evaluation already in --out.
+    #[arg(long)]
+    force: bool,
     /// coco-caption's meteor-1.5.jar (default: $CAPTIONER_METEOR_JAR).
     #[arg(long)]
     meteor_jar: Option<PathBuf>,
@@ -189,8 +192,11 @@ struct TrainArgs {
     #[arg(long, default_value_t = 0)]
     threads: usize,
     /// Continue the run in --out from its last completed epoch.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "force")]
     resume: bool,
+    /// Replace the model already in --out (without it, an existing model is never overwritten).
+    #[arg(long)]
+    force: bool,
     /// Stop after this many optimiser steps in total.
     #[arg(long)]
     max_steps: Option<u64>,
@@ -393,8 +399,13 @@ fn run_features(args: FeaturesArgs) -> anyhow::Result<ExitCode> {
         progress: !args.quiet,
     };
     let report = extract(&options)?;
+    let kept = if report.kept > 0 {
+        format!(", {} kept from earlier runs", report.kept)
+    } else {
+        String::new()
+    };
     println!(
-        "{} images in {} ({} computed, {} reused) in {:.1} s, {:.1} images/s computed",
+        "{} images in {} ({} computed, {} reused{kept}) in {:.1} s, {:.0} images/s computed",
         report.images,
         options.out.display(),
         report.computed,
@@ -427,6 +438,7 @@ fn run_train(args: TrainArgs) -> anyhow::Result<()> {
         seed: args.seed,
         patience: args.patience,
         resume: args.resume,
+        force: args.force,
         progress: !args.quiet,
         max_steps: args.max_steps,
     };
@@ -466,6 +478,7 @@ fn run_evaluate(args: EvaluateArgs) -> anyhow::Result<()> {
         },
         search: args.search.options(),
         out: args.out,
+        force: args.force,
         meteor_jar: args.meteor_jar,
         progress: !args.quiet,
     };

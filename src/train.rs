@@ -37,6 +37,8 @@ pub struct TrainOptions {
     pub seed: u64,
     pub patience: usize,
     pub resume: bool,
+    /// Replace a model already in `out` (without it, that is an error: a model is never lost).
+    pub force: bool,
     pub progress: bool,
     /// Stop after this many steps in total (for tests and benchmarks; None = no limit).
     pub max_steps: Option<u64>,
@@ -406,8 +408,22 @@ pub fn train(options: &TrainOptions) -> Result<TrainReport> {
         data.vocab.min_count(),
     );
     let out = &options.out;
-    crate::fsio::create_output_dir(out)?;
     let last_path = out.join("last.safetensors");
+    let model_files = ["config.json", "weights.safetensors", "last.safetensors"];
+    if options.resume {
+        if !last_path.is_file() {
+            bail!(
+                "--resume: {} holds no training run to continue (no last.safetensors): drop --resume to start one there",
+                out.display()
+            );
+        }
+    } else if !options.force && model_files.iter().any(|f| out.join(f).exists()) {
+        bail!(
+            "{} already holds a model: pass --resume to continue its training, --force to replace it, or choose another --out",
+            out.display()
+        );
+    }
+    crate::fsio::create_output_dir(out)?;
     let total = config.layout().total;
 
     let Checkpoint {

@@ -102,6 +102,26 @@ fn fixture_pipeline_end_to_end() {
         }
     }
 
+    // An evaluation is never replaced by accident.
+    let again = captioner(&[
+        "evaluate",
+        "--model",
+        &path("model"),
+        "--work",
+        &path("work"),
+        "--features",
+        &path("f.safetensors"),
+        "--out",
+        &path("eval"),
+        "--quiet",
+    ]);
+    assert!(!again.status.success());
+    assert!(
+        stderr(&again).contains("already holds an evaluation (scores.json): pass --force"),
+        "{}",
+        stderr(&again)
+    );
+
     let broken = dir.join("broken.jpg");
     std::fs::write(&broken, b"\xff\xd8\xff\xe0 not really a jpeg").unwrap();
     let photo = images.join("1001_ball_grass.png");

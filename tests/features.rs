@@ -120,6 +120,15 @@ fn a_second_run_reuses_rows_already_computed() {
     let index = all.index();
     assert_eq!(all.row(index["1003_box_sand"]), subset.row(0));
 
+    // A later run on a subset keeps the other rows: features are never lost.
+    let again = features(&images, &out, &weights, &["--ids", "1002_sun_sky"]);
+    assert!(again.status.success(), "{}", stderr(&again));
+    let stdout = String::from_utf8_lossy(&again.stdout);
+    assert!(stdout.contains("7 kept from earlier runs"), "{stdout}");
+    let kept = Features::load(&out).unwrap();
+    assert_eq!(kept.ids.len(), 8);
+    assert_eq!(kept.row(kept.index()["1003_box_sand"]), subset.row(0));
+
     // A file from another preprocessing is never mixed in.
     let mixed = features(&images, &out, &weights, &["--resize", "center-crop"]);
     assert!(!mixed.status.success());

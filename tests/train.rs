@@ -150,6 +150,25 @@ fn bad_inputs_are_clear_errors() {
     );
 
     assert!(train(&dir, "m", &["--epochs", "1"]).status.success());
+    // A model is never replaced by accident.
+    let again = train(&dir, "m", &["--epochs", "1"]);
+    assert!(!again.status.success());
+    assert!(
+        stderr(&again).contains("already holds a model: pass --resume")
+            && stderr(&again).contains("--force"),
+        "{}",
+        stderr(&again)
+    );
+    assert!(train(&dir, "m", &["--epochs", "1", "--force"])
+        .status
+        .success());
+    let nothing = train(&dir, "empty", &["--epochs", "1", "--resume"]);
+    assert!(!nothing.status.success());
+    assert!(
+        stderr(&nothing).contains("holds no training run to continue"),
+        "{}",
+        stderr(&nothing)
+    );
     setup(&dir, 24, &[]);
     let resumed = train(&dir, "m", &["--epochs", "2", "--resume"]);
     assert!(!resumed.status.success());
