@@ -60,6 +60,8 @@ impl Captioner {
 pub enum Source {
     File(PathBuf),
     Stdin,
+    /// An address given where a photo was expected: reported, never fetched.
+    Url(String),
 }
 
 /// Command-line arguments -> photos: files as given, folders as their JPEG/PNG files sorted by name,
@@ -67,8 +69,11 @@ pub enum Source {
 pub fn expand(args: &[PathBuf]) -> Result<Vec<(String, Source)>> {
     let mut out = Vec::new();
     for arg in args {
+        let text = arg.to_string_lossy();
         if arg.as_os_str() == "-" {
             out.push(("-".to_owned(), Source::Stdin));
+        } else if text.starts_with("http://") || text.starts_with("https://") {
+            out.push((text.clone().into_owned(), Source::Url(text.into_owned())));
         } else if arg.is_dir() {
             let files = crate::image::image_files(arg)?;
             if files.is_empty() {
@@ -89,6 +94,11 @@ pub fn expand(args: &[PathBuf]) -> Result<Vec<(String, Source)>> {
 pub fn read_source(source: &Source) -> Result<Vec<u8>> {
     match source {
         Source::File(path) => std::fs::read(path).context("cannot read the file"),
+        Source::Url(url) => {
+            bail!(
+                "URLs are not read; download it or pipe it: curl -sL '{url}' | captioner caption -"
+            )
+        }
         Source::Stdin => {
             let mut bytes = Vec::new();
             std::io::Read::read_to_end(&mut std::io::stdin(), &mut bytes)

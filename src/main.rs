@@ -67,6 +67,7 @@ struct EvaluateArgs {
     /// Features file covering the split's images.
     #[arg(long)]
     features: PathBuf,
+    /// Which split to caption and score (tune on dev; score test once per candidate).
     #[arg(long, value_enum, default_value = "test")]
     split: SplitArg,
     /// Beam search of the second run (the first is always greedy).
@@ -81,6 +82,7 @@ struct EvaluateArgs {
     /// coco-caption's meteor-1.5.jar (default: $CAPTIONER_METEOR_JAR).
     #[arg(long)]
     meteor_jar: Option<PathBuf>,
+    /// Threads (0 = all cores).
     #[arg(long, default_value_t = 0)]
     threads: usize,
     /// No progress bars.
@@ -92,7 +94,7 @@ struct EvaluateArgs {
 #[derive(clap::Args)]
 struct SearchArgs {
     /// Beam width (1 = greedy).
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, value_parser = beam_width)]
     beam: usize,
     /// Rank finished beams by log p / length^alpha (0 = plain log-probability; 0.7 was best on
     /// the Flickr8k dev split).
@@ -103,10 +105,18 @@ struct SearchArgs {
     allow_repeats: bool,
 }
 
+fn beam_width(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("the beam width is at least 1 (1 is greedy search)".to_owned()),
+        Ok(width) => Ok(width),
+        Err(_) => Err(format!("{text:?} is not a whole number")),
+    }
+}
+
 impl SearchArgs {
     fn options(&self) -> captioner::generate::SearchOptions {
         captioner::generate::SearchOptions {
-            beam: self.beam.max(1),
+            beam: self.beam,
             length_penalty: self.length_penalty,
             block_repeats: !self.allow_repeats,
         }
@@ -145,6 +155,7 @@ struct CaptionArgs {
     /// sure; below about -1.5: the photo is probably unlike the training photos).
     #[arg(long)]
     json: bool,
+    /// Threads for the encoder (0 = all cores).
     #[arg(long, default_value_t = 0)]
     threads: usize,
 }
@@ -166,6 +177,7 @@ struct TrainArgs {
     /// Model folder to write.
     #[arg(long)]
     out: PathBuf,
+    /// Most epochs to run (early stopping may end sooner).
     #[arg(long, default_value_t = 10)]
     epochs: usize,
     /// Captions per step.
@@ -183,6 +195,7 @@ struct TrainArgs {
     /// LSTM and dense width (the embedding has the same size).
     #[arg(long, default_value_t = 256)]
     hidden: usize,
+    /// Seed of the initialisation, shuffling and dropout (same seed and threads: same model).
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Stop after this many epochs without a better dev loss.
@@ -252,11 +265,13 @@ struct FeaturesArgs {
     /// Features file to write.
     #[arg(long)]
     out: PathBuf,
+    /// The CNN that turns each photo into a feature vector.
     #[arg(long, value_enum, default_value = "efficientnet-lite0")]
     encoder: EncoderArg,
     /// Encoder weights (.pth or .safetensors); default: the fetched EfficientNet-Lite0 weights.
     #[arg(long)]
     weights: Option<PathBuf>,
+    /// How photos are brought to the encoder's 224x224 input.
     #[arg(long, value_enum, default_value = "squash")]
     resize: ResizeArg,
     /// Worker threads (0 = all cores).

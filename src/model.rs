@@ -142,6 +142,18 @@ impl Model {
     }
 
     pub fn load(dir: &Path) -> Result<Self> {
+        if !dir.is_dir() {
+            bail!(
+                "no model folder at {}: pass a folder written by `captioner train`, or leave --model out for the model shipped in the binary",
+                dir.display()
+            );
+        }
+        if !dir.join("config.json").is_file() {
+            bail!(
+                "{} is not a model folder (no config.json): pass a folder written by `captioner train`",
+                dir.display()
+            );
+        }
         let vocab = Vocabulary::load(&dir.join("vocab.json"))?;
         let weights_path = dir.join("weights.safetensors");
         let weights = std::fs::read(&weights_path)

@@ -65,11 +65,16 @@ pub fn decode(bytes: &[u8]) -> Result<RgbImage> {
         .with_guessed_format()
         .context("cannot read the image header")?;
     match reader.format() {
-        None => bail!("not a JPEG or PNG image"),
+        None => bail!("not a JPEG or PNG image (captioner reads JPEG and PNG photos)"),
         Some(image::ImageFormat::Jpeg) if !jpeg_is_complete(bytes) => {
             bail!("truncated JPEG: no end-of-image marker after its last scan")
         }
-        Some(_) => {}
+        Some(image::ImageFormat::Jpeg | image::ImageFormat::Png) => {}
+        Some(other) => bail!(
+            "{} images are not supported yet: captioner reads JPEG and PNG (convert it, e.g. `convert photo.{} photo.png`)",
+            format!("{other:?}").to_uppercase(),
+            other.extensions_str().first().unwrap_or(&"img")
+        ),
     }
     let mut limits = image::Limits::default();
     limits.max_image_width = Some(MAX_SIDE);

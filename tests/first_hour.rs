@@ -1,0 +1,62 @@
+//! What a new user meets first: messages that name the fix for the usual mistakes.
+
+mod common;
+
+use common::{captioner, scratch, stderr, synthetic_efficientnet_weights};
+
+#[test]
+fn usual_mistakes_get_messages_that_name_the_fix() {
+    let dir = scratch("first-hour");
+    let weights = dir.join("lite0.safetensors");
+    synthetic_efficientnet_weights(&weights);
+    let weights = weights.to_str().unwrap();
+
+    // A photo's address instead of the photo.
+    let url = captioner(&[
+        "caption",
+        "--weights",
+        weights,
+        "https://example.com/dog.jpg",
+    ]);
+    assert!(!url.status.success());
+    assert!(
+        stderr(&url).contains("URLs are not read; download it or pipe it: curl"),
+        "{}",
+        stderr(&url)
+    );
+
+    // A format we do not read yet says which ones we do.
+    let gif = dir.join("anim.gif");
+    std::fs::write(&gif, b"GIF89a\x01\x00\x01\x00\x00\x00\x00;").unwrap();
+    let run = captioner(&["caption", "--weights", weights, gif.to_str().unwrap()]);
+    assert!(!run.status.success());
+    assert!(
+        stderr(&run).contains("GIF images are not supported yet: captioner reads JPEG and PNG"),
+        "{}",
+        stderr(&run)
+    );
+
+    // A model folder that is not there.
+    let missing = dir.join("nosuchdir");
+    let run = captioner(&[
+        "caption",
+        "--model",
+        missing.to_str().unwrap(),
+        gif.to_str().unwrap(),
+    ]);
+    assert!(!run.status.success());
+    assert!(
+        stderr(&run).contains("no model folder at") && stderr(&run).contains("captioner train"),
+        "{}",
+        stderr(&run)
+    );
+
+    // A beam of width 0 is refused by the argument parser, with the reason.
+    let run = captioner(&["caption", "--beam", "0", gif.to_str().unwrap()]);
+    assert!(!run.status.success());
+    assert!(
+        stderr(&run).contains("the beam width is at least 1"),
+        "{}",
+        stderr(&run)
+    );
+}
