@@ -60,9 +60,7 @@ fn assert_close(name: &str, got: &[f64], want: &[f64], tolerance: f64) {
 }
 
 fn check<T: FastMath>(file: &str, tolerance: f64) {
-    let Some(data) = common::real_data(file) else {
-        return;
-    };
+    let data = common::real_data();
     let golden = read_golden(&data.join("decoder-golden").join(file));
     let sizes: HashMap<String, usize> = serde_json::from_str(&golden.metadata["sizes"]).unwrap();
     let captions: Vec<Vec<u32>> = serde_json::from_str(&golden.metadata["captions"]).unwrap();
@@ -149,11 +147,19 @@ fn check<T: FastMath>(file: &str, tolerance: f64) {
     }
 }
 
+#[cfg_attr(
+    not(captioner_data),
+    ignore = "needs CAPTIONER_DATA: the real data and golden files"
+)]
 #[test]
 fn merge_decoder_matches_pytorch_in_f64() {
     check::<f64>("merge_tiny_golden_f64.safetensors", 1e-9);
 }
 
+#[cfg_attr(
+    not(captioner_data),
+    ignore = "needs CAPTIONER_DATA: the real data and golden files"
+)]
 #[test]
 fn merge_decoder_matches_pytorch_in_f32() {
     check::<f32>("merge_tiny_golden_f32.safetensors", 2e-5);

@@ -37,12 +37,13 @@ fn cosine(a: &[f32], b: &[f32]) -> f64 {
     dot / (norm(a) * norm(b))
 }
 
+#[cfg_attr(
+    not(captioner_data),
+    ignore = "needs CAPTIONER_DATA: the real data and golden files"
+)]
 #[test]
 fn efficientnet_lite0_matches_golden_features_and_classes() {
-    let Some(data) = common::real_data("efficientnet_lite0_matches_golden_features_and_classes")
-    else {
-        return;
-    };
+    let data = common::real_data();
     let dir = data.join("encoder-golden");
     let path = dir.join("efficientnet_lite0_golden.safetensors");
     let golden = golden(&path);
@@ -183,11 +184,13 @@ fn assert_close(name: &str, got: &[f32], want: &[f32]) {
     );
 }
 
+#[cfg_attr(
+    not(captioner_data),
+    ignore = "needs CAPTIONER_DATA: the real data and golden files"
+)]
 #[test]
 fn vgg16_matches_golden_on_synthetic_weights() {
-    let Some(data) = common::real_data("vgg16_matches_golden_on_synthetic_weights") else {
-        return;
-    };
+    let data = common::real_data();
     let path = data.join("vgg16-golden/vgg16_synthetic_golden.safetensors");
     let bytes = std::fs::read(&path).unwrap();
     let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();

@@ -94,11 +94,13 @@ fn check_set(name: &str, set: &Value) {
     }
 }
 
+#[cfg_attr(
+    not(captioner_data),
+    ignore = "needs CAPTIONER_DATA: the real data and golden files"
+)]
 #[test]
 fn metrics_match_nltk_and_coco_caption() {
-    let Some(data) = common::real_data("metrics_match_nltk_and_coco_caption") else {
-        return;
-    };
+    let data = common::real_data();
     let golden: Value = common::read_json(&data.join("metrics-golden/caption_metrics_golden.json"));
     check_set("all", &golden);
     check_set("small", &golden["small"]);
