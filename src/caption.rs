@@ -64,9 +64,10 @@ pub enum Source {
     Url(String),
 }
 
-/// Command-line arguments -> photos: files as given, folders as their JPEG/PNG files sorted by name,
-/// `-` as standard input. A path that does not exist is kept, so its error is reported in order.
-pub fn expand(args: &[PathBuf]) -> Result<Vec<(String, Source)>> {
+/// Command-line arguments -> photos: files as given, folders as their JPEG/PNG files sorted by path
+/// (subfolders too with `recursive`), `-` as standard input. A path that does not exist is kept, so
+/// its error is reported in order.
+pub fn expand(args: &[PathBuf], recursive: bool) -> Result<Vec<(String, Source)>> {
     let mut out = Vec::new();
     for arg in args {
         let text = arg.to_string_lossy();
@@ -75,9 +76,17 @@ pub fn expand(args: &[PathBuf]) -> Result<Vec<(String, Source)>> {
         } else if text.starts_with("http://") || text.starts_with("https://") {
             out.push((text.clone().into_owned(), Source::Url(text.into_owned())));
         } else if arg.is_dir() {
-            let files = crate::image::image_files(arg)?;
+            let files = crate::image::image_files(arg, recursive)?;
             if files.is_empty() {
-                bail!("{} holds no JPEG or PNG files", arg.display());
+                bail!(
+                    "{} holds no JPEG or PNG files{}",
+                    arg.display(),
+                    if recursive {
+                        ""
+                    } else {
+                        " (pass --recursive to search its subfolders)"
+                    }
+                );
             }
             out.extend(
                 files

@@ -165,7 +165,7 @@ fn select(options: &FeaturesOptions) -> Result<Vec<(String, Option<PathBuf>)>> {
     };
     Ok(match &options.selection {
         Selection::All => {
-            let files = crate::image::image_files(dir)?;
+            let files = crate::image::image_files(dir, false)?;
             files
                 .into_iter()
                 .map(|p| {

@@ -159,6 +159,9 @@ struct CaptionArgs {
     /// sure; below about -1.5: the photo is probably unlike the training photos).
     #[arg(long)]
     json: bool,
+    /// Also caption the photos in the subfolders of a folder.
+    #[arg(long, short = 'r')]
+    recursive: bool,
     /// Threads for the encoder (0 = all cores).
     #[arg(long, default_value_t = 0)]
     threads: usize,
@@ -361,9 +364,7 @@ fn main() -> ExitCode {
         Command::Train(args) => run_train(args).map(|()| ExitCode::SUCCESS),
         Command::Evaluate(args) => run_evaluate(args).map(|()| ExitCode::SUCCESS),
         Command::Caption(args) => run_caption(args),
-        Command::Export(args) => captioner::model::Model::load(&args.model)
-            .and_then(|model| model.save(&args.out, true))
-            .map(|()| ExitCode::SUCCESS),
+        Command::Export(args) => run_export(args).map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,
@@ -372,6 +373,18 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn run_export(args: ExportArgs) -> anyhow::Result<()> {
+    let model = captioner::model::Model::load(&args.model)?;
+    model.save(&args.out, true)?;
+    let weights = std::fs::metadata(args.out.join("weights.safetensors"))?.len();
+    println!(
+        "wrote {}: config.json, vocab.json, weights.safetensors ({:.1} MB, f16)",
+        args.out.display(),
+        weights as f64 / 1e6
+    );
+    Ok(())
 }
 
 fn run_prepare(args: PrepareArgs) -> anyhow::Result<()> {
@@ -465,10 +478,11 @@ fn run_train(args: TrainArgs) -> anyhow::Result<()> {
     };
     let report = train(&options)?;
     println!(
-        "best dev loss {:.4} at epoch {} ({} epochs run{}); model in {}",
+        "best dev loss {:.4} at epoch {} ({} epoch{} run{}); model in {}",
         report.best_dev_loss,
         report.best_epoch,
         report.epochs.len(),
+        if report.epochs.len() == 1 { "" } else { "s" },
         if report.stopped_early {
             ", stopped early"
         } else {
@@ -518,7 +532,7 @@ fn run_caption(args: CaptionArgs) -> anyhow::Result<ExitCode> {
     let captioner = Captioner::new(model, args.weights.as_deref())?;
     let search = args.search.options();
     let mut failed = 0;
-    for (name, source) in expand(&args.images)? {
+    for (name, source) in expand(&args.images, args.recursive)? {
         match read_source(&source).and_then(|bytes| captioner.caption(&bytes, &search)) {
             Ok(caption) if args.json => println!(
                 "{}",

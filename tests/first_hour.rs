@@ -59,4 +59,29 @@ fn usual_mistakes_get_messages_that_name_the_fix() {
         "{}",
         stderr(&run)
     );
+
+    // Subfolders are searched on request; hidden files never.
+    let album = dir.join("album");
+    std::fs::create_dir_all(album.join("2024")).unwrap();
+    let photo = common::repo_path("fixtures/tiny/images/1004_snow_dog.png");
+    std::fs::copy(&photo, album.join("2024/dog.png")).unwrap();
+    std::fs::copy(&photo, album.join("2024/.thumb.png")).unwrap();
+    let flat = captioner(&["caption", "--weights", weights, album.to_str().unwrap()]);
+    assert!(!flat.status.success());
+    assert!(
+        stderr(&flat).contains("pass --recursive to search its subfolders"),
+        "{}",
+        stderr(&flat)
+    );
+    let deep = captioner(&[
+        "caption",
+        "--weights",
+        weights,
+        "-r",
+        album.to_str().unwrap(),
+    ]);
+    assert!(deep.status.success(), "{}", stderr(&deep));
+    let stdout = String::from_utf8_lossy(&deep.stdout);
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    assert!(stdout.contains("2024/dog.png\t"), "{stdout}");
 }

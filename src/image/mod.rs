@@ -13,16 +13,33 @@ use std::io::Cursor;
 /// File extensions (any case) read as photos when a folder is given.
 pub const EXTENSIONS: [&str; 3] = ["jpg", "jpeg", "png"];
 
-/// The JPEG and PNG files of a folder, sorted by name.
-pub fn image_files(dir: &std::path::Path) -> Result<Vec<std::path::PathBuf>> {
-    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(dir)
-        .with_context(|| format!("cannot list {}", dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.extension()
+/// The JPEG and PNG files of a folder, sorted by path; with `recursive`, of its subfolders too.
+/// Hidden files and folders (names starting with ".") are left out.
+pub fn image_files(dir: &std::path::Path, recursive: bool) -> Result<Vec<std::path::PathBuf>> {
+    let mut files = Vec::new();
+    let mut folders = vec![dir.to_owned()];
+    while let Some(folder) = folders.pop() {
+        let entries = std::fs::read_dir(&folder)
+            .with_context(|| format!("cannot list {}", folder.display()))?;
+        for path in entries.filter_map(|e| e.ok().map(|e| e.path())) {
+            let hidden = path
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with('.'));
+            if hidden {
+                continue;
+            }
+            if path.is_dir() {
+                if recursive {
+                    folders.push(path);
+                }
+            } else if path
+                .extension()
                 .is_some_and(|e| EXTENSIONS.contains(&e.to_string_lossy().to_lowercase().as_str()))
-        })
-        .collect();
+            {
+                files.push(path);
+            }
+        }
+    }
     files.sort();
     Ok(files)
 }
