@@ -1,7 +1,7 @@
 //! The `caption` command's pipeline: photo bytes -> decode -> resize as the model's features were ->
 //! encoder -> decoder search -> words -> a sentence.
 
-use crate::generate::{search, words, SearchOptions};
+use crate::generate::{caption_log_prob, search, words, SearchOptions};
 use crate::image::{decode, to_network_input, Resize};
 use crate::model::Model;
 use crate::vision::{Encoder, EncoderKind};
@@ -14,8 +14,12 @@ pub struct Captioned {
     pub sentence: String,
     /// The model's tokens joined by spaces: what `evaluate` scores.
     pub tokens: String,
-    /// Mean log-probability per token: near 0 when the model is sure, below about -1.5 when not.
+    /// Mean log-probability per token: how fluent the model finds its caption (near 0: sure).
     pub score: f64,
+    /// Mean log-probability per token gained from the photo, against the same caption with no image
+    /// (pointwise mutual information, nats): near 0 when the caption is the language model's guess
+    /// (a blank photo, or one unlike anything in training), 1-2 for a well-grounded caption.
+    pub grounding: f64,
 }
 
 pub struct Captioner {
@@ -47,11 +51,19 @@ impl Captioner {
         let input = to_network_input(&image, self.resize, self.encoder.kind().input_size());
         let feature = self.encoder.features(&input, crate::engine::threads());
         let generated = search(&self.model, &feature, options);
+        // The same caption for an all-zero feature: what the language model says with no image.
+        let blind = caption_log_prob(
+            &self.model,
+            &vec![0.0; feature.len()],
+            &generated.tokens,
+            generated.ended,
+        );
         let words = words(&self.model, &generated.tokens);
         Ok(Captioned {
             sentence: crate::text::sentence(&words),
             tokens: words.join(" "),
             score: generated.mean_log_prob(),
+            grounding: (generated.log_prob - blind) / generated.predicted() as f64,
         })
     }
 }

@@ -147,6 +147,55 @@ fn repeated_bigram_ends(tokens: &[u32]) -> Vec<u32> {
         .collect()
 }
 
+/// The image branch: relu(W_fe x + b_fe).
+fn image_embedding(w: &Parts<&[f32]>, config: &MergeConfig, feature: &[f32]) -> Vec<f32> {
+    let mut fe = vec![0.0f32; config.hidden];
+    linear_forward(
+        &mut fe,
+        feature,
+        w.fe_w,
+        w.fe_b,
+        1,
+        config.feature_dim,
+        config.hidden,
+        1,
+    );
+    relu_forward(&mut fe);
+    fe
+}
+
+/// log p(tokens, endseq | feature) under teacher forcing: how likely the model finds a given caption
+/// for a given image feature.
+pub fn caption_log_prob(model: &Model, feature: &[f32], tokens: &[u32], ended: bool) -> f64 {
+    let config = &model.config.merge;
+    let w = parts(&model.params, config);
+    let g = model
+        .generation
+        .get_or_init(|| GenerationWeights::new(&w, config));
+    let fe = image_embedding(&w, config, feature);
+    let (start, end) = (model.vocab.id(START_TOKEN), model.vocab.id(END_TOKEN));
+    let (mut h, mut c) = (vec![0.0f32; config.hidden], vec![0.0f32; config.hidden]);
+    let mut log_probs = Vec::new();
+    let targets = tokens.iter().copied().chain(ended.then_some(end));
+    let mut previous = start;
+    let mut total = 0.0;
+    for target in targets {
+        step(
+            &w,
+            g,
+            config,
+            &fe,
+            &[previous],
+            &mut h,
+            &mut c,
+            &mut log_probs,
+        );
+        total += f64::from(log_probs[target as usize]);
+        previous = target;
+    }
+    total
+}
+
 /// A searched caption.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Generated {
@@ -161,7 +210,12 @@ pub struct Generated {
 impl Generated {
     /// Mean log-probability per predicted token (endseq included): how sure the model was.
     pub fn mean_log_prob(&self) -> f64 {
-        self.log_prob / (self.tokens.len() + usize::from(self.ended)).max(1) as f64
+        self.log_prob / self.predicted() as f64
+    }
+
+    /// Tokens the model predicted: the words, and endseq when it ended (at least 1).
+    pub fn predicted(&self) -> usize {
+        (self.tokens.len() + usize::from(self.ended)).max(1)
     }
 }
 
@@ -182,18 +236,7 @@ pub fn search(model: &Model, feature: &[f32], options: &SearchOptions) -> Genera
         .generation
         .get_or_init(|| GenerationWeights::new(&w, config));
     let (hd, v) = (config.hidden, config.vocab);
-    let mut fe = vec![0.0f32; hd];
-    linear_forward(
-        &mut fe,
-        feature,
-        w.fe_w,
-        w.fe_b,
-        1,
-        config.feature_dim,
-        hd,
-        1,
-    );
-    relu_forward(&mut fe);
+    let fe = image_embedding(&w, config, feature);
 
     let (start, end) = (model.vocab.id(START_TOKEN), model.vocab.id(END_TOKEN));
     let banned = banned(model);

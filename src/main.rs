@@ -154,9 +154,11 @@ struct CaptionArgs {
     /// Encoder weights (default: fetched for EfficientNet-Lite0).
     #[arg(long)]
     weights: Option<PathBuf>,
-    /// JSON lines: {"image", "caption", "tokens", "score"} or {"image", "error"}. "caption" is the
-    /// sentence, "tokens" what evaluate scores, "score" the mean log-probability per token (near 0:
-    /// sure; below about -1.5: the photo is probably unlike the training photos).
+    /// JSON lines: {"image", "caption", "tokens", "score", "grounding"} or {"image", "error"}.
+    /// "caption" is the sentence, "tokens" what evaluate scores, "score" the mean log-probability per
+    /// token (near 0: fluent), "grounding" how much of it comes from the photo (mean log-probability
+    /// gained over the same caption with no image: below about 0.6 the caption is mostly a guess,
+    /// as for a blank photo or one unlike the training photos).
     #[arg(long)]
     json: bool,
     /// Also caption the photos in the subfolders of a folder.
@@ -541,6 +543,7 @@ fn run_caption(args: CaptionArgs) -> anyhow::Result<ExitCode> {
                     "caption": caption.sentence,
                     "tokens": caption.tokens,
                     "score": (caption.score * 1e4).round() / 1e4,
+                    "grounding": (caption.grounding * 1e4).round() / 1e4,
                 })
             ),
             Ok(caption) => println!("{name}\t{}", caption.sentence),

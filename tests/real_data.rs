@@ -228,3 +228,34 @@ fn evaluate_equals_pycocoevalcap_on_its_results_files() {
         }
     }
 }
+
+/// A blank photo gets a caption (the model always writes one) but a grounding near 0: the caption is
+/// what the language model says with no image. A Flickr8k test photo's caption is well grounded.
+#[cfg_attr(
+    not(captioner_data),
+    ignore = "needs CAPTIONER_DATA: the real data and golden files"
+)]
+#[test]
+fn blank_photos_get_a_low_grounding() {
+    let data = real_data();
+    let dir = common::scratch("grounding");
+    let blank = dir.join("grey.png");
+    image::RgbImage::from_pixel(300, 200, image::Rgb([128, 128, 128]))
+        .save(&blank)
+        .unwrap();
+    let photo = data.join("flickr8k/Images/3385593926_d3e9c21170.jpg");
+    let out = common::captioner(&[
+        "caption",
+        "--json",
+        blank.to_str().unwrap(),
+        photo.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let grounding = |i: usize| lines[i]["grounding"].as_f64().unwrap();
+    assert!(grounding(0) < 0.3, "blank photo: {}", lines[0]);
+    assert!(grounding(1) > 1.0, "Flickr8k photo: {}", lines[1]);
+}
