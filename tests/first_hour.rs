@@ -85,3 +85,14 @@ fn usual_mistakes_get_messages_that_name_the_fix() {
     assert_eq!(stdout.lines().count(), 1, "{stdout}");
     assert!(stdout.contains("2024/dog.png\t"), "{stdout}");
 }
+
+/// The real-data tests are compiled as ignored exactly when CAPTIONER_DATA is unset, so a run without
+/// the data lists them as ignored (with the reason) instead of counting them as passed.
+#[test]
+fn real_data_tests_are_ignored_exactly_without_the_data() {
+    assert_eq!(
+        cfg!(captioner_data),
+        std::env::var_os("CAPTIONER_DATA").is_some(),
+        "build.rs decides from CAPTIONER_DATA at build time; it must match the test run's"
+    );
+}
