@@ -19,7 +19,8 @@ pub struct Captioned {
     /// Mean log-probability per token gained from the photo, against the same caption with no image
     /// (pointwise mutual information, nats): near 0 when the caption is the language model's guess
     /// (a blank photo, or one unlike anything in training), 1-2 for a well-grounded caption.
-    pub grounding: f64,
+    /// `None` unless asked for: it costs a second pass of the decoder.
+    pub grounding: Option<f64>,
 }
 
 pub struct Captioner {
@@ -46,24 +47,33 @@ impl Captioner {
         })
     }
 
-    pub fn caption(&self, bytes: &[u8], options: &SearchOptions) -> Result<Captioned> {
+    /// The caption of one photo; with `grounding`, also how much of it comes from the photo.
+    pub fn caption(
+        &self,
+        bytes: &[u8],
+        options: &SearchOptions,
+        grounding: bool,
+    ) -> Result<Captioned> {
         let image = decode(bytes)?;
         let input = to_network_input(&image, self.resize, self.encoder.kind().input_size());
         let feature = self.encoder.features(&input, crate::engine::threads());
         let generated = search(&self.model, &feature, options);
         // The same caption for an all-zero feature: what the language model says with no image.
-        let blind = caption_log_prob(
-            &self.model,
-            &vec![0.0; feature.len()],
-            &generated.tokens,
-            generated.ended,
-        );
+        let grounding = grounding.then(|| {
+            let blind = caption_log_prob(
+                &self.model,
+                &vec![0.0; feature.len()],
+                &generated.tokens,
+                generated.ended,
+            );
+            (generated.log_prob - blind) / generated.predicted() as f64
+        });
         let words = words(&self.model, &generated.tokens);
         Ok(Captioned {
             sentence: crate::text::sentence(&words),
             tokens: words.join(" "),
             score: generated.mean_log_prob(),
-            grounding: (generated.log_prob - blind) / generated.predicted() as f64,
+            grounding,
         })
     }
 }

@@ -535,7 +535,7 @@ fn run_caption(args: CaptionArgs) -> anyhow::Result<ExitCode> {
     let search = args.search.options();
     let mut failed = 0;
     for (name, source) in expand(&args.images, args.recursive)? {
-        match read_source(&source).and_then(|bytes| captioner.caption(&bytes, &search)) {
+        match read_source(&source).and_then(|bytes| captioner.caption(&bytes, &search, args.json)) {
             Ok(caption) if args.json => println!(
                 "{}",
                 serde_json::json!({
@@ -543,7 +543,7 @@ fn run_caption(args: CaptionArgs) -> anyhow::Result<ExitCode> {
                     "caption": caption.sentence,
                     "tokens": caption.tokens,
                     "score": (caption.score * 1e4).round() / 1e4,
-                    "grounding": (caption.grounding * 1e4).round() / 1e4,
+                    "grounding": caption.grounding.map(|g| (g * 1e4).round() / 1e4),
                 })
             ),
             Ok(caption) => println!("{name}\t{}", caption.sentence),
