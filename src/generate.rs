@@ -89,19 +89,20 @@ fn step(
         row[e..].copy_from_slice(h);
     }
     // One row (greedy) goes through gemm's matrix-vector product on the weights as stored, which
-    // streams them fastest (0.65-0.75 ms per caption; `linear_forward_few_rows` with its two sums per
-    // panel waits on each multiply-add: 0.86 ms); a few rows (beams) through
+    // streams f32 weights fastest (0.65-0.75 ms per caption at hidden 256; `linear_forward_few_rows`
+    // with its two sums per panel waits on each multiply-add: 0.86 ms), unless the packed weights
+    // have an f16 copy: then reading half the bytes wins. A few rows (beams) always go through
     // `linear_forward_few_rows`, which reads the packed weights once for all rows.
     let project =
         |y: &mut [f32], x: &[f32], w: &[f32], packed: &PanelWeights, b: &[f32], din, dout| {
-            if rows == 1 {
+            if rows == 1 && !packed.reads_f16() {
                 linear_forward(y, x, w, b, 1, din, dout, 1);
             } else {
                 linear_forward_few_rows(y, x, packed, b, rows);
             }
         };
     let mut gates = vec![0.0f32; rows * 4 * hd];
-    if rows == 1 {
+    if rows == 1 && !g.gates.reads_f16() {
         linear_forward(&mut gates, &xh[..e], w.w_ih, w.lstm_b, 1, e, 4 * hd, 1);
         matmul(
             1,

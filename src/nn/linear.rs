@@ -114,6 +114,10 @@ const PANEL: usize = 16;
 /// with zero columns.
 pub struct PanelWeights {
     data: Vec<f32>,
+    /// The same weights as f16 bits when every one of them is exactly an f16 (a model stored in f16,
+    /// like the shipped one) and the CPU converts f16 in hardware: a generation step is bound by
+    /// reading the weights, and this reads half the bytes for the same products, bit for bit.
+    half: Option<Vec<u16>>,
     din: usize,
     dout: usize,
 }
@@ -133,7 +137,36 @@ impl PanelWeights {
                 }
             }
         }
-        PanelWeights { data, din, dout }
+        let exact = data
+            .iter()
+            .all(|&v| half::f16::from_f32(v).to_f32().to_bits() == v.to_bits());
+        let half = (exact && has_f16c()).then(|| {
+            data.iter()
+                .map(|&v| half::f16::from_f32(v).to_bits())
+                .collect()
+        });
+        PanelWeights {
+            data,
+            half,
+            din,
+            dout,
+        }
+    }
+
+    /// Whether products read the f16 copy.
+    pub fn reads_f16(&self) -> bool {
+        self.half.is_some()
+    }
+}
+
+fn has_f16c() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        crate::engine::simd::has_avx2() && std::is_x86_feature_detected!("f16c")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
     }
 }
 
@@ -146,13 +179,18 @@ impl PanelWeights {
 /// (and on a CPU without FMA the library's exact `fma` gives the same bits, slowly).
 pub fn linear_forward_few_rows(y: &mut [f32], x: &[f32], w: &PanelWeights, b: &[f32], rows: usize) {
     let (din, dout) = (w.din, w.dout);
+    let mut groups = y[..rows * dout].chunks_exact_mut(dout).collect::<Vec<_>>();
+    #[cfg(target_arch = "x86_64")]
+    if let Some(half) = &w.half {
+        for (g, group) in groups.chunks_mut(4).enumerate() {
+            // SAFETY: `half` exists only where the CPU has AVX2, FMA and F16C.
+            unsafe { half_panels(group, &x[4 * g * din..], half, b, din) };
+        }
+        return;
+    }
     with_avx2!({
         let mut first_row = 0;
-        for group in y[..rows * dout]
-            .chunks_exact_mut(dout)
-            .collect::<Vec<_>>()
-            .chunks_mut(4)
-        {
+        for group in groups.chunks_mut(4) {
             let x = &x[first_row * din..];
             match group {
                 [y0, y1, y2, y3] => panels([y0, y1, y2, y3], x, &w.data, b, din),
@@ -204,6 +242,45 @@ fn panels<const R: usize>(
     }
 }
 
+/// `panels` over f16 weights for one group of up to four rows: each panel row's 16 weights are
+/// converted to f32 in registers (exactly) and enter the same fused multiply-adds in the same order,
+/// so the outputs equal the f32 path's bit for bit.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn half_panels(y: &mut [&mut [f32]], x: &[f32], weights: &[u16], b: &[f32], din: usize) {
+    use std::arch::x86_64::*;
+    let rows = y.len();
+    let len = y[0].len();
+    for (start, panel) in (0..len)
+        .step_by(PANEL)
+        .zip(weights.chunks_exact(din * PANEL))
+    {
+        let width = PANEL.min(len - start);
+        let mut bias = [0.0f32; PANEL];
+        bias[..width].copy_from_slice(&b[start..][..width]);
+        let (b0, b1) = (
+            _mm256_loadu_ps(bias.as_ptr()),
+            _mm256_loadu_ps(bias.as_ptr().add(8)),
+        );
+        let mut sums = [[b0, b1]; 4];
+        for (i, w) in panel.chunks_exact(PANEL).enumerate() {
+            let w0 = _mm256_cvtph_ps(_mm_loadu_si128(w.as_ptr().cast()));
+            let w1 = _mm256_cvtph_ps(_mm_loadu_si128(w.as_ptr().add(8).cast()));
+            for (r, sum) in sums.iter_mut().enumerate().take(rows) {
+                let x_ri = _mm256_set1_ps(x[r * din + i]);
+                sum[0] = _mm256_fmadd_ps(x_ri, w0, sum[0]);
+                sum[1] = _mm256_fmadd_ps(x_ri, w1, sum[1]);
+            }
+        }
+        for (y_r, sum) in y.iter_mut().zip(sums) {
+            let mut out = [0.0f32; PANEL];
+            _mm256_storeu_ps(out.as_mut_ptr(), sum[0]);
+            _mm256_storeu_ps(out.as_mut_ptr().add(8), sum[1]);
+            y_r[start..][..width].copy_from_slice(&out[..width]);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -248,6 +325,7 @@ mod tests {
         let w: Vec<f32> = (0..dout * din).map(|i| (i as f32 * 0.17).cos()).collect();
         let b: Vec<f32> = (0..dout).map(|i| i as f32 * 0.01).collect();
         let packed = PanelWeights::new(dout, din, |o, i| w[o * din + i]);
+        assert!(!packed.reads_f16(), "these weights are not all f16 values");
         for rows in 1..=7 {
             let mut expected = vec![0.0; rows * dout];
             linear_forward(&mut expected, &x, &w, &b, rows, din, dout, 1);
@@ -256,6 +334,34 @@ mod tests {
             for (got, want) in y.iter().zip(&expected) {
                 assert!((got - want).abs() < 1e-4, "rows {rows}");
             }
+        }
+    }
+
+    #[test]
+    fn f16_weights_give_the_f32_products_bit_for_bit() {
+        let (din, dout) = (37, 600);
+        let x: Vec<f32> = (0..7 * din).map(|i| (i as f32 * 0.31).sin()).collect();
+        let w: Vec<f32> = (0..dout * din)
+            .map(|i| half::f16::from_f32((i as f32 * 0.17).cos()).to_f32())
+            .collect();
+        let b: Vec<f32> = (0..dout).map(|i| i as f32 * 0.01).collect();
+        let packed = PanelWeights::new(dout, din, |o, i| w[o * din + i]);
+        let mut as_f32 = PanelWeights::new(dout, din, |o, i| w[o * din + i]);
+        as_f32.half = None;
+        if !packed.reads_f16() {
+            eprintln!("this CPU converts no f16 in hardware: only the f32 path is checked");
+        }
+        for rows in 1..=7 {
+            let mut want = vec![f32::NAN; rows * dout];
+            linear_forward_few_rows(&mut want, &x, &as_f32, &b, rows);
+            let mut got = vec![f32::NAN; rows * dout];
+            linear_forward_few_rows(&mut got, &x, &packed, &b, rows);
+            assert!(
+                got.iter()
+                    .zip(&want)
+                    .all(|(g, w)| g.to_bits() == w.to_bits()),
+                "rows {rows}"
+            );
         }
     }
 }
