@@ -63,16 +63,23 @@ pub struct Evaluation {
     pub images: usize,
 }
 
-pub fn score(samples: &[Sample], meteor_jar: Option<&std::path::Path>) -> (Scores, Option<String>) {
+/// Every metric on `samples`; METEOR with `meteor_jar` (from `meteor::locate`), or the reason it
+/// is missing.
+pub fn score(
+    samples: &[Sample],
+    meteor_jar: &std::result::Result<PathBuf, String>,
+) -> (Scores, Option<String>) {
     let nltk = bleu::nltk_corpus_bleu(samples);
     let (coco, _) = bleu::coco_bleu_scores(samples);
     let (cider, _) = cider::cider_d(samples);
     let (rouge_l, _) = rouge::rouge_l(samples);
-    let (meteor, unavailable) =
-        match meteor::locate(meteor_jar).and_then(|jar| meteor::meteor(samples, &jar)) {
+    let (meteor, unavailable) = match meteor_jar {
+        Ok(jar) => match meteor::meteor(samples, jar) {
             Ok((value, _)) => (Some(value), None),
             Err(err) => (None, Some(format!("{err:#}"))),
-        };
+        },
+        Err(why) => (None, Some(why.clone())),
+    };
     let scores = Scores {
         nltk_bleu1: nltk[0],
         nltk_bleu2: nltk[1],
@@ -152,6 +159,8 @@ pub fn evaluate(model: &Model, options: &EvaluateOptions) -> Result<Evaluation> 
         })
         .collect::<Result<_>>()?;
 
+    // Located (and fetched, if need be) once for both runs.
+    let meteor_jar = meteor::locate(options.meteor_jar.as_deref()).map_err(|e| format!("{e:#}"));
     let mut runs = Vec::new();
     let mut meteor_unavailable = None;
     let greedy = SearchOptions {
@@ -179,7 +188,7 @@ pub fn evaluate(model: &Model, options: &EvaluateOptions) -> Result<Evaluation> 
                 references: refs.clone(),
             })
             .collect();
-        let (scores, unavailable) = score(&samples, options.meteor_jar.as_deref());
+        let (scores, unavailable) = score(&samples, &meteor_jar);
         meteor_unavailable = unavailable;
         let captions = ids.iter().cloned().zip(captions).collect();
         runs.push(Run {

@@ -75,16 +75,21 @@ pub fn read_descriptions(path: &Path) -> Result<HashMap<String, Vec<Vec<String>>
     Ok(captions)
 }
 
+/// One of the JSON files `prepare` wrote into a work folder, with its path for messages.
+fn read_work_json(work: &Path, name: &str) -> Result<(PathBuf, serde_json::Value)> {
+    let path = work.join(name);
+    let value = serde_json::from_str(&read_text(&path)?).with_context(|| {
+        format!(
+            "{} is not valid JSON: rerun `captioner prepare`",
+            path.display()
+        )
+    })?;
+    Ok((path, value))
+}
+
 /// The split's image ids from a work folder's splits.json.
 pub fn read_split(work: &Path, split: Split) -> Result<Vec<String>> {
-    let path = work.join("splits.json");
-    let splits: serde_json::Value =
-        serde_json::from_str(&read_text(&path)?).with_context(|| {
-            format!(
-                "{} is not valid JSON: rerun `captioner prepare`",
-                path.display()
-            )
-        })?;
+    let (path, splits) = read_work_json(work, "splits.json")?;
     serde_json::from_value(splits[split.name()].clone()).with_context(|| {
         format!(
             "{}: no `{}` list of image ids",
@@ -125,14 +130,7 @@ pub fn require_features(
 
 /// The tokenisation a work folder was prepared with (folders from before PTB tokens: the seed's).
 pub fn work_tokenization(work: &Path) -> Result<Tokenization> {
-    let path = work.join("summary.json");
-    let summary: serde_json::Value =
-        serde_json::from_str(&read_text(&path)?).with_context(|| {
-            format!(
-                "{} is not valid JSON: rerun `captioner prepare`",
-                path.display()
-            )
-        })?;
+    let (path, summary) = read_work_json(work, "summary.json")?;
     match summary.get("tokenize") {
         None => Ok(Tokenization::Seed),
         Some(value) => serde_json::from_value(value.clone()).with_context(|| {

@@ -348,8 +348,8 @@ impl Lexer {
                 }
                 Action::Quote { left } => tokens.push(latex_quotes(text, left)),
                 Action::Ampersand => tokens.push(replace_ci(text, "&amp;", "&")),
-                Action::Currency => tokens.push(currency(text)),
-                Action::Fraction => tokens.push(fraction(text)),
+                Action::Currency => tokens.push(replace_chars(text, currency)),
+                Action::Fraction => tokens.push(replace_chars(text, fraction)),
                 Action::Parentheses => {
                     tokens.push(text.replace('(', "-LRB-").replace(')', "-RRB-"))
                 }
@@ -396,28 +396,36 @@ fn latex_quotes(text: &str, left: bool) -> String {
     out
 }
 
-fn currency(text: &str) -> String {
-    text.chars()
-        .map(|c| match c {
-            '\u{00A2}' => "cents".to_owned(),
-            '\u{00A3}' => "#".to_owned(),
-            '\u{0080}' | '\u{00A4}' | '\u{20A0}' | '\u{20AC}' => "$".to_owned(),
-            other => other.to_string(),
-        })
-        .collect()
+/// The text with some characters replaced by strings.
+fn replace_chars(text: &str, replacement: fn(char) -> Option<&'static str>) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match replacement(c) {
+            Some(with) => out.push_str(with),
+            None => out.push(c),
+        }
+    }
+    out
 }
 
-fn fraction(text: &str) -> String {
-    text.chars()
-        .map(|c| match c {
-            '\u{00BC}' => "1/4".to_owned(),
-            '\u{00BD}' => "1/2".to_owned(),
-            '\u{00BE}' => "3/4".to_owned(),
-            '\u{2153}' => "1/3".to_owned(),
-            '\u{2154}' => "2/3".to_owned(),
-            other => other.to_string(),
-        })
-        .collect()
+fn currency(c: char) -> Option<&'static str> {
+    match c {
+        '\u{00A2}' => Some("cents"),
+        '\u{00A3}' => Some("#"),
+        '\u{0080}' | '\u{00A4}' | '\u{20A0}' | '\u{20AC}' => Some("$"),
+        _ => None,
+    }
+}
+
+fn fraction(c: char) -> Option<&'static str> {
+    match c {
+        '\u{00BC}' => Some("1/4"),
+        '\u{00BD}' => Some("1/2"),
+        '\u{00BE}' => Some("3/4"),
+        '\u{2153}' => Some("1/3"),
+        '\u{2154}' => Some("2/3"),
+        _ => None,
+    }
 }
 
 /// Stanford PTBTokenizer's tokens for one caption, lower-cased, punctuation kept.
