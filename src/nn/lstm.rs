@@ -17,6 +17,7 @@ use crate::engine::{matmul, transpose, Transpose};
 use crate::nn::linear::column_sums;
 use crate::with_avx2;
 use rayon::prelude::*;
+use std::ops::Range;
 
 /// Where each time step lives in the packed layout.
 #[derive(Clone, Debug, Default)]
@@ -143,45 +144,91 @@ pub fn lstm_forward<T: FastMath>(
     );
     transpose(state.w_hh_t, p.w_hh, g4, hidden);
     let w_hh_t = &*state.w_hh_t;
-    for t in 0..packing.offset.len() {
-        let (off, n) = (packing.offset[t], packing.active[t]);
-        let (h_before, h_rest) = state.h.split_at_mut(off * hidden);
-        let (c_before, c_rest) = state.c.split_at_mut(off * hidden);
-        let prev = t.checked_sub(1).map(|p| packing.offset[p]);
-        let rows = rows_per_task(n, threads);
-        state.gates[off * g4..(off + n) * g4]
-            .par_chunks_mut(rows * g4)
-            .zip(c_rest[..n * hidden].par_chunks_mut(rows * hidden))
-            .zip(h_rest[..n * hidden].par_chunks_mut(rows * hidden))
-            .enumerate()
-            .for_each(|(task, ((gates, c), h))| {
-                let (first, count) = (task * rows, gates.len() / g4);
-                let c_prev = prev.map(|prev| {
-                    matmul(
-                        count,
-                        g4,
-                        hidden,
-                        T::one(),
-                        &h_before[(prev + first) * hidden..],
-                        Transpose::No,
-                        w_hh_t,
-                        Transpose::No,
-                        T::one(),
-                        gates,
-                        1,
-                    );
-                    &c_before[(prev + first) * hidden..]
-                });
-                lstm_cell(gates, c_prev, c, h, count, hidden);
+    let tasks = sequence_tasks(packing, threads);
+    let gates = task_rows(state.gates, g4, packing, &tasks);
+    let cs = task_rows(state.c, hidden, packing, &tasks);
+    let hs = task_rows(state.h, hidden, packing, &tasks);
+    let run = |((mut gates, mut c), mut h): TaskRows<T>| {
+        for t in 0..gates.len() {
+            let count = gates[t].len() / g4;
+            let (c_done, c_now) = c.split_at_mut(t);
+            let (h_done, h_now) = h.split_at_mut(t);
+            let c_prev = c_done.last().map(|c_prev| {
+                let h_prev = h_done.last().expect("h is cut like c");
+                matmul(
+                    count,
+                    g4,
+                    hidden,
+                    T::one(),
+                    h_prev,
+                    Transpose::No,
+                    w_hh_t,
+                    Transpose::No,
+                    T::one(),
+                    gates[t],
+                    1,
+                );
+                &**c_prev
             });
+            lstm_cell(gates[t], c_prev, c_now[0], h_now[0], count, hidden);
+        }
+    };
+    let rows = gates.into_iter().zip(cs).zip(hs);
+    if tasks.len() > 1 {
+        rows.collect::<Vec<_>>().into_par_iter().for_each(run);
+    } else {
+        rows.for_each(run);
     }
 }
 
-/// Rows of one time step per parallel task: the step's small products run single-threaded side by
-/// side, with their cell updates, since the recurrence keeps each sequence's rows independent.
-fn rows_per_task(rows: usize, threads: usize) -> usize {
-    const MIN_ROWS: usize = 8;
-    rows.div_ceil(threads.max(1)).max(MIN_ROWS)
+/// One task's gates, c and h rows, step by step.
+type TaskRows<'a, T> = ((Vec<&'a mut [T]>, Vec<&'a mut [T]>), Vec<&'a mut [T]>);
+
+/// Sequences per parallel task: contiguous ranges of the batch (sorted longest first) with about the
+/// same number of positions each. A sequence's recurrence never leaves its task, so a pass over all
+/// the time steps is one parallel section, not one per step (each costs a wake-up of the pool);
+/// each step's small products run single-threaded side by side.
+fn sequence_tasks(packing: &Packing, threads: usize) -> Vec<Range<usize>> {
+    const MIN_SEQUENCES: usize = 8;
+    let sequences = packing.active.first().copied().unwrap_or(0);
+    let tasks = threads.min(sequences.div_ceil(MIN_SEQUENCES)).max(1);
+    let total = packing.positions();
+    let (mut ranges, mut start, mut sum) = (Vec::with_capacity(tasks), 0, 0);
+    for s in 0..sequences {
+        sum += packing.active.iter().take_while(|&&a| a > s).count();
+        if ranges.len() + 1 < tasks && sum * tasks >= total * (ranges.len() + 1) {
+            ranges.push(start..s + 1);
+            start = s + 1;
+        }
+    }
+    ranges.push(start..sequences);
+    ranges
+}
+
+/// Each task's rows of a packed [P, width] buffer, step by step: `rows[task][t]` holds the rows of
+/// the task's sequences still active at t (a task's list ends with its longest sequence).
+fn task_rows<'a, T>(
+    buffer: &'a mut [T],
+    width: usize,
+    packing: &Packing,
+    tasks: &[Range<usize>],
+) -> Vec<Vec<&'a mut [T]>> {
+    let mut rows: Vec<Vec<&mut [T]>> = tasks.iter().map(|_| Vec::new()).collect();
+    let mut rest = &mut buffer[..packing.positions() * width];
+    for &active in &packing.active {
+        let (mut step, tail) = std::mem::take(&mut rest).split_at_mut(active * width);
+        rest = tail;
+        for (task, range) in rows.iter_mut().zip(tasks) {
+            let count = range.end.min(active).saturating_sub(range.start);
+            if count == 0 {
+                break;
+            }
+            let (mine, tail) = std::mem::take(&mut step).split_at_mut(count * width);
+            step = tail;
+            task.push(mine);
+        }
+    }
+    rows
 }
 
 pub struct LstmGrads<'a, T> {
@@ -225,68 +272,70 @@ pub fn lstm_backward<T: FastMath>(
         dh_rec,
         dc_rec,
     } = scratch;
-    let (c, gates) = (&*state.c, &*state.gates);
+    let (c, gates, h) = (&*state.c, &*state.gates, &*state.h);
     let first = packing.active[0];
-    dh_rec[..first * hidden].fill(T::zero());
-    dc_rec[..first * hidden].fill(T::zero());
-    for t in (0..steps).rev() {
-        let (off, n) = (packing.offset[t], packing.active[t]);
-        let next_active = if t + 1 < steps {
-            packing.active[t + 1]
-        } else {
-            0
-        };
-        // Sequences that end at t get no gradient from a later step.
-        dh_rec[next_active * hidden..n * hidden].fill(T::zero());
-        dc_rec[next_active * hidden..n * hidden].fill(T::zero());
-        let prev = t.checked_sub(1).map(|p| packing.offset[p]);
-        let rows = rows_per_task(n, threads);
-        dgates[off * g4..(off + n) * g4]
-            .par_chunks_mut(rows * g4)
-            .zip(dh_rec[..n * hidden].par_chunks_mut(rows * hidden))
-            .zip(dc_rec[..n * hidden].par_chunks_mut(rows * hidden))
-            .zip(h_prev[off * hidden..(off + n) * hidden].par_chunks_mut(rows * hidden))
-            .enumerate()
-            .for_each(|(task, (((dgates, dh_rec), dc_rec), h_prev))| {
-                let (first, count) = (task * rows, dgates.len() / g4);
-                with_avx2!(for r in 0..count {
-                    let pos = off + first + r;
-                    let saved = CellRows {
-                        a: &gates[pos * g4..][..g4],
-                        c: &c[pos * hidden..][..hidden],
-                        dh_out: &dh_out[pos * hidden..][..hidden],
-                    };
-                    let (da, dh_rec, dc_rec) = (
-                        &mut dgates[r * g4..][..g4],
-                        &mut dh_rec[r * hidden..][..hidden],
-                        &mut dc_rec[r * hidden..][..hidden],
-                    );
-                    match prev {
-                        Some(prev) => {
-                            let c_prev = &c[(prev + first + r) * hidden..][..hidden];
-                            cell_backward(da, dc_rec, saved, dh_rec, |j| c_prev[j]);
-                        }
-                        None => cell_backward(da, dc_rec, saved, dh_rec, |_| T::zero()),
+    let tasks = sequence_tasks(packing, threads);
+    let dgates_rows = task_rows(dgates, g4, packing, &tasks);
+    let h_prev_rows = task_rows(h_prev, hidden, packing, &tasks);
+    let run = |(range, ((mut dgates, mut h_prev), (dh_rec, dc_rec))): BackwardTask<T>| {
+        let steps = dgates.len();
+        for t in (0..steps).rev() {
+            let (off, count) = (packing.offset[t] + range.start, dgates[t].len() / g4);
+            // Sequences that end at t get no gradient from a later step.
+            let later = dgates.get(t + 1).map_or(0, |d| d.len() / g4);
+            dh_rec[later * hidden..count * hidden].fill(T::zero());
+            dc_rec[later * hidden..count * hidden].fill(T::zero());
+            let prev = t.checked_sub(1).map(|p| packing.offset[p] + range.start);
+            let dgates = &mut *dgates[t];
+            with_avx2!(for r in 0..count {
+                let pos = off + r;
+                let saved = CellRows {
+                    a: &gates[pos * g4..][..g4],
+                    c: &c[pos * hidden..][..hidden],
+                    dh_out: &dh_out[pos * hidden..][..hidden],
+                };
+                let (da, dh_rec, dc_rec) = (
+                    &mut dgates[r * g4..][..g4],
+                    &mut dh_rec[r * hidden..][..hidden],
+                    &mut dc_rec[r * hidden..][..hidden],
+                );
+                match prev {
+                    Some(prev) => {
+                        let c_prev = &c[(prev + r) * hidden..][..hidden];
+                        cell_backward(da, dc_rec, saved, dh_rec, |j| c_prev[j]);
                     }
-                });
-                if let Some(prev) = prev {
-                    matmul(
-                        count,
-                        hidden,
-                        g4,
-                        T::one(),
-                        dgates,
-                        Transpose::No,
-                        p.w_hh,
-                        Transpose::No,
-                        T::zero(),
-                        dh_rec,
-                        1,
-                    );
-                    // h_{t-1} of the sequences active at t, in the same rows as their gate gradients.
-                    h_prev.copy_from_slice(&state.h[(prev + first) * hidden..][..count * hidden]);
+                    None => cell_backward(da, dc_rec, saved, dh_rec, |_| T::zero()),
                 }
             });
+            if let Some(prev) = prev {
+                matmul(
+                    count,
+                    hidden,
+                    g4,
+                    T::one(),
+                    dgates,
+                    Transpose::No,
+                    p.w_hh,
+                    Transpose::No,
+                    T::zero(),
+                    dh_rec,
+                    1,
+                );
+                // h_{t-1} of the sequences active at t, in the same rows as their gate gradients.
+                h_prev[t].copy_from_slice(&h[prev * hidden..][..count * hidden]);
+            }
+        }
+    };
+    let work = tasks
+        .iter()
+        .cloned()
+        .zip(dgates_rows.into_iter().zip(h_prev_rows))
+        .zip(sequence_rows(dh_rec, hidden, &tasks).zip(sequence_rows(dc_rec, hidden, &tasks)))
+        .map(|(a, b)| (a.0, (a.1, b)));
+    if tasks.len() > 1 {
+        work.collect::<Vec<_>>().into_par_iter().for_each(run);
+    } else {
+        work.for_each(run);
     }
     let rest = positions - first;
     matmul(
@@ -329,6 +378,30 @@ pub fn lstm_backward<T: FastMath>(
         dx,
         threads,
     );
+}
+
+/// One task of the backward pass: its sequences, its gate-gradient and h_{t-1} rows step by step, and
+/// its rows of the recurrent gradients dh_rec and dc_rec.
+type BackwardTask<'a, T> = (
+    Range<usize>,
+    (
+        (Vec<&'a mut [T]>, Vec<&'a mut [T]>),
+        (&'a mut [T], &'a mut [T]),
+    ),
+);
+
+/// Each task's rows of a per-sequence [B, width] buffer.
+fn sequence_rows<'a, T>(
+    buffer: &'a mut [T],
+    width: usize,
+    tasks: &'a [Range<usize>],
+) -> impl Iterator<Item = &'a mut [T]> + 'a {
+    let mut rest = buffer;
+    tasks.iter().map(move |range| {
+        let (mine, tail) = std::mem::take(&mut rest).split_at_mut(range.len() * width);
+        rest = tail;
+        mine
+    })
 }
 
 /// One sequence's forward rows at one step: activated gates [4H], c and the output gradient [H].
@@ -507,7 +580,7 @@ mod tests {
 
     #[test]
     fn steps_split_over_threads_give_the_same_result() {
-        // 40 sequences: steps with 40 down to 5 active rows, split into tasks of at least 8 rows.
+        // 40 sequences of lengths 9 down to 2, split into tasks of at least 8 sequences each.
         let lengths: Vec<usize> = (0..40).map(|i| 9 - i / 5).collect();
         let case = Case::new(&lengths, 5, 4, 31);
         let (one, three) = (case.run(1), case.run(3));
