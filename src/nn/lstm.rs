@@ -148,9 +148,9 @@ pub fn lstm_forward<T: FastMath>(
     let gates = task_rows(state.gates, g4, packing, &tasks);
     let cs = task_rows(state.c, hidden, packing, &tasks);
     let hs = task_rows(state.h, hidden, packing, &tasks);
-    let run = |((mut gates, mut c), mut h): TaskRows<T>| {
-        for t in 0..gates.len() {
-            let count = gates[t].len() / g4;
+    let run = |((gates, mut c), mut h): TaskRows<T>| {
+        for (t, gates) in gates.iter_mut().enumerate() {
+            let count = gates.len() / g4;
             let (c_done, c_now) = c.split_at_mut(t);
             let (h_done, h_now) = h.split_at_mut(t);
             let c_prev = c_done.last().map(|c_prev| {
@@ -165,12 +165,12 @@ pub fn lstm_forward<T: FastMath>(
                     w_hh_t,
                     Transpose::No,
                     T::one(),
-                    gates[t],
+                    gates,
                     1,
                 );
                 &**c_prev
             });
-            lstm_cell(gates[t], c_prev, c_now[0], h_now[0], count, hidden);
+            lstm_cell(gates, c_prev, c_now[0], h_now[0], count, hidden);
         }
     };
     let rows = gates.into_iter().zip(cs).zip(hs);
