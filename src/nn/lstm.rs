@@ -149,7 +149,7 @@ pub fn lstm_forward<T: FastMath>(
     let cs = task_rows(state.c, hidden, packing, &tasks);
     let hs = task_rows(state.h, hidden, packing, &tasks);
     let run = |((gates, mut c), mut h): TaskRows<T>| {
-        for (t, gates) in gates.iter_mut().enumerate() {
+        for (t, gates) in gates.into_iter().enumerate() {
             let count = gates.len() / g4;
             let (c_done, c_now) = c.split_at_mut(t);
             let (h_done, h_now) = h.split_at_mut(t);
