@@ -61,6 +61,7 @@ fn main() -> anyhow::Result<()> {
         encoder: "random".into(),
         preprocessing: "none".into(),
         dim,
+        grid: None,
     };
     std::fs::create_dir_all(&scratch)?;
     let features_path = scratch.join("features.safetensors");

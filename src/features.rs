@@ -1,5 +1,6 @@
 //! The `features` stage: photos -> one safetensors file of feature vectors (`features` [N, D] f32) with
-//! the image ids, encoder, preprocessing and feature size in its metadata.
+//! the image ids, encoder, preprocessing and feature size in its metadata; with `--grid`, also each
+//! image's last feature map before pooling (`grid` [N, R, C] f16: R positions of C channels).
 //!
 //! Images are decoded, resized and encoded in parallel, one image per thread (each network runs
 //! single-threaded, which keeps both cores busy without synchronisation). Progress is saved to
@@ -27,6 +28,38 @@ pub struct Features {
     pub preprocessing: String,
     pub dim: usize,
     pub data: Vec<f32>,
+    pub grid: Option<Grid>,
+}
+
+/// Every image's grid: `regions` = `height` x `width` positions (row-major) of `channels` values,
+/// stored as f16 bits. The encoders' maps end in ReLU6 (EfficientNet-Lite0, values in [0, 6]) or
+/// ReLU (VGG16), where f16 keeps three significant digits at half the size (Flickr8k: 1 GB).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Grid {
+    pub height: usize,
+    pub width: usize,
+    pub channels: usize,
+    pub data: Vec<u16>,
+}
+
+impl Grid {
+    pub fn regions(&self) -> usize {
+        self.height * self.width
+    }
+
+    /// Image `index`'s grid, [regions, channels] as f16 bits.
+    pub fn image(&self, index: usize) -> &[u16] {
+        let size = self.regions() * self.channels;
+        &self.data[index * size..][..size]
+    }
+}
+
+/// f32 -> f16 bits, rounding to nearest.
+pub fn to_f16_bits(values: &[f32]) -> Vec<u16> {
+    values
+        .iter()
+        .map(|&v| half::f16::from_f32(v).to_bits())
+        .collect()
 }
 
 impl Features {
@@ -44,12 +77,15 @@ impl Features {
 
     pub fn save(&self, path: &Path) -> Result<()> {
         let bytes: Vec<u8> = self.data.iter().flat_map(|v| v.to_le_bytes()).collect();
-        let view = TensorView::new(
-            safetensors::Dtype::F32,
-            vec![self.ids.len(), self.dim],
-            &bytes,
-        )?;
-        let metadata: HashMap<String, String> = [
+        let mut tensors = vec![(
+            "features",
+            TensorView::new(
+                safetensors::Dtype::F32,
+                vec![self.ids.len(), self.dim],
+                &bytes,
+            )?,
+        )];
+        let mut metadata: HashMap<String, String> = [
             ("format", FORMAT.to_owned()),
             ("ids", serde_json::to_string(&self.ids)?),
             ("encoder", self.encoder.clone()),
@@ -59,7 +95,18 @@ impl Features {
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
         .collect();
-        write_atomic(path, &safetensors_bytes([("features", view)], metadata)?)
+        let grid_bytes: Vec<u8>;
+        if let Some(grid) = &self.grid {
+            grid_bytes = grid.data.iter().flat_map(|v| v.to_le_bytes()).collect();
+            let shape = vec![self.ids.len(), grid.regions(), grid.channels];
+            tensors.push((
+                "grid",
+                TensorView::new(safetensors::Dtype::F16, shape, &grid_bytes)?,
+            ));
+            metadata.insert("grid_height".into(), grid.height.to_string());
+            metadata.insert("grid_width".into(), grid.width.to_string());
+        }
+        write_atomic(path, &safetensors_bytes(tensors, metadata)?)
     }
 
     pub fn load(path: &Path) -> Result<Self> {
@@ -92,12 +139,44 @@ impl Features {
             .chunks_exact(4)
             .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
             .collect();
+        let grid = match file.tensor("grid") {
+            Err(_) => None,
+            Ok(tensor) => {
+                let height: usize = field("grid_height")?.parse().with_context(what)?;
+                let width: usize = field("grid_width")?.parse().with_context(what)?;
+                let shape = tensor.shape();
+                if tensor.dtype() != safetensors::Dtype::F16
+                    || shape.len() != 3
+                    || shape[..2] != [ids.len(), height * width]
+                {
+                    bail!(
+                        "{}: `grid` is {:?} {shape:?}, expected F16 [{}, {}, channels]",
+                        path.display(),
+                        tensor.dtype(),
+                        ids.len(),
+                        height * width
+                    );
+                }
+                let data = tensor
+                    .data()
+                    .chunks_exact(2)
+                    .map(|b| u16::from_le_bytes([b[0], b[1]]))
+                    .collect();
+                Some(Grid {
+                    height,
+                    width,
+                    channels: shape[2],
+                    data,
+                })
+            }
+        };
         Ok(Features {
             ids,
             encoder: field("encoder")?,
             preprocessing: field("preprocessing")?,
             dim,
             data,
+            grid,
         })
     }
 }
@@ -128,6 +207,8 @@ pub struct FeaturesOptions {
     pub encoder: EncoderKind,
     pub weights: Option<PathBuf>,
     pub resize: Resize,
+    /// Also store each image's grid (the feature map before pooling).
+    pub grid: bool,
     /// Images handed to the thread pool at a time (also the progress granularity).
     pub batch: usize,
     pub progress: bool,
@@ -188,14 +269,24 @@ fn select(options: &FeaturesOptions) -> Result<Vec<(String, Option<PathBuf>)>> {
     })
 }
 
-/// Rows already computed by an earlier run with the same encoder and preprocessing (the finished
-/// output and the partial checkpoint), by id.
+/// One image's encoding: its feature and, with `--grid`, its grid as f16 bits (else empty).
+struct Row {
+    feature: Vec<f32>,
+    grid: Vec<u16>,
+}
+
+/// The shape of the grids a run stores: (height, width, channels).
+type GridShape = (usize, usize, usize);
+
+/// Rows already computed by an earlier run with the same encoder, preprocessing and grid (the
+/// finished output and the partial checkpoint), by id.
 fn reusable_rows(
     out: &Path,
     partial: &Path,
     encoder: &str,
     preprocessing: &str,
-) -> Result<HashMap<String, Vec<f32>>> {
+    grid: Option<GridShape>,
+) -> Result<HashMap<String, Row>> {
     let mut rows = HashMap::new();
     for path in [out, partial] {
         if !path.exists() {
@@ -228,18 +319,53 @@ fn reusable_rows(
                 previous.preprocessing
             );
         }
+        let previous_grid = previous
+            .grid
+            .as_ref()
+            .map(|g| (g.height, g.width, g.channels));
+        if previous_grid != grid {
+            if path == partial {
+                continue;
+            }
+            let has = |grid: Option<GridShape>| match grid {
+                Some(_) => "with grids",
+                None => "without grids",
+            };
+            bail!(
+                "{} holds features {}; this run asks for features {} (`--grid`): delete it or choose another --out",
+                out.display(),
+                has(previous_grid),
+                has(grid)
+            );
+        }
         for (i, id) in previous.ids.iter().enumerate() {
-            rows.insert(id.clone(), previous.row(i).to_vec());
+            let grid = previous
+                .grid
+                .as_ref()
+                .map_or(Vec::new(), |g| g.image(i).to_vec());
+            let feature = previous.row(i).to_vec();
+            rows.insert(id.clone(), Row { feature, grid });
         }
     }
     Ok(rows)
 }
 
-fn encode_file(encoder: &Encoder, path: &Path, resize: Resize) -> Result<Vec<f32>> {
+fn encode_file(encoder: &Encoder, path: &Path, resize: Resize, grid: bool) -> Result<Row> {
     let bytes = std::fs::read(path).context("cannot read the file")?;
     let image = decode(&bytes)?;
-    let size = encoder.kind().input_size();
-    Ok(encoder.features(&to_network_input(&image, resize, size), 1))
+    let input = to_network_input(&image, resize, encoder.kind().input_size());
+    Ok(if grid {
+        let (feature, map) = encoder.features_and_grid(&input, 1);
+        Row {
+            feature,
+            grid: to_f16_bits(&map.data),
+        }
+    } else {
+        Row {
+            feature: encoder.features(&input, 1),
+            grid: Vec::new(),
+        }
+    })
 }
 
 fn partial_path(out: &Path) -> PathBuf {
@@ -257,7 +383,14 @@ pub fn extract(options: &FeaturesOptions) -> Result<FeaturesReport> {
     let kind = options.encoder;
     let preprocessing = preprocessing_description(kind, options.resize);
     let partial = partial_path(&options.out);
-    let mut done = reusable_rows(&options.out, &partial, kind.name(), &preprocessing)?;
+    let grid_shape = options.grid.then(|| kind.grid_shape());
+    let mut done = reusable_rows(
+        &options.out,
+        &partial,
+        kind.name(),
+        &preprocessing,
+        grid_shape,
+    )?;
     let reused = selected
         .iter()
         .filter(|(id, _)| done.contains_key(id))
@@ -287,7 +420,7 @@ pub fn extract(options: &FeaturesOptions) -> Result<FeaturesReport> {
         .cloned()
         .collect();
     kept.sort();
-    let snapshot = |done: &HashMap<String, Vec<f32>>| -> Features {
+    let snapshot = |done: &HashMap<String, Row>| -> Features {
         let ids: Vec<String> = selected
             .iter()
             .map(|(id, _)| id)
@@ -295,13 +428,26 @@ pub fn extract(options: &FeaturesOptions) -> Result<FeaturesReport> {
             .chain(&kept)
             .cloned()
             .collect();
-        let data = ids.iter().flat_map(|id| done[id].iter().copied()).collect();
+        let data = ids
+            .iter()
+            .flat_map(|id| done[id].feature.iter().copied())
+            .collect();
+        let grid = grid_shape.map(|(height, width, channels)| Grid {
+            height,
+            width,
+            channels,
+            data: ids
+                .iter()
+                .flat_map(|id| done[id].grid.iter().copied())
+                .collect(),
+        });
         Features {
             ids,
             encoder: kind.name().to_owned(),
             preprocessing: preprocessing.clone(),
             dim: kind.feature_dim(),
             data,
+            grid,
         }
     };
 
@@ -310,14 +456,14 @@ pub fn extract(options: &FeaturesOptions) -> Result<FeaturesReport> {
         let bar = crate::progress::bar(todo.len() as u64, "images", options.progress);
         let mut last_checkpoint = Instant::now();
         for chunk in todo.chunks(options.batch.max(1)) {
-            let results: Vec<Result<Vec<f32>>> = chunk
+            let results: Vec<Result<Row>> = chunk
                 .par_iter()
-                .map(|(_, path)| encode_file(&encoder, path, options.resize))
+                .map(|(_, path)| encode_file(&encoder, path, options.resize, options.grid))
                 .collect();
             for ((id, path), result) in chunk.iter().zip(results) {
                 match result {
-                    Ok(feature) => {
-                        done.insert(id.clone(), feature);
+                    Ok(row) => {
+                        done.insert(id.clone(), row);
                     }
                     Err(err) => {
                         failed.insert(id.clone(), format!("{}: {err:#}", path.display()));

@@ -138,3 +138,53 @@ fn a_second_run_reuses_rows_already_computed() {
         stderr(&mixed)
     );
 }
+
+#[test]
+fn grids_are_stored_beside_the_features_and_resume_like_them() {
+    let dir = scratch("features-grid");
+    let weights = dir.join("lite0.safetensors");
+    synthetic_efficientnet_weights(&weights);
+    let images = repo_path("fixtures/tiny/images");
+    let out = dir.join("g.safetensors");
+    let first = features(
+        &images,
+        &out,
+        &weights,
+        &["--grid", "--ids", "1002_sun_sky"],
+    );
+    assert!(first.status.success(), "{}", stderr(&first));
+    fs::rename(&out, dir.join("g.safetensors.partial")).unwrap();
+    let run = features(&images, &out, &weights, &["--grid"]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(stdout.contains("(7 computed, 1 reused)"), "{stdout}");
+
+    let file = Features::load(&out).unwrap();
+    let grid = file.grid.as_ref().expect("a grid");
+    assert_eq!((grid.height, grid.width, grid.channels), (7, 7, 1280));
+    assert_eq!(grid.data.len(), 8 * 49 * 1280);
+    // The pooled feature is the mean of the grid's positions (the grid is stored in f16).
+    for image in 0..file.ids.len() {
+        let cells = grid.image(image);
+        for channel in (0..1280).step_by(97) {
+            let mean = (0..49)
+                .map(|r| half::f16::from_bits(cells[r * 1280 + channel]).to_f32())
+                .sum::<f32>()
+                / 49.0;
+            let pooled = file.row(image)[channel];
+            assert!(
+                (mean - pooled).abs() <= 2e-3 * pooled.abs().max(1.0),
+                "image {image} channel {channel}: {mean} vs {pooled}"
+            );
+        }
+    }
+    // Features without grids are not mixed into a file with them, nor the other way round.
+    let plain = features(&images, &out, &weights, &[]);
+    assert!(!plain.status.success());
+    assert!(
+        stderr(&plain)
+            .contains("holds features with grids; this run asks for features without grids"),
+        "{}",
+        stderr(&plain)
+    );
+}

@@ -43,6 +43,7 @@ fn setup(dir: &Path, dim: usize, skip: &[&str]) {
         preprocessing: "test".into(),
         dim,
         data,
+        grid: None,
     };
     features.save(&dir.join("features.safetensors")).unwrap();
 }

@@ -163,6 +163,15 @@ impl EfficientNetLite {
     /// The 1280-d feature of one normalised image (NHWC, `size x size x 3`); `threads` > 1 splits
     /// each layer over the rayon pool.
     pub fn features(&self, image: FeatureMap, threads: usize) -> Vec<f32> {
+        let head = self.head_map(image, threads);
+        let features = global_average(&head);
+        recycle(head.data);
+        features
+    }
+
+    /// The head's feature map before pooling (7x7x1280 at 224x224), whose mean over the positions
+    /// is the feature.
+    pub fn head_map(&self, image: FeatureMap, threads: usize) -> FeatureMap {
         let mut x = self.stem.forward(&image, Activation::Relu6, threads);
         recycle(image.data);
         for block in &self.blocks {
@@ -187,9 +196,7 @@ impl EfficientNetLite {
         }
         let head = self.head.forward(&x, Activation::Relu6, threads);
         recycle(x.data);
-        let features = global_average(&head);
-        recycle(head.data);
-        features
+        head
     }
 
     /// ImageNet logits from a feature (None when the weights have no classifier).

@@ -47,6 +47,14 @@ impl EncoderKind {
         }
     }
 
+    /// (height, width, channels) of the grid at the input size.
+    pub fn grid_shape(self) -> (usize, usize, usize) {
+        match self {
+            EncoderKind::EfficientNetLite0 => (7, 7, 1280),
+            EncoderKind::Vgg16 => (7, 7, 512),
+        }
+    }
+
     pub fn input_size(self) -> usize {
         224
     }
@@ -112,6 +120,23 @@ impl Encoder {
             w: image.width,
             c: 3,
             data,
+        }
+    }
+
+    /// The feature vector and the grid of a network-size image: the grid is the last feature map
+    /// before pooling, positions row-major (EfficientNet-Lite0: the head's 7x7x1280, whose mean is
+    /// the feature; VGG16: pool5, 7x7x512, which the fc layers read).
+    pub fn features_and_grid(&self, image: &RgbImage, threads: usize) -> (Vec<f32>, FeatureMap) {
+        let input = self.input(image);
+        match self {
+            Encoder::EfficientNetLite0(model) => {
+                let head = model.head_map(input, threads);
+                (conv::global_average(&head), head)
+            }
+            Encoder::Vgg16(model) => {
+                let out = model.forward(input, threads);
+                (out.fc2, out.pool5)
+            }
         }
     }
 
