@@ -202,7 +202,7 @@ pub fn fill_batch(
     indices: &[usize],
     features: &Features,
 ) {
-    batch.fill(indices.len(), |k| {
+    batch.fill(indices.len(), 1, |k| {
         let (row, tokens) = &set.items[indices[k]];
         (features.row(*row), tokens.as_slice())
     });

@@ -83,7 +83,7 @@ fn check<T: FastMath>(file: &str, tolerance: f64) {
     assert_eq!(params.len(), config.layout().total);
     let features = cast(tensor("features"));
     let mut batch = Batch::default();
-    batch.fill(captions.len(), |b| {
+    batch.fill(captions.len(), 1, |b| {
         (&features[b * f..][..f], captions[b].as_slice())
     });
     let mut ws = Workspace::default();
@@ -96,9 +96,9 @@ fn check<T: FastMath>(file: &str, tolerance: f64) {
     );
 
     let lstm_h = back(ws.lstm_h());
-    for t in 0..batch.packing.offset.len() {
-        for row in 0..batch.packing.active[t] {
-            let (pos, b) = (batch.packing.offset[t] + row, batch.order[row]);
+    for t in 0..batch.packing().offset.len() {
+        for row in 0..batch.packing().active[t] {
+            let (pos, b) = (batch.packing().offset[t] + row, batch.order[row]);
             let want = &tensor("lstm_h")[(b * t_max + t) * h..][..h];
             assert_close(
                 &format!("lstm_h[{b},{t}]"),
@@ -111,9 +111,9 @@ fn check<T: FastMath>(file: &str, tolerance: f64) {
     // The logits were overwritten by their gradient; run the forward pass again to compare them.
     captioner::decoder::merge::forward(&params, &config, &batch, &mut ws, None, 1);
     let logits = back(&ws.logits);
-    for t in 0..batch.packing.offset.len() {
-        for row in 0..batch.packing.active[t] {
-            let (pos, b) = (batch.packing.offset[t] + row, batch.order[row]);
+    for t in 0..batch.packing().offset.len() {
+        for row in 0..batch.packing().active[t] {
+            let (pos, b) = (batch.packing().offset[t] + row, batch.order[row]);
             assert_close(
                 &format!("logits[{b},{t}]"),
                 &logits[pos * v..][..v],

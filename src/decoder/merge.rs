@@ -16,11 +16,11 @@ use crate::nn::activation::{relu_backward, relu_forward};
 use crate::nn::dropout::{dropout_backward, dropout_forward};
 use crate::nn::embedding::{embedding_backward, embedding_forward};
 use crate::nn::linear::{linear_backward, linear_forward};
-use crate::nn::lstm::{
-    lstm_backward, lstm_forward, LstmGrads, LstmParams, LstmScratch, LstmState, Packing,
-};
+use crate::nn::lstm::{lstm_backward, lstm_forward, LstmGrads, LstmParams, LstmScratch, LstmState};
 use crate::nn::softmax_xent::{softmax_xent_forward_backward, BiasGrad, BIAS_BLOCK_ROWS};
 use serde::{Deserialize, Serialize};
+
+pub use super::Batch;
 
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct MergeConfig {
@@ -183,66 +183,6 @@ pub fn parts_mut<'a, T>(buffer: &'a mut [T], config: &MergeConfig) -> Parts<&'a 
     }))
 }
 
-/// A batch of captions in packed order (longest first): one image feature per caption, the input
-/// tokens (caption without its last token) and targets (caption without its first), time-major.
-#[derive(Clone, Debug, Default)]
-pub struct Batch<T> {
-    pub features: Vec<T>,
-    pub packing: Packing,
-    pub inputs: Vec<u32>,
-    pub targets: Vec<u32>,
-    /// Packed row of each position's caption (index into `features` rows).
-    pub caption: Vec<usize>,
-    /// `order[k]` is the caller's index of packed caption k.
-    pub order: Vec<usize>,
-    /// Input positions of each packed caption (its token count - 1).
-    lengths: Vec<usize>,
-}
-
-impl<T: Real> Batch<T> {
-    /// Caption k of `count` is `caption(k)` = (its image feature, its token ids with startseq/endseq).
-    /// Reuses the batch's buffers, so refilling a batch of the same size allocates nothing.
-    pub fn fill<'a>(&mut self, count: usize, caption: impl Fn(usize) -> (&'a [T], &'a [u32]))
-    where
-        T: 'a,
-    {
-        self.order.clear();
-        self.order.extend(0..count);
-        self.order
-            .sort_by_key(|&k| std::cmp::Reverse(caption(k).1.len()));
-        self.lengths.clear();
-        self.lengths.extend(
-            self.order
-                .iter()
-                .map(|&k| caption(k).1.len().saturating_sub(1)),
-        );
-        self.packing.refill(&self.lengths);
-        self.features.clear();
-        for &k in &self.order {
-            self.features.extend_from_slice(caption(k).0);
-        }
-        self.inputs.clear();
-        self.targets.clear();
-        self.caption.clear();
-        for t in 0..self.packing.offset.len() {
-            for (row, &k) in self.order.iter().take(self.packing.active[t]).enumerate() {
-                let tokens = caption(k).1;
-                self.inputs.push(tokens[t]);
-                self.targets.push(tokens[t + 1]);
-                self.caption.push(row);
-            }
-        }
-    }
-
-    pub fn captions(&self) -> usize {
-        self.order.len()
-    }
-
-    pub fn positions(&self) -> usize {
-        self.inputs.len()
-    }
-}
-
 /// Activations and scratch of one training step, grown to the largest batch seen and then reused,
 /// so steady-state steps allocate nothing.
 #[derive(Default)]
@@ -365,7 +305,7 @@ pub fn forward<T: FastMath>(
         w_hh: w.w_hh,
         bias: w.lstm_b,
     };
-    lstm_forward(state, &ws.x, &lstm, &batch.packing, e, h, threads);
+    lstm_forward(state, &ws.x, &lstm, batch.packing(), e, h, threads);
 
     linear_forward(&mut ws.fe, &ws.feat, w.fe_w, w.fe_b, b, f, h, threads);
     relu_forward(&mut ws.fe[..b * h]);
@@ -496,7 +436,7 @@ pub fn forward_backward<T: FastMath>(
             w_hh: w.w_hh,
             bias: w.lstm_b,
         },
-        &batch.packing,
+        batch.packing(),
         e,
         h,
         threads,

@@ -189,19 +189,28 @@ type TaskRows<'a, T> = ((Vec<&'a mut [T]>, Vec<&'a mut [T]>), Vec<&'a mut [T]>);
 /// the time steps is one parallel section, not one per step (each costs a wake-up of the pool);
 /// each step's small products run single-threaded side by side.
 fn sequence_tasks(packing: &Packing, threads: usize) -> Vec<Range<usize>> {
-    const MIN_SEQUENCES: usize = 8;
     let sequences = packing.active.first().copied().unwrap_or(0);
-    let tasks = threads.min(sequences.div_ceil(MIN_SEQUENCES)).max(1);
-    let total = packing.positions();
-    let (mut ranges, mut start, mut sum) = (Vec::with_capacity(tasks), 0, 0);
-    for s in 0..sequences {
-        sum += packing.active.iter().take_while(|&&a| a > s).count();
-        if ranges.len() + 1 < tasks && sum * tasks >= total * (ranges.len() + 1) {
-            ranges.push(start..s + 1);
-            start = s + 1;
+    let lengths: Vec<usize> = (0..sequences)
+        .map(|s| packing.active.iter().take_while(|&&a| a > s).count())
+        .collect();
+    balanced_ranges(&lengths, threads)
+}
+
+/// Contiguous ranges of `lengths` (sorted longest first) with about the same total length each: at
+/// most `parts` ranges, each of at least 8 items unless there are fewer in all.
+pub fn balanced_ranges(lengths: &[usize], parts: usize) -> Vec<Range<usize>> {
+    const MIN_ITEMS: usize = 8;
+    let parts = parts.min(lengths.len().div_ceil(MIN_ITEMS)).max(1);
+    let total: usize = lengths.iter().sum();
+    let (mut ranges, mut start, mut sum) = (Vec::with_capacity(parts), 0, 0);
+    for (i, &length) in lengths.iter().enumerate() {
+        sum += length;
+        if ranges.len() + 1 < parts && sum * parts >= total * (ranges.len() + 1) {
+            ranges.push(start..i + 1);
+            start = i + 1;
         }
     }
-    ranges.push(start..sequences);
+    ranges.push(start..lengths.len());
     ranges
 }
 

@@ -4,6 +4,7 @@
 
 pub mod activation;
 pub mod adam;
+pub mod attention;
 pub mod dropout;
 pub mod embedding;
 pub mod linear;
