@@ -26,7 +26,7 @@ pub fn attention_forward<T: FastMath>(s: &mut [T], alpha: &mut [T], p: &[T], q: 
         let mut score = T::zero();
         for (((s, &p), &q), &w) in s.iter_mut().zip(p).zip(q).zip(w) {
             *s = (p + q).max(T::zero());
-            score = score + w * *s;
+            score += w * *s;
         }
         *e = score;
     }
@@ -34,7 +34,7 @@ pub fn attention_forward<T: FastMath>(s: &mut [T], alpha: &mut [T], p: &[T], q: 
     let mut sum = T::zero();
     for a in alpha.iter_mut() {
         *a = (*a - max).fast_exp();
-        sum = sum + *a;
+        sum += *a;
     }
     alpha.iter_mut().for_each(|a| *a = *a / sum);
 }
@@ -70,9 +70,9 @@ pub fn attention_backward<T: FastMath>(
             .zip(s)
             .zip(w)
         {
-            *dw = *dw + de * s;
+            *dw += de * s;
             *dp = if s > T::zero() { de * w } else { T::zero() };
-            *dq = *dq + *dp;
+            *dq += *dp;
         }
     }
 }
@@ -83,7 +83,7 @@ pub fn context_forward<T: FastMath>(z: &mut [T], alpha: &[T], a: &[T]) {
     for (&weight, region) in alpha.iter().zip(a.chunks_exact(z.len())) {
         z.iter_mut()
             .zip(region)
-            .for_each(|(z, &v)| *z = *z + weight * v);
+            .for_each(|(z, &v)| *z += weight * v);
     }
 }
 
@@ -141,7 +141,7 @@ mod tests {
         attention_forward(&mut s, &mut alpha, &p, &q, &w);
         assert!((alpha.iter().sum::<f64>() - 1.0).abs() < 1e-12);
         assert!(
-            s.iter().any(|&v| v == 0.0),
+            s.contains(&0.0),
             "some scores pass through relu's flat side"
         );
         context_forward(&mut z, &alpha, &a);
