@@ -1,5 +1,6 @@
 //! Caption decoders: language models conditioned on an image, and the batches they train on.
 
+pub mod attention;
 pub mod merge;
 
 use crate::engine::Real;

@@ -414,17 +414,17 @@ fn sequence_rows<'a, T>(
 }
 
 /// One sequence's forward rows at one step: activated gates [4H], c and the output gradient [H].
-struct CellRows<'a, T> {
-    a: &'a [T],
-    c: &'a [T],
-    dh_out: &'a [T],
+pub struct CellRows<'a, T> {
+    pub a: &'a [T],
+    pub c: &'a [T],
+    pub dh_out: &'a [T],
 }
 
 /// The cell's backward for one sequence at one step (formulas at the top): gate gradients into `da`,
 /// the cell gradient carried to t - 1 into `dc_rec`. Every slice is cut to its length first so that
 /// the loop has no bounds checks and vectorises.
 #[inline(always)]
-fn cell_backward<T: FastMath>(
+pub fn cell_backward<T: FastMath>(
     da: &mut [T],
     dc_rec: &mut [T],
     saved: CellRows<T>,

@@ -1,0 +1,1021 @@
+//! Soft-attention decoder: Show, Attend and Tell (Xu et al. 2015, the soft variant), in the form of
+//! its most used PyTorch implementation (the LSTM reads the gated context beside the word; the
+//! initial state comes from the mean region). The decoder looks at the image's grid of regions anew
+//! for every word:
+//!
+//!   regions a [R, C] ── mean ──> init_h, init_c ──> (h_0, c_0)        p_i = enc_att(a_i)  (once per image)
+//!   at word t:  q = dec_att(h_{t-1}),  alpha = softmax_i(full_att . relu(p_i + q))
+//!               z = sum_i alpha_i a_i,  beta = sigmoid(f_beta(h_{t-1})),  x_t = [emb(w_t), beta * z]
+//!               (h_t, c_t) = LSTM(x_t, (h_{t-1}, c_{t-1})),  logits_t = out(dropout(h_t))
+//!   loss = mean cross-entropy + alpha_c * mean over captions and regions of (1 - sum_t alpha_ti)^2
+//!
+//! The last term is the paper's doubly stochastic regularisation: over a caption, every region should
+//! be looked at about once. The LSTM's input weights are stored as two tensors, the word part and the
+//! context part, since they enter at different times: the word part is one product over all positions
+//! before the recurrence, the context part one small product per step.
+//!
+//! Training runs each group of a batch (`Batch::groups`) through the whole recurrence on one thread:
+//! a caption's steps never wait for another thread. Everything that does not feed the recurrence (the
+//! word inputs, the output layer, every weight gradient) is one large product over all positions.
+
+use crate::decoder::{Batch, Group};
+use crate::engine::math::FastMath;
+use crate::engine::params::Layout;
+use crate::engine::rng::Rng;
+use crate::engine::{matmul, transpose, Transpose};
+use crate::nn::attention::{
+    attention_backward, attention_forward, context_backward, context_forward, gate_backward,
+    gate_forward,
+};
+use crate::nn::dropout::{dropout_backward, dropout_forward};
+use crate::nn::embedding::{embedding_backward, embedding_forward};
+use crate::nn::linear::{column_sums, linear_backward, linear_forward};
+use crate::nn::lstm::{cell_backward, lstm_cell, CellRows};
+use crate::nn::softmax_xent::{softmax_xent_forward_backward, BiasGrad, BIAS_BLOCK_ROWS};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AttentionConfig {
+    pub vocab: usize,
+    /// C: channels of a grid region.
+    pub feature_dim: usize,
+    /// R: regions of a grid.
+    pub regions: usize,
+    pub embed_dim: usize,
+    pub hidden: usize,
+    pub attention_dim: usize,
+    /// Dropout on h before the output layer.
+    pub dropout: f64,
+    /// Weight of the doubly stochastic regularisation.
+    pub alpha_c: f64,
+}
+
+/// Parameter names in storage order.
+pub const PARAMETERS: [&str; 18] = [
+    "init_h.weight",
+    "init_h.bias",
+    "init_c.weight",
+    "init_c.bias",
+    "enc_att.weight",
+    "enc_att.bias",
+    "dec_att.weight",
+    "dec_att.bias",
+    "full_att.weight",
+    "f_beta.weight",
+    "f_beta.bias",
+    "emb.weight",
+    "lstm.weight_ih_word",
+    "lstm.weight_ih_context",
+    "lstm.weight_hh",
+    "lstm.bias",
+    "out.weight",
+    "out.bias",
+];
+
+impl AttentionConfig {
+    /// Parameter shapes in storage order: (rows, columns), no columns for a vector.
+    fn shapes(&self) -> [(usize, Option<usize>); 18] {
+        let (v, c, e, h, a) = (
+            self.vocab,
+            self.feature_dim,
+            self.embed_dim,
+            self.hidden,
+            self.attention_dim,
+        );
+        [
+            (h, Some(c)),
+            (h, None),
+            (h, Some(c)),
+            (h, None),
+            (a, Some(c)),
+            (a, None),
+            (a, Some(h)),
+            (a, None),
+            (1, Some(a)),
+            (c, Some(h)),
+            (c, None),
+            (v, Some(e)),
+            (4 * h, Some(e)),
+            (4 * h, Some(c)),
+            (4 * h, Some(h)),
+            (4 * h, None),
+            (v, Some(h)),
+            (v, None),
+        ]
+    }
+
+    pub fn sizes(&self) -> [usize; 18] {
+        self.shapes().map(|(rows, cols)| rows * cols.unwrap_or(1))
+    }
+
+    pub fn layout(&self) -> Layout {
+        let mut layout = Layout::default();
+        for (name, (rows, cols)) in PARAMETERS.iter().zip(self.shapes()) {
+            let shape: Vec<usize> = std::iter::once(rows).chain(cols).collect();
+            layout.add(name, &shape);
+        }
+        layout
+    }
+
+    /// PyTorch's default initialisation (uniform(-k, k), k = 1/sqrt(fan in), biases included) except
+    /// for the embedding and the output layer, uniform(-0.1, 0.1) with a zero bias, as the reference
+    /// implementation does; the LSTM's forget-gate bias starts at 1.
+    pub fn init(&self, rng: &mut Rng) -> Vec<f32> {
+        let layout = self.layout();
+        let mut params = vec![0.0f32; layout.total];
+        let mut uniform = |values: &mut [f32], k: f64| {
+            values
+                .iter_mut()
+                .for_each(|v| *v = ((rng.uniform() * 2.0 - 1.0) * k) as f32)
+        };
+        let shapes = self.shapes();
+        for (i, slot) in layout.slots.iter().enumerate() {
+            let values = &mut params[slot.offset..slot.offset + slot.len];
+            // A bias takes its layer's fan in from the weight stored just before it.
+            let fan_in = shapes[if slot.shape.len() == 1 { i - 1 } else { i }]
+                .1
+                .unwrap_or(1);
+            match slot.name.as_str() {
+                "emb.weight" | "out.weight" => uniform(values, 0.1),
+                "out.bias" => {}
+                "lstm.bias" => {
+                    uniform(values, 1.0 / (self.hidden as f64).sqrt());
+                    values[self.hidden..2 * self.hidden].fill(1.0);
+                }
+                name if name.starts_with("lstm.") => {
+                    uniform(values, 1.0 / (self.hidden as f64).sqrt())
+                }
+                _ => uniform(values, 1.0 / (fan_in as f64).sqrt()),
+            }
+        }
+        params
+    }
+}
+
+/// The parameter tensors of a flat buffer, by role.
+pub struct Parts<S> {
+    pub init_h_w: S,
+    pub init_h_b: S,
+    pub init_c_w: S,
+    pub init_c_b: S,
+    pub enc_w: S,
+    pub enc_b: S,
+    pub dec_w: S,
+    pub dec_b: S,
+    pub full_w: S,
+    pub beta_w: S,
+    pub beta_b: S,
+    pub emb: S,
+    pub w_word: S,
+    pub w_ctx: S,
+    pub w_hh: S,
+    pub lstm_b: S,
+    pub out_w: S,
+    pub out_b: S,
+}
+
+impl<S> Parts<S> {
+    fn from_iter(mut it: impl Iterator<Item = S>) -> Self {
+        let mut next = || it.next().expect("the layout has eighteen tensors");
+        Parts {
+            init_h_w: next(),
+            init_h_b: next(),
+            init_c_w: next(),
+            init_c_b: next(),
+            enc_w: next(),
+            enc_b: next(),
+            dec_w: next(),
+            dec_b: next(),
+            full_w: next(),
+            beta_w: next(),
+            beta_b: next(),
+            emb: next(),
+            w_word: next(),
+            w_ctx: next(),
+            w_hh: next(),
+            lstm_b: next(),
+            out_w: next(),
+            out_b: next(),
+        }
+    }
+}
+
+pub fn parts<'a, T>(buffer: &'a [T], config: &AttentionConfig) -> Parts<&'a [T]> {
+    let mut rest = buffer;
+    Parts::from_iter(config.sizes().into_iter().map(move |len| {
+        let (head, tail) = rest.split_at(len);
+        rest = tail;
+        head
+    }))
+}
+
+pub fn parts_mut<'a, T>(buffer: &'a mut [T], config: &AttentionConfig) -> Parts<&'a mut [T]> {
+    let mut rest = buffer;
+    Parts::from_iter(config.sizes().into_iter().map(move |len| {
+        let (head, tail) = std::mem::take(&mut rest).split_at_mut(len);
+        rest = tail;
+        head
+    }))
+}
+
+/// Activations and scratch of one training step, grown to the largest batch seen and then reused.
+/// Per caption: `mean`, `h0`, `c0` and the regions' projection `p`; per position: everything else.
+#[derive(Default)]
+pub struct Workspace<T> {
+    mean: Vec<T>,
+    h0: Vec<T>,
+    c0: Vec<T>,
+    p: Vec<T>,
+    x_word: Vec<T>,
+    gates: Vec<T>,
+    h_prev: Vec<T>,
+    q: Vec<T>,
+    s: Vec<T>,
+    /// The attention weights of every position, [P, R].
+    pub alpha: Vec<T>,
+    z: Vec<T>,
+    beta: Vec<T>,
+    xz: Vec<T>,
+    c: Vec<T>,
+    h: Vec<T>,
+    h_drop: Vec<T>,
+    mask: Vec<T>,
+    /// Logits, then (after the loss) their gradient.
+    pub logits: Vec<T>,
+    bias_partials: Vec<T>,
+    dh_out: Vec<T>,
+    dgates: Vec<T>,
+    dq: Vec<T>,
+    dg: Vec<T>,
+    dx_word: Vec<T>,
+    dp: Vec<T>,
+    dh0: Vec<T>,
+    dc0: Vec<T>,
+    dh_rec: Vec<T>,
+    dc_rec: Vec<T>,
+    dw_full: Vec<T>,
+    dec_t: Vec<T>,
+    beta_t: Vec<T>,
+    ctx_t: Vec<T>,
+    hh_t: Vec<T>,
+}
+
+fn grow<T: FastMath>(buffer: &mut Vec<T>, len: usize) {
+    if buffer.len() < len {
+        buffer.resize(len, T::zero());
+    }
+}
+
+impl<T: FastMath> Workspace<T> {
+    fn reserve(&mut self, config: &AttentionConfig, b: usize, p: usize, groups: usize) {
+        let (v, c, r, e, h, a) = (
+            config.vocab,
+            config.feature_dim,
+            config.regions,
+            config.embed_dim,
+            config.hidden,
+            config.attention_dim,
+        );
+        for (buffer, len) in [
+            (&mut self.mean, b * c),
+            (&mut self.h0, b * h),
+            (&mut self.c0, b * h),
+            (&mut self.p, b * r * a),
+            (&mut self.x_word, p * e),
+            (&mut self.gates, p * 4 * h),
+            (&mut self.h_prev, p * h),
+            (&mut self.q, p * a),
+            (&mut self.s, p * r * a),
+            (&mut self.alpha, p * r),
+            (&mut self.z, p * c),
+            (&mut self.beta, p * c),
+            (&mut self.xz, p * c),
+            (&mut self.c, p * h),
+            (&mut self.h, p * h),
+            (&mut self.h_drop, p * h),
+            (&mut self.mask, p * h),
+            (&mut self.logits, p * v),
+            (&mut self.bias_partials, p.div_ceil(BIAS_BLOCK_ROWS) * v),
+            (&mut self.dh_out, p * h),
+            (&mut self.dgates, p * 4 * h),
+            (&mut self.dq, p * a),
+            (&mut self.dg, p * c),
+            (&mut self.dx_word, p * e),
+            (&mut self.dp, b * r * a),
+            (&mut self.dh0, b * h),
+            (&mut self.dc0, b * h),
+            (&mut self.dh_rec, b * h),
+            (&mut self.dc_rec, b * h),
+            (&mut self.dw_full, groups * a),
+            (&mut self.dec_t, h * a),
+            (&mut self.beta_t, h * c),
+            (&mut self.ctx_t, c * 4 * h),
+            (&mut self.hh_t, h * 4 * h),
+        ] {
+            grow(buffer, len);
+        }
+    }
+}
+
+/// y [rows, n] = x [rows, k] W [k, n] (+ y when `accumulate`), on the calling thread: the small
+/// per-step products of one group.
+#[allow(clippy::too_many_arguments)]
+fn product<T: FastMath>(
+    y: &mut [T],
+    x: &[T],
+    w: &[T],
+    rows: usize,
+    k: usize,
+    n: usize,
+    accumulate: bool,
+) {
+    let beta = if accumulate { T::one() } else { T::zero() };
+    matmul(
+        rows,
+        n,
+        k,
+        T::one(),
+        x,
+        Transpose::No,
+        w,
+        Transpose::No,
+        beta,
+        y,
+        1,
+    );
+}
+
+/// Cuts a buffer of `width`-wide rows into the groups' parts (rows given by `range` of each group).
+fn cut<'a, T>(
+    buffer: &'a mut [T],
+    width: usize,
+    groups: &[Group],
+    range: impl Fn(&Group) -> std::ops::Range<usize>,
+) -> Vec<&'a mut [T]> {
+    let mut rest = buffer;
+    let mut start = 0;
+    groups
+        .iter()
+        .map(|group| {
+            let rows = range(group);
+            debug_assert_eq!(rows.start, start, "groups are contiguous");
+            start = rows.end;
+            let (mine, tail) = std::mem::take(&mut rest).split_at_mut(rows.len() * width);
+            rest = tail;
+            mine
+        })
+        .collect()
+}
+
+/// One group's per-position forward buffers (the group's rows only).
+struct GroupForward<'a, T> {
+    group: &'a Group,
+    h_prev: &'a mut [T],
+    q: &'a mut [T],
+    s: &'a mut [T],
+    alpha: &'a mut [T],
+    z: &'a mut [T],
+    beta: &'a mut [T],
+    xz: &'a mut [T],
+    gates: &'a mut [T],
+    c: &'a mut [T],
+    h: &'a mut [T],
+}
+
+/// Forward pass up to the logits (in `ws.logits`). With `dropout` = Some(rng), training mode.
+pub fn forward<T: FastMath>(
+    params: &[T],
+    config: &AttentionConfig,
+    batch: &Batch<T>,
+    ws: &mut Workspace<T>,
+    dropout: Option<&mut Rng>,
+    threads: usize,
+) {
+    let w = parts(params, config);
+    let (v, c, r, e, h, a) = (
+        config.vocab,
+        config.feature_dim,
+        config.regions,
+        config.embed_dim,
+        config.hidden,
+        config.attention_dim,
+    );
+    let (b, p) = (batch.captions(), batch.positions());
+    ws.reserve(config, b, p, batch.groups.len());
+    let grid = &batch.features[..b * r * c];
+
+    // Once per image: the mean region, the initial state, the regions' projection.
+    for (mean, regions) in ws.mean[..b * c]
+        .chunks_exact_mut(c)
+        .zip(grid.chunks_exact(r * c))
+    {
+        mean.fill(T::zero());
+        for region in regions.chunks_exact(c) {
+            mean.iter_mut().zip(region).for_each(|(m, &x)| *m += x);
+        }
+        let n = T::from_usize(r).unwrap_or(T::one());
+        mean.iter_mut().for_each(|m| *m = *m / n);
+    }
+    linear_forward(
+        &mut ws.h0, &ws.mean, w.init_h_w, w.init_h_b, b, c, h, threads,
+    );
+    linear_forward(
+        &mut ws.c0, &ws.mean, w.init_c_w, w.init_c_b, b, c, h, threads,
+    );
+    linear_forward(&mut ws.p, grid, w.enc_w, w.enc_b, b * r, c, a, threads);
+    // The word part of every position's gates, with the bias.
+    embedding_forward(&mut ws.x_word[..p * e], w.emb, &batch.inputs, e);
+    linear_forward(
+        &mut ws.gates,
+        &ws.x_word,
+        w.w_word,
+        w.lstm_b,
+        p,
+        e,
+        4 * h,
+        threads,
+    );
+    // Weights of the per-step products, transposed once so that those products read them in order.
+    transpose(&mut ws.dec_t, w.dec_w, a, h);
+    transpose(&mut ws.beta_t, w.beta_w, c, h);
+    transpose(&mut ws.ctx_t, w.w_ctx, 4 * h, c);
+    transpose(&mut ws.hh_t, w.w_hh, 4 * h, h);
+
+    let groups = &batch.groups;
+    let by_position = |g: &Group| g.positions.clone();
+    let parts: Vec<GroupForward<T>> = cut(&mut ws.h_prev, h, groups, by_position)
+        .into_iter()
+        .zip(cut(&mut ws.q, a, groups, by_position))
+        .zip(cut(&mut ws.s, r * a, groups, by_position))
+        .zip(cut(&mut ws.alpha, r, groups, by_position))
+        .zip(cut(&mut ws.z, c, groups, by_position))
+        .zip(cut(&mut ws.beta, c, groups, by_position))
+        .zip(cut(&mut ws.xz, c, groups, by_position))
+        .zip(cut(&mut ws.gates, 4 * h, groups, by_position))
+        .zip(cut(&mut ws.c, h, groups, by_position))
+        .zip(cut(&mut ws.h, h, groups, by_position))
+        .zip(groups)
+        .map(
+            |((((((((((h_prev, q), s), alpha), z), beta), xz), gates), c), h), group)| {
+                GroupForward {
+                    group,
+                    h_prev,
+                    q,
+                    s,
+                    alpha,
+                    z,
+                    beta,
+                    xz,
+                    gates,
+                    c,
+                    h,
+                }
+            },
+        )
+        .collect();
+    let shared = Shared {
+        config,
+        w: &w,
+        grid,
+        h0: &ws.h0,
+        c0: &ws.c0,
+        p: &ws.p,
+        dec_t: &ws.dec_t,
+        beta_t: &ws.beta_t,
+        ctx_t: &ws.ctx_t,
+        hh_t: &ws.hh_t,
+    };
+    parts
+        .into_par_iter()
+        .for_each(|part| group_forward(part, &shared));
+
+    // The output layer over every position.
+    ws.h_drop[..p * h].copy_from_slice(&ws.h[..p * h]);
+    if let Some(rng) = dropout {
+        dropout_forward(
+            &mut ws.h_drop[..p * h],
+            &mut ws.mask[..p * h],
+            config.dropout,
+            rng,
+        );
+    }
+    linear_forward(
+        &mut ws.logits,
+        &ws.h_drop,
+        w.out_w,
+        w.out_b,
+        p,
+        h,
+        v,
+        threads,
+    );
+}
+
+/// What every group reads in the forward pass.
+struct Shared<'a, T> {
+    config: &'a AttentionConfig,
+    w: &'a Parts<&'a [T]>,
+    grid: &'a [T],
+    h0: &'a [T],
+    c0: &'a [T],
+    p: &'a [T],
+    dec_t: &'a [T],
+    beta_t: &'a [T],
+    ctx_t: &'a [T],
+    hh_t: &'a [T],
+}
+
+/// One group's recurrence, step by step (positions are the group's own, time-major).
+fn group_forward<T: FastMath>(part: GroupForward<T>, shared: &Shared<T>) {
+    let config = shared.config;
+    let (c, r, h, a) = (
+        config.feature_dim,
+        config.regions,
+        config.hidden,
+        config.attention_dim,
+    );
+    let packing = &part.group.packing;
+    let first_caption = part.group.captions.start;
+    for (t, (&off, &rows)) in packing.offset.iter().zip(&packing.active).enumerate() {
+        let caption = |row: usize| first_caption + row;
+        // h_{t-1} and c_{t-1} of each row: the initial state at t = 0.
+        let (h_done, h_now) = part.h.split_at_mut(off * h);
+        let (c_done, c_now) = part.c.split_at_mut(off * h);
+        let (c_prev, h_prev_src): (&[T], &[T]) = match t.checked_sub(1) {
+            None => (
+                &shared.c0[first_caption * h..][..rows * h],
+                &shared.h0[first_caption * h..][..rows * h],
+            ),
+            Some(prev) => {
+                let prev = packing.offset[prev];
+                (
+                    &c_done[prev * h..][..rows * h],
+                    &h_done[prev * h..][..rows * h],
+                )
+            }
+        };
+        let h_prev = &mut part.h_prev[off * h..][..rows * h];
+        h_prev.copy_from_slice(h_prev_src);
+        let h_prev = &*h_prev;
+
+        let q = &mut part.q[off * a..][..rows * a];
+        product(q, h_prev, shared.dec_t, rows, h, a, false);
+        let beta = &mut part.beta[off * c..][..rows * c];
+        product(beta, h_prev, shared.beta_t, rows, h, c, false);
+        for row in 0..rows {
+            let pos = off + row;
+            let k = caption(row);
+            let q = &mut part.q[pos * a..][..a];
+            q.iter_mut().zip(shared.w.dec_b).for_each(|(q, &b)| *q += b);
+            let alpha = &mut part.alpha[pos * r..][..r];
+            attention_forward(
+                &mut part.s[pos * r * a..][..r * a],
+                alpha,
+                &shared.p[k * r * a..][..r * a],
+                q,
+                shared.w.full_w,
+            );
+            let z = &mut part.z[pos * c..][..c];
+            context_forward(z, alpha, &shared.grid[k * r * c..][..r * c]);
+            let beta = &mut part.beta[pos * c..][..c];
+            beta.iter_mut()
+                .zip(shared.w.beta_b)
+                .for_each(|(g, &b)| *g += b);
+            gate_forward(&mut part.xz[pos * c..][..c], beta, z);
+        }
+        let gates = &mut part.gates[off * 4 * h..][..rows * 4 * h];
+        product(
+            gates,
+            &part.xz[off * c..][..rows * c],
+            shared.ctx_t,
+            rows,
+            c,
+            4 * h,
+            true,
+        );
+        product(gates, h_prev, shared.hh_t, rows, h, 4 * h, true);
+        lstm_cell(
+            gates,
+            Some(c_prev),
+            &mut c_now[..rows * h],
+            &mut h_now[..rows * h],
+            rows,
+            h,
+        );
+    }
+}
+
+/// Mean cross-entropy of the batch without gradients (evaluation: dropout off).
+pub fn loss<T: FastMath>(
+    params: &[T],
+    config: &AttentionConfig,
+    batch: &Batch<T>,
+    ws: &mut Workspace<T>,
+    threads: usize,
+) -> f64 {
+    forward(params, config, batch, ws, None, threads);
+    softmax_xent_forward_backward(&mut ws.logits, &batch.targets, config.vocab, None)
+}
+
+/// One group's per-position backward buffers and its per-caption recurrent gradients.
+struct GroupBackward<'a, T> {
+    group: &'a Group,
+    dgates: &'a mut [T],
+    dq: &'a mut [T],
+    dg: &'a mut [T],
+    dp: &'a mut [T],
+    dh0: &'a mut [T],
+    dc0: &'a mut [T],
+    dh_rec: &'a mut [T],
+    dc_rec: &'a mut [T],
+    dw_full: &'a mut [T],
+}
+
+/// What every group reads in the backward pass.
+struct SharedBackward<'a, T> {
+    config: &'a AttentionConfig,
+    w: &'a Parts<&'a [T]>,
+    grid: &'a [T],
+    c0: &'a [T],
+    ws: &'a Workspace<T>,
+}
+
+/// One training step's forward and backward: returns the loss (cross-entropy plus the doubly stochastic
+/// term) and adds the gradients to `grads`.
+pub fn forward_backward<T: FastMath>(
+    params: &[T],
+    grads: &mut [T],
+    config: &AttentionConfig,
+    batch: &Batch<T>,
+    ws: &mut Workspace<T>,
+    dropout: Option<&mut Rng>,
+    threads: usize,
+) -> f64 {
+    let training = dropout.is_some();
+    forward(params, config, batch, ws, dropout, threads);
+    let w = parts(params, config);
+    let g = parts_mut(grads, config);
+    let (v, c, r, e, h, a) = (
+        config.vocab,
+        config.feature_dim,
+        config.regions,
+        config.embed_dim,
+        config.hidden,
+        config.attention_dim,
+    );
+    let (b, p) = (batch.captions(), batch.positions());
+    let grid = &batch.features[..b * r * c];
+
+    let bias = BiasGrad {
+        grad: g.out_b,
+        partials: &mut ws.bias_partials,
+    };
+    let cross_entropy =
+        softmax_xent_forward_backward(&mut ws.logits, &batch.targets, v, Some(bias));
+    linear_backward(
+        Some(&mut ws.dh_out),
+        g.out_w,
+        None,
+        &ws.logits,
+        &ws.h_drop,
+        w.out_w,
+        p,
+        h,
+        v,
+        threads,
+    );
+    if training {
+        dropout_backward(&mut ws.dh_out[..p * h], &ws.mask[..p * h]);
+    }
+
+    // The doubly stochastic term, from each caption's attention summed over its steps.
+    let mut coverage = vec![T::zero(); b * r];
+    for (pos, &k) in batch.caption.iter().enumerate() {
+        let alpha = &ws.alpha[pos * r..][..r];
+        coverage[k * r..][..r]
+            .iter_mut()
+            .zip(alpha)
+            .for_each(|(s, &x)| *s += x);
+    }
+    let scale = config.alpha_c / (b * r) as f64;
+    let regulariser: f64 = coverage
+        .iter()
+        .map(|&s| (1.0 - s.to_f64().unwrap_or(f64::NAN)).powi(2))
+        .sum::<f64>()
+        * scale;
+    for s in coverage.iter_mut() {
+        // Stored as the gradient of the term w.r.t. every alpha of the caption's region.
+        *s = T::from_f64_lossy(-2.0 * scale) * (T::one() - *s);
+    }
+
+    let groups = &batch.groups;
+    let by_position = |g: &Group| g.positions.clone();
+    let by_caption = |g: &Group| g.captions.clone();
+    let mut dgates = std::mem::take(&mut ws.dgates);
+    let mut dq = std::mem::take(&mut ws.dq);
+    let mut dg = std::mem::take(&mut ws.dg);
+    let mut dp = std::mem::take(&mut ws.dp);
+    let mut dh0 = std::mem::take(&mut ws.dh0);
+    let mut dc0 = std::mem::take(&mut ws.dc0);
+    let mut dh_rec = std::mem::take(&mut ws.dh_rec);
+    let mut dc_rec = std::mem::take(&mut ws.dc_rec);
+    let mut dw_full = std::mem::take(&mut ws.dw_full);
+    dw_full[..groups.len() * a].fill(T::zero());
+    let parts: Vec<GroupBackward<T>> = cut(&mut dgates, 4 * h, groups, by_position)
+        .into_iter()
+        .zip(cut(&mut dq, a, groups, by_position))
+        .zip(cut(&mut dg, c, groups, by_position))
+        .zip(cut(&mut dp, r * a, groups, by_caption))
+        .zip(cut(&mut dh0, h, groups, by_caption))
+        .zip(cut(&mut dc0, h, groups, by_caption))
+        .zip(cut(&mut dh_rec, h, groups, by_caption))
+        .zip(cut(&mut dc_rec, h, groups, by_caption))
+        .zip(dw_full[..groups.len() * a].chunks_exact_mut(a))
+        .zip(groups)
+        .map(
+            |(((((((((dgates, dq), dg), dp), dh0), dc0), dh_rec), dc_rec), dw_full), group)| {
+                GroupBackward {
+                    group,
+                    dgates,
+                    dq,
+                    dg,
+                    dp,
+                    dh0,
+                    dc0,
+                    dh_rec,
+                    dc_rec,
+                    dw_full,
+                }
+            },
+        )
+        .collect();
+    let shared = SharedBackward {
+        config,
+        w: &w,
+        grid,
+        c0: &ws.c0,
+        ws,
+    };
+    let coverage = &coverage;
+    parts
+        .into_par_iter()
+        .for_each(|part| group_backward(part, &shared, coverage));
+
+    // Weight gradients: one product over every position (or every caption) each.
+    let dgates_all = &dgates[..p * 4 * h];
+    let accumulate = |dw: &mut [T], dy: &[T], x: &[T], n: usize, din: usize, dout: usize| {
+        matmul(
+            dout,
+            din,
+            n,
+            T::one(),
+            dy,
+            Transpose::Yes,
+            x,
+            Transpose::No,
+            T::one(),
+            dw,
+            threads,
+        );
+    };
+    accumulate(g.w_word, dgates_all, &ws.x_word, p, e, 4 * h);
+    accumulate(g.w_ctx, dgates_all, &ws.xz, p, c, 4 * h);
+    accumulate(g.w_hh, dgates_all, &ws.h_prev, p, h, 4 * h);
+    column_sums(g.lstm_b, dgates_all, 4 * h, threads);
+    accumulate(g.dec_w, &dq[..p * a], &ws.h_prev, p, h, a);
+    column_sums(g.dec_b, &dq[..p * a], a, threads);
+    accumulate(g.beta_w, &dg[..p * c], &ws.h_prev, p, h, c);
+    column_sums(g.beta_b, &dg[..p * c], c, threads);
+    for part in dw_full[..groups.len() * a].chunks_exact(a) {
+        g.full_w.iter_mut().zip(part).for_each(|(g, &d)| *g += d);
+    }
+    accumulate(g.enc_w, &dp[..b * r * a], grid, b * r, c, a);
+    column_sums(g.enc_b, &dp[..b * r * a], a, threads);
+    accumulate(g.init_h_w, &dh0[..b * h], &ws.mean, b, c, h);
+    column_sums(g.init_h_b, &dh0[..b * h], h, threads);
+    accumulate(g.init_c_w, &dc0[..b * h], &ws.mean, b, c, h);
+    column_sums(g.init_c_b, &dc0[..b * h], h, threads);
+    matmul(
+        p,
+        e,
+        4 * h,
+        T::one(),
+        dgates_all,
+        Transpose::No,
+        w.w_word,
+        Transpose::No,
+        T::zero(),
+        &mut ws.dx_word,
+        threads,
+    );
+    embedding_backward(g.emb, &ws.dx_word[..p * e], &batch.inputs, e);
+
+    ws.dgates = dgates;
+    ws.dq = dq;
+    ws.dg = dg;
+    ws.dp = dp;
+    ws.dh0 = dh0;
+    ws.dc0 = dc0;
+    ws.dh_rec = dh_rec;
+    ws.dc_rec = dc_rec;
+    ws.dw_full = dw_full;
+    cross_entropy + regulariser
+}
+
+/// One group's backward through its recurrence, last step first.
+fn group_backward<T: FastMath>(part: GroupBackward<T>, shared: &SharedBackward<T>, coverage: &[T]) {
+    let config = shared.config;
+    let ws = shared.ws;
+    let (c, r, h, a) = (
+        config.feature_dim,
+        config.regions,
+        config.hidden,
+        config.attention_dim,
+    );
+    let group = part.group;
+    let packing = &group.packing;
+    let (first_caption, base) = (group.captions.start, group.positions.start);
+    let steps = packing.offset.len();
+    let (mut dxz, mut dz, mut dalpha) = (Vec::new(), vec![T::zero(); c], vec![T::zero(); r]);
+    let (mut dh_prev, mut dp_step) = (Vec::new(), vec![T::zero(); r * a]);
+    part.dp.fill(T::zero());
+    for t in (0..steps).rev() {
+        let (off, rows) = (packing.offset[t], packing.active[t]);
+        let later = packing.active.get(t + 1).copied().unwrap_or(0);
+        // Sequences that end at t get no gradient from a later step.
+        part.dh_rec[later * h..rows * h].fill(T::zero());
+        part.dc_rec[later * h..rows * h].fill(T::zero());
+        let dgates = &mut part.dgates[off * 4 * h..][..rows * 4 * h];
+        for row in 0..rows {
+            let pos = base + off + row;
+            let k = first_caption + row;
+            let saved = CellRows {
+                a: &ws.gates[pos * 4 * h..][..4 * h],
+                c: &ws.c[pos * h..][..h],
+                dh_out: &ws.dh_out[pos * h..][..h],
+            };
+            let c_prev = match t.checked_sub(1) {
+                None => &shared.c0[k * h..][..h],
+                Some(prev) => &ws.c[(base + packing.offset[prev] + row) * h..][..h],
+            };
+            cell_backward(
+                &mut dgates[row * 4 * h..][..4 * h],
+                &mut part.dc_rec[row * h..][..h],
+                saved,
+                &part.dh_rec[row * h..][..h],
+                |j| c_prev[j],
+            );
+        }
+        // Back through the gated context and the attention that made it.
+        dxz.resize(rows * c, T::zero());
+        product(&mut dxz, dgates, shared.w.w_ctx, rows, 4 * h, c, false);
+        for row in 0..rows {
+            let (pos, local) = (base + off + row, off + row);
+            let k = first_caption + row;
+            let dg = &mut part.dg[local * c..][..c];
+            gate_backward(
+                &mut dz,
+                dg,
+                &dxz[row * c..][..c],
+                &ws.beta[pos * c..][..c],
+                &ws.z[pos * c..][..c],
+            );
+            context_backward(&mut dalpha, &dz, &shared.grid[k * r * c..][..r * c]);
+            dalpha
+                .iter_mut()
+                .zip(&coverage[k * r..][..r])
+                .for_each(|(d, &s)| *d += s);
+            let dp_row = &mut part.dp[row * r * a..][..r * a];
+            attention_backward(
+                &mut dp_step,
+                &mut part.dq[local * a..][..a],
+                part.dw_full,
+                &dalpha,
+                &ws.alpha[pos * r..][..r],
+                &ws.s[pos * r * a..][..r * a],
+                shared.w.full_w,
+            );
+            dp_row.iter_mut().zip(&dp_step).for_each(|(d, &x)| *d += x);
+        }
+        // The gradient w.r.t. h_{t-1}: through the attention query, the gate and the recurrence.
+        dh_prev.resize(rows * h, T::zero());
+        product(
+            &mut dh_prev,
+            &part.dq[off * a..][..rows * a],
+            shared.w.dec_w,
+            rows,
+            a,
+            h,
+            false,
+        );
+        product(
+            &mut dh_prev,
+            &part.dg[off * c..][..rows * c],
+            shared.w.beta_w,
+            rows,
+            c,
+            h,
+            true,
+        );
+        product(&mut dh_prev, dgates, shared.w.w_hh, rows, 4 * h, h, true);
+        if t == 0 {
+            part.dh0[..rows * h].copy_from_slice(&dh_prev);
+            part.dc0[..rows * h].copy_from_slice(&part.dc_rec[..rows * h]);
+        } else {
+            part.dh_rec[..rows * h].copy_from_slice(&dh_prev);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::gradcheck::{check, random};
+
+    const CONFIG: AttentionConfig = AttentionConfig {
+        vocab: 7,
+        feature_dim: 3,
+        regions: 4,
+        embed_dim: 3,
+        hidden: 3,
+        attention_dim: 2,
+        dropout: 0.5,
+        alpha_c: 1.0,
+    };
+
+    /// 18 captions of 2 to 6 tokens over 6 images (each image's grid repeated for its captions).
+    fn batch(groups: usize) -> Batch<f64> {
+        let (r, c) = (CONFIG.regions, CONFIG.feature_dim);
+        let grids: Vec<Vec<f64>> = (0..6)
+            .map(|i| {
+                random(r * c, 40 + i)
+                    .iter()
+                    .map(|v| v.abs() * 2.0)
+                    .collect()
+            })
+            .collect();
+        let captions: Vec<Vec<u32>> = (0..18)
+            .map(|k| {
+                (0..2 + k % 5)
+                    .map(|t| 1 + ((k * 3 + t * 5) % 6) as u32)
+                    .collect()
+            })
+            .collect();
+        let mut batch = Batch::default();
+        batch.fill(captions.len(), groups, |k| {
+            (grids[k % 6].as_slice(), captions[k].as_slice())
+        });
+        batch
+    }
+
+    fn run(params: &[f64], batch: &Batch<f64>) -> (f64, Vec<f64>) {
+        let mut grads = vec![0.0; params.len()];
+        let mut ws = Workspace::default();
+        let loss = forward_backward(params, &mut grads, &CONFIG, batch, &mut ws, None, 2);
+        (loss, grads)
+    }
+
+    #[test]
+    fn gradients_match_finite_differences() {
+        let params: Vec<f64> = CONFIG
+            .init(&mut Rng::new(5))
+            .iter()
+            .map(|&v| f64::from(v))
+            .collect();
+        let batch = batch(2);
+        assert_eq!(batch.groups.len(), 2);
+        let (_, grads) = run(&params, &batch);
+        let layout = CONFIG.layout();
+        for slot in &layout.slots {
+            let range = slot.offset..slot.offset + slot.len;
+            check(
+                &slot.name,
+                &grads[range.clone()],
+                &params[range.clone()],
+                |v| {
+                    let mut probe = params.clone();
+                    probe[range.clone()].copy_from_slice(v);
+                    run(&probe, &batch).0
+                },
+            );
+        }
+    }
+
+    #[test]
+    fn groups_run_on_their_own_threads_with_the_same_result() {
+        let params: Vec<f64> = CONFIG
+            .init(&mut Rng::new(6))
+            .iter()
+            .map(|&v| f64::from(v))
+            .collect();
+        let (one, three) = (batch(1), batch(3));
+        assert_eq!((one.groups.len(), three.groups.len()), (1, 3));
+        let ((loss_one, grads_one), (loss_three, grads_three)) =
+            (run(&params, &one), run(&params, &three));
+        assert!((loss_one - loss_three).abs() < 1e-12);
+        for (a, b) in grads_one.iter().zip(&grads_three) {
+            assert!((a - b).abs() < 1e-12, "{a} vs {b}");
+        }
+    }
+}
