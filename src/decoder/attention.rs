@@ -20,7 +20,7 @@
 
 use crate::decoder::{Batch, Group};
 use crate::engine::math::FastMath;
-use crate::engine::params::Layout;
+use crate::engine::params::{grow, split, split_mut, Layout};
 use crate::engine::rng::Rng;
 use crate::engine::{matmul, transpose, Transpose};
 use crate::nn::attention::{
@@ -29,7 +29,7 @@ use crate::nn::attention::{
 };
 use crate::nn::dropout::{dropout_backward, dropout_forward};
 use crate::nn::embedding::{embedding_backward, embedding_forward};
-use crate::nn::linear::{column_sums, linear_backward, linear_forward};
+use crate::nn::linear::{linear_backward, linear_forward};
 use crate::nn::lstm::{cell_backward, lstm_cell, CellRows};
 use crate::nn::softmax_xent::{softmax_xent_forward_backward, BiasGrad, BIAS_BLOCK_ROWS};
 use rayon::prelude::*;
@@ -202,21 +202,11 @@ impl<S> Parts<S> {
 }
 
 pub fn parts<'a, T>(buffer: &'a [T], config: &AttentionConfig) -> Parts<&'a [T]> {
-    let mut rest = buffer;
-    Parts::from_iter(config.sizes().into_iter().map(move |len| {
-        let (head, tail) = rest.split_at(len);
-        rest = tail;
-        head
-    }))
+    Parts::from_iter(split(buffer, config.sizes()))
 }
 
 pub fn parts_mut<'a, T>(buffer: &'a mut [T], config: &AttentionConfig) -> Parts<&'a mut [T]> {
-    let mut rest = buffer;
-    Parts::from_iter(config.sizes().into_iter().map(move |len| {
-        let (head, tail) = std::mem::take(&mut rest).split_at_mut(len);
-        rest = tail;
-        head
-    }))
+    Parts::from_iter(split_mut(buffer, config.sizes()))
 }
 
 /// Activations and scratch of one training step, grown to the largest batch seen and then reused.
@@ -259,12 +249,6 @@ pub struct Workspace<T> {
     beta_t: Vec<T>,
     ctx_t: Vec<T>,
     hh_t: Vec<T>,
-}
-
-fn grow<T: FastMath>(buffer: &mut Vec<T>, len: usize) {
-    if buffer.len() < len {
-        buffer.resize(len, T::zero());
-    }
 }
 
 impl<T: FastMath> Workspace<T> {
@@ -764,38 +748,36 @@ pub fn forward_backward<T: FastMath>(
 
     // Weight gradients: one product over every position (or every caption) each.
     let dgates_all = &dgates[..p * 4 * h];
-    let accumulate = |dw: &mut [T], dy: &[T], x: &[T], n: usize, din: usize, dout: usize| {
-        matmul(
-            dout,
-            din,
-            n,
-            T::one(),
-            dy,
-            Transpose::Yes,
-            x,
-            Transpose::No,
-            T::one(),
-            dw,
-            threads,
-        );
+    let weight_grad = |dw: &mut [T], db: Option<&mut [T]>, dy: &[T], x: &[T], n, din, dout| {
+        linear_backward(None, dw, db, dy, x, &[], n, din, dout, threads)
     };
-    accumulate(g.w_word, dgates_all, &ws.x_word, p, e, 4 * h);
-    accumulate(g.w_ctx, dgates_all, &ws.xz, p, c, 4 * h);
-    accumulate(g.w_hh, dgates_all, &ws.h_prev, p, h, 4 * h);
-    column_sums(g.lstm_b, dgates_all, 4 * h, threads);
-    accumulate(g.dec_w, &dq[..p * a], &ws.h_prev, p, h, a);
-    column_sums(g.dec_b, &dq[..p * a], a, threads);
-    accumulate(g.beta_w, &dg[..p * c], &ws.h_prev, p, h, c);
-    column_sums(g.beta_b, &dg[..p * c], c, threads);
+    weight_grad(g.w_word, None, dgates_all, &ws.x_word, p, e, 4 * h);
+    weight_grad(g.w_ctx, None, dgates_all, &ws.xz, p, c, 4 * h);
+    weight_grad(g.w_hh, Some(g.lstm_b), dgates_all, &ws.h_prev, p, h, 4 * h);
+    weight_grad(g.dec_w, Some(g.dec_b), &dq[..p * a], &ws.h_prev, p, h, a);
+    weight_grad(g.beta_w, Some(g.beta_b), &dg[..p * c], &ws.h_prev, p, h, c);
     for part in dw_full[..groups.len() * a].chunks_exact(a) {
         g.full_w.iter_mut().zip(part).for_each(|(g, &d)| *g += d);
     }
-    accumulate(g.enc_w, &dp[..b * r * a], grid, b * r, c, a);
-    column_sums(g.enc_b, &dp[..b * r * a], a, threads);
-    accumulate(g.init_h_w, &dh0[..b * h], &ws.mean, b, c, h);
-    column_sums(g.init_h_b, &dh0[..b * h], h, threads);
-    accumulate(g.init_c_w, &dc0[..b * h], &ws.mean, b, c, h);
-    column_sums(g.init_c_b, &dc0[..b * h], h, threads);
+    weight_grad(g.enc_w, Some(g.enc_b), &dp[..b * r * a], grid, b * r, c, a);
+    weight_grad(
+        g.init_h_w,
+        Some(g.init_h_b),
+        &dh0[..b * h],
+        &ws.mean,
+        b,
+        c,
+        h,
+    );
+    weight_grad(
+        g.init_c_w,
+        Some(g.init_c_b),
+        &dc0[..b * h],
+        &ws.mean,
+        b,
+        c,
+        h,
+    );
     matmul(
         p,
         e,

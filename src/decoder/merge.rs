@@ -9,7 +9,7 @@
 //! Parameters use PyTorch names and layouts (weights [out, in], LSTM gates i, f, g, o).
 
 use crate::engine::math::FastMath;
-use crate::engine::params::Layout;
+use crate::engine::params::{grow, split, split_mut, Layout};
 use crate::engine::rng::Rng;
 use crate::engine::Real;
 use crate::nn::activation::{relu_backward, relu_forward};
@@ -166,21 +166,11 @@ impl<S> Parts<S> {
 }
 
 pub fn parts<'a, T>(buffer: &'a [T], config: &MergeConfig) -> Parts<&'a [T]> {
-    let mut rest = buffer;
-    Parts::from_iter(config.sizes().into_iter().map(move |len| {
-        let (head, tail) = rest.split_at(len);
-        rest = tail;
-        head
-    }))
+    Parts::from_iter(split(buffer, config.sizes()))
 }
 
 pub fn parts_mut<'a, T>(buffer: &'a mut [T], config: &MergeConfig) -> Parts<&'a mut [T]> {
-    let mut rest = buffer;
-    Parts::from_iter(config.sizes().into_iter().map(move |len| {
-        let (head, tail) = std::mem::take(&mut rest).split_at_mut(len);
-        rest = tail;
-        head
-    }))
+    Parts::from_iter(split_mut(buffer, config.sizes()))
 }
 
 /// Activations and scratch of one training step, grown to the largest batch seen and then reused,
@@ -209,12 +199,6 @@ pub struct Workspace<T> {
     h_prev: Vec<T>,
     dh_rec: Vec<T>,
     dc_rec: Vec<T>,
-}
-
-fn grow<T: Real>(buffer: &mut Vec<T>, len: usize) {
-    if buffer.len() < len {
-        buffer.resize(len, T::zero());
-    }
 }
 
 impl<T: Real> Workspace<T> {

@@ -37,3 +37,36 @@ impl Layout {
         slot.offset..slot.offset + slot.len
     }
 }
+
+/// Consecutive pieces of `buffer` with the given sizes (a layout's tensors, in order).
+pub fn split<'a, T>(
+    buffer: &'a [T],
+    sizes: impl IntoIterator<Item = usize> + 'a,
+) -> impl Iterator<Item = &'a [T]> {
+    let mut rest = buffer;
+    sizes.into_iter().map(move |len| {
+        let (head, tail) = rest.split_at(len);
+        rest = tail;
+        head
+    })
+}
+
+/// `split` for a mutable buffer.
+pub fn split_mut<'a, T>(
+    buffer: &'a mut [T],
+    sizes: impl IntoIterator<Item = usize> + 'a,
+) -> impl Iterator<Item = &'a mut [T]> {
+    let mut rest = buffer;
+    sizes.into_iter().map(move |len| {
+        let (head, tail) = std::mem::take(&mut rest).split_at_mut(len);
+        rest = tail;
+        head
+    })
+}
+
+/// Grows a scratch buffer to at least `len` values (zeros); never shrinks it.
+pub fn grow<T: Clone + Default>(buffer: &mut Vec<T>, len: usize) {
+    if buffer.len() < len {
+        buffer.resize(len, T::default());
+    }
+}
