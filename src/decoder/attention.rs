@@ -29,7 +29,7 @@ use crate::nn::attention::{
 };
 use crate::nn::dropout::{dropout_backward, dropout_forward};
 use crate::nn::embedding::{embedding_backward, embedding_forward};
-use crate::nn::linear::{linear_backward, linear_forward};
+use crate::nn::linear::{column_sums, linear_backward, linear_forward};
 use crate::nn::lstm::{cell_backward, lstm_cell, CellRows};
 use crate::nn::softmax_xent::{softmax_xent_forward_backward, BiasGrad, BIAS_BLOCK_ROWS};
 use rayon::prelude::*;
@@ -52,7 +52,7 @@ pub struct AttentionConfig {
 }
 
 /// Parameter names in storage order.
-pub const PARAMETERS: [&str; 18] = [
+pub const PARAMETERS: [&str; 19] = [
     "init_h.weight",
     "init_h.bias",
     "init_c.weight",
@@ -68,14 +68,15 @@ pub const PARAMETERS: [&str; 18] = [
     "lstm.weight_ih_word",
     "lstm.weight_ih_context",
     "lstm.weight_hh",
-    "lstm.bias",
+    "lstm.bias_ih",
+    "lstm.bias_hh",
     "out.weight",
     "out.bias",
 ];
 
 impl AttentionConfig {
     /// Parameter shapes in storage order: (rows, columns), no columns for a vector.
-    fn shapes(&self) -> [(usize, Option<usize>); 18] {
+    fn shapes(&self) -> [(usize, Option<usize>); 19] {
         let (v, c, e, h, a) = (
             self.vocab,
             self.feature_dim,
@@ -100,12 +101,13 @@ impl AttentionConfig {
             (4 * h, Some(c)),
             (4 * h, Some(h)),
             (4 * h, None),
+            (4 * h, None),
             (v, Some(h)),
             (v, None),
         ]
     }
 
-    pub fn sizes(&self) -> [usize; 18] {
+    pub fn sizes(&self) -> [usize; 19] {
         self.shapes().map(|(rows, cols)| rows * cols.unwrap_or(1))
     }
 
@@ -118,9 +120,9 @@ impl AttentionConfig {
         layout
     }
 
-    /// PyTorch's default initialisation (uniform(-k, k), k = 1/sqrt(fan in), biases included) except
-    /// for the embedding and the output layer, uniform(-0.1, 0.1) with a zero bias, as the reference
-    /// implementation does; the LSTM's forget-gate bias starts at 1.
+    /// PyTorch's default initialisation (uniform(-k, k), k = 1/sqrt(fan in), biases included; the
+    /// LSTM's k = 1/sqrt(H)) except for the embedding and the output layer, uniform(-0.1, 0.1) with a
+    /// zero bias, as the reference implementation does.
     pub fn init(&self, rng: &mut Rng) -> Vec<f32> {
         let layout = self.layout();
         let mut params = vec![0.0f32; layout.total];
@@ -139,10 +141,6 @@ impl AttentionConfig {
             match slot.name.as_str() {
                 "emb.weight" | "out.weight" => uniform(values, 0.1),
                 "out.bias" => {}
-                "lstm.bias" => {
-                    uniform(values, 1.0 / (self.hidden as f64).sqrt());
-                    values[self.hidden..2 * self.hidden].fill(1.0);
-                }
                 name if name.starts_with("lstm.") => {
                     uniform(values, 1.0 / (self.hidden as f64).sqrt())
                 }
@@ -170,14 +168,17 @@ pub struct Parts<S> {
     pub w_word: S,
     pub w_ctx: S,
     pub w_hh: S,
-    pub lstm_b: S,
+    /// The LSTM's two biases, PyTorch's `bias_ih` and `bias_hh`: they enter as their sum, but Adam
+    /// moves each on its own, so the pair trains as PyTorch's LSTMCell does.
+    pub lstm_b_ih: S,
+    pub lstm_b_hh: S,
     pub out_w: S,
     pub out_b: S,
 }
 
 impl<S> Parts<S> {
     fn from_iter(mut it: impl Iterator<Item = S>) -> Self {
-        let mut next = || it.next().expect("the layout has eighteen tensors");
+        let mut next = || it.next().expect("the layout has nineteen tensors");
         Parts {
             init_h_w: next(),
             init_h_b: next(),
@@ -194,7 +195,8 @@ impl<S> Parts<S> {
             w_word: next(),
             w_ctx: next(),
             w_hh: next(),
-            lstm_b: next(),
+            lstm_b_ih: next(),
+            lstm_b_hh: next(),
             out_w: next(),
             out_b: next(),
         }
@@ -249,6 +251,7 @@ pub struct Workspace<T> {
     beta_t: Vec<T>,
     ctx_t: Vec<T>,
     hh_t: Vec<T>,
+    lstm_b: Vec<T>,
 }
 
 impl<T: FastMath> Workspace<T> {
@@ -296,6 +299,7 @@ impl<T: FastMath> Workspace<T> {
             (&mut self.beta_t, h * c),
             (&mut self.ctx_t, c * 4 * h),
             (&mut self.hh_t, h * 4 * h),
+            (&mut self.lstm_b, 4 * h),
         ] {
             grow(buffer, len);
         }
@@ -408,13 +412,16 @@ pub fn forward<T: FastMath>(
         &mut ws.c0, &ws.mean, w.init_c_w, w.init_c_b, b, c, h, threads,
     );
     linear_forward(&mut ws.p, grid, w.enc_w, w.enc_b, b * r, c, a, threads);
-    // The word part of every position's gates, with the bias.
+    // The word part of every position's gates, with the biases.
     embedding_forward(&mut ws.x_word[..p * e], w.emb, &batch.inputs, e);
+    for ((sum, &b_ih), &b_hh) in ws.lstm_b.iter_mut().zip(w.lstm_b_ih).zip(w.lstm_b_hh) {
+        *sum = b_ih + b_hh;
+    }
     linear_forward(
         &mut ws.gates,
         &ws.x_word,
         w.w_word,
-        w.lstm_b,
+        &ws.lstm_b,
         p,
         e,
         4 * h,
@@ -753,7 +760,16 @@ pub fn forward_backward<T: FastMath>(
     };
     weight_grad(g.w_word, None, dgates_all, &ws.x_word, p, e, 4 * h);
     weight_grad(g.w_ctx, None, dgates_all, &ws.xz, p, c, 4 * h);
-    weight_grad(g.w_hh, Some(g.lstm_b), dgates_all, &ws.h_prev, p, h, 4 * h);
+    weight_grad(
+        g.w_hh,
+        Some(g.lstm_b_ih),
+        dgates_all,
+        &ws.h_prev,
+        p,
+        h,
+        4 * h,
+    );
+    column_sums(g.lstm_b_hh, dgates_all, 4 * h, threads);
     weight_grad(g.dec_w, Some(g.dec_b), &dq[..p * a], &ws.h_prev, p, h, a);
     weight_grad(g.beta_w, Some(g.beta_b), &dg[..p * c], &ws.h_prev, p, h, c);
     for part in dw_full[..groups.len() * a].chunks_exact(a) {
