@@ -14,6 +14,7 @@ Needs the packages in bench/requirements.txt.
 """
 import argparse, json, os, random, statistics, time
 import torch, torch.nn as nn
+from workfolder import training_captions
 
 ap = argparse.ArgumentParser()
 ap.add_argument('--golden', help='write the golden file here')
@@ -137,17 +138,7 @@ def golden():
 
 
 def speed():
-    vocab = json.load(open(os.path.join(a.work, 'vocab.json')))['tokens']
-    idx = {w: i for i, w in enumerate(vocab)}
-    V = len(vocab)
-    train = set(json.load(open(os.path.join(a.work, 'splits.json')))['train'])
-    caps = []
-    for line in open(os.path.join(a.work, 'descriptions.txt')):
-        img, _, text = line.rstrip('\n').partition(' ')
-        words = text.split()
-        if img in train and words:
-            caps.append((img, [idx['startseq']] + [idx.get(w, 1) for w in words] + [idx['endseq']]))
-    imgs = sorted(train)
+    V, caps, imgs = training_captions(a.work)
     img_i = {k: i % 512 for i, k in enumerate(imgs)}
     # Throughput does not depend on the grids' values: 512 random ones, shared by the images.
     grids = torch.rand(512, 49, 1280)

@@ -12,8 +12,9 @@ longest. Image features are random (fixed seed): throughput does not depend on t
 Prints one line: captions_per_s=<float> step_s=<median> vocab=<V> threads=<n> (or gemm_gflops=<float>).
 Needs the packages in bench/requirements.txt, in a virtual environment of its own.
 """
-import argparse, json, os, random, statistics, time
+import argparse, os, random, statistics, time
 import torch, torch.nn as nn
+from workfolder import training_captions
 
 ap = argparse.ArgumentParser()
 ap.add_argument('--work', help='work folder written by `captioner prepare`')
@@ -41,17 +42,7 @@ if a.gemm:
     print(f'gemm_gflops={2 * n ** 3 / statistics.median(times) / 1e9:.1f} threads={a.threads}')
     raise SystemExit
 
-vocab = json.load(open(os.path.join(a.work, 'vocab.json')))['tokens']
-idx = {w: i for i, w in enumerate(vocab)}
-V = len(vocab)
-train = set(json.load(open(os.path.join(a.work, 'splits.json')))['train'])
-caps = []
-for line in open(os.path.join(a.work, 'descriptions.txt')):
-    img, _, text = line.rstrip('\n').partition(' ')
-    words = text.split()
-    if img in train and words:
-        caps.append((img, [idx['startseq']] + [idx.get(w, 1) for w in words] + [idx['endseq']]))
-imgs = sorted(train)
+V, caps, imgs = training_captions(a.work)
 img_i = {k: i for i, k in enumerate(imgs)}
 feats = torch.rand(len(imgs), a.feat_dim)
 

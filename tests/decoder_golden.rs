@@ -8,6 +8,7 @@ mod common;
 use captioner::decoder::attention::{self, AttentionConfig};
 use captioner::decoder::merge::{forward_backward, Batch, MergeConfig, Workspace, PARAMETERS};
 use captioner::engine::math::FastMath;
+use captioner::engine::params::Layout;
 use captioner::nn::adam::{adam_update, AdamConfig};
 use std::collections::HashMap;
 
@@ -60,6 +61,49 @@ fn assert_close(name: &str, got: &[f64], want: &[f64], tolerance: f64) {
         worst <= tolerance * scale,
         "{name}: max diff {worst:e} (scale {scale:e})"
     );
+}
+
+/// Every gradient, then the parameters after one Adam step from `params` with those gradients.
+fn assert_gradients_and_adam_step<T: FastMath>(
+    golden: &Golden,
+    layout: &Layout,
+    names: &[&str],
+    params: &[T],
+    mut grads: Vec<T>,
+    lr: f64,
+    tolerance: f64,
+) {
+    let back = |xs: &[T]| xs.iter().map(|x| x.to_f64().unwrap()).collect::<Vec<f64>>();
+    let tensor = |name: &str| &golden.tensors[name].1;
+    let grads64 = back(&grads);
+    for name in names {
+        assert_close(
+            &format!("grad.{name}"),
+            &grads64[layout.range(name)],
+            tensor(&format!("grad.{name}")),
+            tolerance,
+        );
+    }
+    let mut stepped = params.to_vec();
+    let (mut m, mut s) = (vec![T::zero(); params.len()], vec![T::zero(); params.len()]);
+    adam_update(
+        &mut stepped,
+        &mut grads,
+        &mut m,
+        &mut s,
+        &AdamConfig::default(),
+        lr,
+        1,
+    );
+    let stepped = back(&stepped);
+    for name in names {
+        assert_close(
+            &format!("adam1.{name}"),
+            &stepped[layout.range(name)],
+            tensor(&format!("adam1.{name}")),
+            tolerance,
+        );
+    }
 }
 
 fn check<T: FastMath>(file: &str, tolerance: f64) {
@@ -125,29 +169,16 @@ fn check<T: FastMath>(file: &str, tolerance: f64) {
             );
         }
     }
-    let layout = config.layout();
-    let grads64 = back(&grads);
-    for name in PARAMETERS {
-        assert_close(
-            &format!("grad.{name}"),
-            &grads64[layout.range(name)],
-            tensor(&format!("grad.{name}")),
-            tolerance,
-        );
-    }
-    let mut stepped = params.clone();
-    let (mut m, mut s) = (vec![T::zero(); params.len()], vec![T::zero(); params.len()]);
     let adam = AdamConfig::default();
-    adam_update(&mut stepped, &mut grads, &mut m, &mut s, &adam, adam.lr, 1);
-    let stepped = back(&stepped);
-    for name in PARAMETERS {
-        assert_close(
-            &format!("adam1.{name}"),
-            &stepped[layout.range(name)],
-            tensor(&format!("adam1.{name}")),
-            tolerance,
-        );
-    }
+    assert_gradients_and_adam_step(
+        &golden,
+        &config.layout(),
+        &PARAMETERS,
+        &params,
+        grads,
+        adam.lr,
+        tolerance,
+    );
 }
 
 #[cfg_attr(
@@ -254,35 +285,15 @@ fn check_attention<T: FastMath>(file: &str, tolerance: f64) {
     );
 
     let layout = config.layout();
-    let grads64 = back(&grads);
-    for name in attention::PARAMETERS {
-        assert_close(
-            &format!("grad.{name}"),
-            &grads64[layout.range(name)],
-            tensor(&format!("grad.{name}")),
-            tolerance,
-        );
-    }
-    let mut stepped = params.clone();
-    let (mut m, mut s) = (vec![T::zero(); params.len()], vec![T::zero(); params.len()]);
-    adam_update(
-        &mut stepped,
-        &mut grads,
-        &mut m,
-        &mut s,
-        &AdamConfig::default(),
+    assert_gradients_and_adam_step(
+        &golden,
+        &layout,
+        &attention::PARAMETERS,
+        &params,
+        grads,
         lr,
-        1,
+        tolerance,
     );
-    let stepped = back(&stepped);
-    for name in attention::PARAMETERS {
-        assert_close(
-            &format!("adam1.{name}"),
-            &stepped[layout.range(name)],
-            tensor(&format!("adam1.{name}")),
-            tolerance,
-        );
-    }
 }
 
 #[test]
