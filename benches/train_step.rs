@@ -1,18 +1,26 @@
-//! Training-step speed of the merge decoder on the Flickr8k training split, measured the way
-//! bench/pytorch_merge_train.py measures PyTorch: random 1280-d features, batch 64, 5 warm-up
-//! steps, then the median of 60 timed steps (forward, backward and Adam; batch assembly excluded).
-//! The captions and vocabulary come from a `captioner prepare` work folder (`--work`), or from
-//! `prepare`'s defaults run on `--data` (PTB tokens, min count 5).
+//! Training-step speed of a decoder on the Flickr8k training split, measured the way the PyTorch
+//! baselines measure theirs: batch 64, 5 warm-up steps, then the median of 60 timed steps (forward,
+//! backward and Adam; batch assembly excluded). The merge decoder (bench/pytorch_merge_train.py)
+//! reads random 1280-d features; the attention decoder (bench/pytorch_attention.py: hidden 512,
+//! attention 256) reads random 7x7x1280 grids, 512 of them shared by the images as the PyTorch side
+//! does (the values do not change the speed). The captions and vocabulary come from a `captioner
+//! prepare` work folder (`--work`), or from `prepare`'s defaults run on `--data` (PTB tokens, min
+//! count 5).
 //!
-//!   cargo bench --bench train_step -- --work work/flickr8k [--threads 2] [--steps 60]
+//!   cargo bench --bench train_step -- --work work/flickr8k [--threads 2] [--steps 60] [--decoder attention]
 //! Prints one line: captions_per_s=<float> step_s=<median> vocab=<V> threads=<n> gflops=<float> peak_rss_mb=<n>
+//! (gflops for the merge decoder only.)
 
-use captioner::decoder::merge::{Batch, MergeConfig, Workspace};
+use captioner::decoder::attention::AttentionConfig;
+use captioner::decoder::merge::MergeConfig;
+use captioner::decoder::{Batch, DecoderConfig};
 use captioner::engine::rng::Rng;
 use captioner::features::Features;
 use captioner::nn::adam::AdamConfig;
 use captioner::prepare::{prepare, PrepareOptions};
-use captioner::train::{fill_batch, length_batches, load_training_data, Optimizer};
+use captioner::train::{
+    fill_batch, image_rows, length_batches, load_training_data, ImageRows, Optimizer,
+};
 use std::time::Instant;
 
 fn arg(name: &str) -> Option<String> {
@@ -66,25 +74,53 @@ fn main() -> anyhow::Result<()> {
     std::fs::create_dir_all(&scratch)?;
     let features_path = scratch.join("features.safetensors");
     features.save(&features_path)?;
-    let data = load_training_data(&work, &features_path)?;
-    let config = MergeConfig {
-        vocab: data.vocab.len(),
-        feature_dim: dim,
-        embed_dim: 256,
-        hidden: 256,
-        dropout: 0.5,
+    let mut data = load_training_data(&work, &features_path)?;
+    let vocab = data.vocab.len();
+    let (config, images) = match arg("--decoder").as_deref() {
+        None | Some("merge") => {
+            let config = DecoderConfig::Merge(MergeConfig {
+                vocab,
+                feature_dim: dim,
+                embed_dim: 256,
+                hidden: 256,
+                dropout: 0.5,
+            });
+            let images = image_rows(&data.features, config.image_input(), &features_path)?;
+            (config, images)
+        }
+        Some("attention") => {
+            const POOL: usize = 512;
+            let (regions, width) = (49, 49 * dim);
+            let images = ImageRows {
+                width,
+                data: (0..POOL * width).map(|_| rng.uniform() as f32).collect(),
+            };
+            data.train.items.iter_mut().for_each(|(row, _)| *row %= POOL);
+            let config = DecoderConfig::Attention(AttentionConfig {
+                vocab,
+                feature_dim: dim,
+                regions,
+                embed_dim: 256,
+                hidden: 512,
+                attention_dim: 256,
+                dropout: 0.5,
+                alpha_c: 1.0,
+            });
+            (config, images)
+        }
+        Some(other) => anyhow::bail!("--decoder {other}: merge or attention"),
     };
     let total = config.layout().total;
     let mut params = config.init(&mut rng);
     let adam = AdamConfig::default();
     let mut optimizer = Optimizer::new(vec![0.0; total], vec![0.0; total], 0, adam, threads);
-    let mut ws = Workspace::default();
+    let mut ws = config.workspace();
     let mut batch = Batch::default();
     let lengths: Vec<usize> = data.train.items.iter().map(|(_, t)| t.len()).collect();
     let batches = length_batches(&lengths, batch_size, &mut rng);
     let (mut times, mut positions) = (Vec::new(), 0usize);
     for (step, indices) in batches.iter().take(5 + steps).enumerate() {
-        fill_batch(&mut batch, &data.train, indices, &data.features);
+        fill_batch(&mut batch, &data.train, indices, &images, config.groups(threads));
         let start = Instant::now();
         optimizer.step(&mut params, &config, &batch, &mut ws, &mut rng, adam.lr);
         if step >= 5 {
@@ -97,7 +133,7 @@ fn main() -> anyhow::Result<()> {
     let median = times[times.len() / 2];
     // Multiply-adds per position: output layer 3 x H x V, dense 3 x H x H, LSTM 3 x 4H x (E + H);
     // per caption: image dense 2 x F x H (no input gradient).
-    let (h, v) = (256.0, config.vocab as f64);
+    let (h, v) = (256.0, vocab as f64);
     let flops = 2.0
         * (mean_positions * (3.0 * h * v + 3.0 * h * h + 3.0 * 4.0 * h * (2.0 * h))
             + batch_size as f64 * 2.0 * dim as f64 * h);
@@ -113,7 +149,7 @@ fn main() -> anyhow::Result<()> {
     println!(
         "captions_per_s={:.1} step_s={median:.4} vocab={} threads={threads} gflops={:.1} positions_per_step={mean_positions:.0} peak_rss_mb={:.0}",
         batch_size as f64 / median,
-        config.vocab,
+        vocab,
         flops / median / 1e9,
         rss / 1024.0
     );

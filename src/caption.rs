@@ -1,6 +1,7 @@
 //! The `caption` command's pipeline: photo bytes -> decode -> resize as the model's features were ->
 //! encoder -> decoder search -> words -> a sentence.
 
+use crate::decoder::ImageInput;
 use crate::generate::{caption_log_prob, search, words, SearchOptions};
 use crate::image::{decode, to_network_input, Resize};
 use crate::model::Model;
@@ -21,6 +22,8 @@ pub struct Captioned {
     /// (a blank photo, or one unlike anything in training), 1-2 for a well-grounded caption.
     /// `None` unless asked for: it costs a second pass of the decoder.
     pub grounding: Option<f64>,
+    /// With an attention decoder: each word's weights over the photo's grid (row-major regions).
+    pub attention: Vec<Vec<f32>>,
 }
 
 pub struct Captioner {
@@ -56,7 +59,18 @@ impl Captioner {
     ) -> Result<Captioned> {
         let image = decode(bytes)?;
         let input = to_network_input(&image, self.resize, self.encoder.kind().input_size());
-        let feature = self.encoder.features(&input, crate::engine::threads());
+        let threads = crate::engine::threads();
+        let feature = match self.model.config.decoder.image_input() {
+            ImageInput::Pooled { .. } => self.encoder.features(&input, threads),
+            // Through f16 and back, as a features file stores grids: the same numbers as `evaluate`.
+            ImageInput::Grid { .. } => {
+                let (_, grid) = self.encoder.features_and_grid(&input, threads);
+                grid.data
+                    .iter()
+                    .map(|&v| half::f16::from_f32(v).to_f32())
+                    .collect()
+            }
+        };
         let generated = search(&self.model, &feature, options);
         // The same caption for an all-zero feature: what the language model says with no image.
         let grounding = grounding.then(|| {
@@ -74,6 +88,7 @@ impl Captioner {
             tokens: words.join(" "),
             score: generated.mean_log_prob(),
             grounding,
+            attention: generated.attention,
         })
     }
 }

@@ -13,7 +13,7 @@ use crate::generate::{caption_all, SearchOptions};
 use crate::metrics::{bleu, cider, meteor, rouge, Sample};
 use crate::model::Model;
 use crate::text::{ptb_tokenize, Tokenization};
-use crate::train::{read_descriptions, read_split, require_features, work_tokenization};
+use crate::train::{image_rows, read_descriptions, read_split, require_features, work_tokenization};
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -104,17 +104,16 @@ struct CocoResult<'a> {
 
 pub fn evaluate(model: &Model, options: &EvaluateOptions) -> Result<Evaluation> {
     let features = Features::load(&options.features)?;
-    if features.encoder != model.config.encoder || features.dim != model.config.merge.feature_dim {
+    if features.encoder != model.config.encoder {
         bail!(
-            "{} holds {} features ({}-d) but the model was trained on {} ({}-d): extract features with --encoder {}",
+            "{} holds {} features but the model was trained on {}: extract features with --encoder {}",
             options.features.display(),
             features.encoder,
-            features.dim,
             model.config.encoder,
-            model.config.merge.feature_dim,
             model.config.encoder
         );
     }
+    let images = image_rows(&features, model.config.decoder.image_input(), &options.features)?;
     if let Some(out) = options.out.as_ref().filter(|_| !options.force) {
         if out.join("scores.json").exists() {
             bail!(
@@ -147,7 +146,7 @@ pub fn evaluate(model: &Model, options: &EvaluateOptions) -> Result<Evaluation> 
     let index = features.index();
     let rows: Vec<&[f32]> = ids
         .iter()
-        .map(|id| features.row(index[id.as_str()]))
+        .map(|id| images.row(index[id.as_str()]))
         .collect();
     let references: Vec<Vec<String>> = ids
         .iter()

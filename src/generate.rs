@@ -1,15 +1,9 @@
-//! Caption generation with a trained merge decoder: beam search over the LSTM language model, with
-//! greedy decoding as beam width 1 (the seed's). The image enters once, through `fe`; each step feeds
-//! the last word and scores the whole vocabulary. Padding, `<unk>` and `startseq` can never be chosen
-//! (the next best word is taken instead); a caption ends at `endseq` or at the model's maximum length.
+//! Caption generation with any decoder (through `decoder::Generator`): beam search over the language
+//! model, with greedy decoding as beam width 1 (the seed's). Each step feeds the hypotheses' last
+//! words and scores the whole vocabulary. Padding, `<unk>` and `startseq` can never be chosen (the
+//! next best word is taken instead); a caption ends at `endseq` or at the model's maximum length.
 
-use crate::decoder::merge::{parts, MergeConfig, Parts};
-use crate::engine::{matmul, Transpose};
 use crate::model::Model;
-use crate::nn::activation::relu_forward;
-use crate::nn::linear::{linear_forward, linear_forward_few_rows, PanelWeights};
-use crate::nn::lstm::lstm_cell;
-use crate::nn::softmax_xent::log_softmax;
 use crate::text::{END_TOKEN, PAD_ID, START_TOKEN, UNK_ID};
 use rayon::prelude::*;
 
@@ -27,113 +21,14 @@ pub struct SearchOptions {
 struct Hypothesis {
     tokens: Vec<u32>,
     log_prob: f64,
-    h: Vec<f32>,
-    c: Vec<f32>,
+    state: Vec<f32>,
+    /// The attention weights behind each token, for a decoder with attention.
+    attention: Vec<Vec<f32>>,
 }
 
 /// Word ids the search may never emit.
 fn banned(model: &Model) -> [u32; 3] {
     [PAD_ID, UNK_ID, model.vocab.id(START_TOKEN)]
-}
-
-/// The decoder's weights as a generation step with several rows reads them, packed for
-/// `linear_forward_few_rows`, with the LSTM's input and recurrent matrices side by side so that [x, h]
-/// enters in one product.
-pub struct GenerationWeights {
-    /// [4H, E + H]
-    gates: PanelWeights,
-    /// [H, H]
-    dec: PanelWeights,
-    /// [V, H]
-    out: PanelWeights,
-}
-
-impl GenerationWeights {
-    fn new(w: &Parts<&[f32]>, config: &MergeConfig) -> Self {
-        let (e, h, v) = (config.embed_dim, config.hidden, config.vocab);
-        let gate = |o: usize, i: usize| {
-            if i < e {
-                w.w_ih[o * e + i]
-            } else {
-                w.w_hh[o * h + i - e]
-            }
-        };
-        GenerationWeights {
-            gates: PanelWeights::new(4 * h, e + h, gate),
-            dec: PanelWeights::new(h, h, |o, i| w.dec_w[o * h + i]),
-            out: PanelWeights::new(v, h, |o, i| w.out_w[o * h + i]),
-        }
-    }
-}
-
-/// One decoder step for `rows` states: last tokens in, log-probabilities [rows, V] out; h and c updated.
-#[allow(clippy::too_many_arguments)]
-fn step(
-    w: &Parts<&[f32]>,
-    g: &GenerationWeights,
-    config: &MergeConfig,
-    fe: &[f32],
-    tokens: &[u32],
-    h: &mut [f32],
-    c: &mut [f32],
-    log_probs: &mut Vec<f32>,
-) {
-    let (rows, e, hd, v) = (tokens.len(), config.embed_dim, config.hidden, config.vocab);
-    let mut xh = vec![0.0f32; rows * (e + hd)];
-    for ((row, &t), h) in xh
-        .chunks_exact_mut(e + hd)
-        .zip(tokens)
-        .zip(h.chunks_exact(hd))
-    {
-        row[..e].copy_from_slice(&w.emb[t as usize * e..][..e]);
-        row[e..].copy_from_slice(h);
-    }
-    // One row (greedy) goes through gemm's matrix-vector product on the weights as stored, which
-    // streams f32 weights fastest (0.65-0.75 ms per caption at hidden 256; `linear_forward_few_rows`
-    // with its two sums per panel waits on each multiply-add: 0.86 ms), unless the packed weights
-    // have an f16 copy: then reading half the bytes wins. A few rows (beams) always go through
-    // `linear_forward_few_rows`, which reads the packed weights once for all rows.
-    let project =
-        |y: &mut [f32], x: &[f32], w: &[f32], packed: &PanelWeights, b: &[f32], din, dout| {
-            if rows == 1 && !packed.reads_f16() {
-                linear_forward(y, x, w, b, 1, din, dout, 1);
-            } else {
-                linear_forward_few_rows(y, x, packed, b, rows);
-            }
-        };
-    let mut gates = vec![0.0f32; rows * 4 * hd];
-    if rows == 1 && !g.gates.reads_f16() {
-        linear_forward(&mut gates, &xh[..e], w.w_ih, w.lstm_b, 1, e, 4 * hd, 1);
-        matmul(
-            1,
-            4 * hd,
-            hd,
-            1.0,
-            h,
-            Transpose::No,
-            w.w_hh,
-            Transpose::Yes,
-            1.0,
-            &mut gates,
-            1,
-        );
-    } else {
-        linear_forward_few_rows(&mut gates, &xh, &g.gates, w.lstm_b, rows);
-    }
-    let c_prev = c.to_vec();
-    lstm_cell(&mut gates, Some(&c_prev), c, h, rows, hd);
-    let mut m = h.to_vec();
-    for row in m.chunks_exact_mut(hd) {
-        row.iter_mut().zip(fe).for_each(|(a, b)| *a += b);
-    }
-    let mut d = vec![0.0f32; rows * hd];
-    project(&mut d, &m, w.dec_w, &g.dec, w.dec_b, hd, hd);
-    relu_forward(&mut d);
-    log_probs.resize(rows * v, 0.0);
-    project(log_probs, &d, w.out_w, &g.out, w.out_b, hd, v);
-    for row in log_probs.chunks_exact_mut(v) {
-        log_softmax(row);
-    }
 }
 
 /// Words that would repeat a word pair already in `tokens` if they came next.
@@ -148,49 +43,19 @@ fn repeated_bigram_ends(tokens: &[u32]) -> Vec<u32> {
         .collect()
 }
 
-/// The image branch: relu(W_fe x + b_fe).
-fn image_embedding(w: &Parts<&[f32]>, config: &MergeConfig, feature: &[f32]) -> Vec<f32> {
-    let mut fe = vec![0.0f32; config.hidden];
-    linear_forward(
-        &mut fe,
-        feature,
-        w.fe_w,
-        w.fe_b,
-        1,
-        config.feature_dim,
-        config.hidden,
-        1,
-    );
-    relu_forward(&mut fe);
-    fe
-}
-
-/// log p(tokens, endseq | feature) under teacher forcing: how likely the model finds a given caption
-/// for a given image feature.
-pub fn caption_log_prob(model: &Model, feature: &[f32], tokens: &[u32], ended: bool) -> f64 {
-    let config = &model.config.merge;
-    let w = parts(&model.params, config);
-    let g = model
-        .generation
-        .get_or_init(|| GenerationWeights::new(&w, config));
-    let fe = image_embedding(&w, config, feature);
+/// log p(tokens, endseq | image) under teacher forcing: how likely the model finds a given caption
+/// for a given image input (its pooled feature or grid, as the decoder reads).
+pub fn caption_log_prob(model: &Model, input: &[f32], tokens: &[u32], ended: bool) -> f64 {
+    let generator = model.generator();
+    let image = generator.image(input);
+    let mut state = generator.initial_state(&image);
     let (start, end) = (model.vocab.id(START_TOKEN), model.vocab.id(END_TOKEN));
-    let (mut h, mut c) = (vec![0.0f32; config.hidden], vec![0.0f32; config.hidden]);
     let mut log_probs = Vec::new();
     let targets = tokens.iter().copied().chain(ended.then_some(end));
     let mut previous = start;
     let mut total = 0.0;
     for target in targets {
-        step(
-            &w,
-            g,
-            config,
-            &fe,
-            &[previous],
-            &mut h,
-            &mut c,
-            &mut log_probs,
-        );
+        generator.step(&image, &[previous], &mut state, &mut log_probs);
         total += f64::from(log_probs[target as usize]);
         previous = target;
     }
@@ -206,6 +71,8 @@ pub struct Generated {
     pub ended: bool,
     /// Summed log-probability of the words and of endseq when it ended.
     pub log_prob: f64,
+    /// For a decoder with attention: the weights over the image's regions behind each word.
+    pub attention: Vec<Vec<f32>>,
 }
 
 impl Generated {
@@ -228,16 +95,12 @@ fn score(h: &Hypothesis, alpha: f64) -> f64 {
     }
 }
 
-/// The best caption for one image feature. Single-threaded (see `linear_forward_few_rows`); batches
-/// caption one image per thread.
-pub fn search(model: &Model, feature: &[f32], options: &SearchOptions) -> Generated {
-    let config = &model.config.merge;
-    let w = parts(&model.params, config);
-    let g = model
-        .generation
-        .get_or_init(|| GenerationWeights::new(&w, config));
-    let (hd, v) = (config.hidden, config.vocab);
-    let fe = image_embedding(&w, config, feature);
+/// The best caption for one image input (its pooled feature or grid, as the decoder reads).
+/// Single-threaded (see `linear_forward_few_rows`); batches caption one image per thread.
+pub fn search(model: &Model, input: &[f32], options: &SearchOptions) -> Generated {
+    let generator = model.generator();
+    let (size, v) = (generator.state_size(), model.config.decoder.vocab());
+    let image = generator.image(input);
 
     let (start, end) = (model.vocab.id(START_TOKEN), model.vocab.id(END_TOKEN));
     let banned = banned(model);
@@ -246,8 +109,8 @@ pub fn search(model: &Model, feature: &[f32], options: &SearchOptions) -> Genera
     let mut live = vec![Hypothesis {
         tokens: Vec::new(),
         log_prob: 0.0,
-        h: vec![0.0; hd],
-        c: vec![0.0; hd],
+        state: generator.initial_state(&image),
+        attention: Vec::new(),
     }];
     let mut finished: Vec<Hypothesis> = Vec::new();
     let mut log_probs = Vec::new();
@@ -256,9 +119,8 @@ pub fn search(model: &Model, feature: &[f32], options: &SearchOptions) -> Genera
             .iter()
             .map(|b| b.tokens.last().copied().unwrap_or(start))
             .collect();
-        let mut h: Vec<f32> = live.iter().flat_map(|b| b.h.iter().copied()).collect();
-        let mut c: Vec<f32> = live.iter().flat_map(|b| b.c.iter().copied()).collect();
-        step(&w, g, config, &fe, &tokens, &mut h, &mut c, &mut log_probs);
+        let mut states: Vec<f32> = live.iter().flat_map(|b| b.state.iter().copied()).collect();
+        generator.step(&image, &tokens, &mut states, &mut log_probs);
         // The best `width` continuations of each live hypothesis, then the best `width` overall.
         let mut candidates: Vec<(f64, usize, u32)> = Vec::new();
         for (b, row) in log_probs.chunks_exact(v).enumerate() {
@@ -290,11 +152,14 @@ pub fn search(model: &Model, feature: &[f32], options: &SearchOptions) -> Genera
         for (log_prob, b, id) in candidates {
             let mut tokens = live[b].tokens.clone();
             tokens.push(id);
+            let state = states[b * size..][..size].to_vec();
+            let mut attention = live[b].attention.clone();
+            attention.extend(generator.attention(&state).map(<[f32]>::to_vec));
             let hypothesis = Hypothesis {
                 tokens,
                 log_prob,
-                h: h[b * hd..][..hd].to_vec(),
-                c: c[b * hd..][..hd].to_vec(),
+                state,
+                attention,
             };
             if id == end || t + 1 == max_new {
                 finished.push(hypothesis);
@@ -322,6 +187,7 @@ pub fn search(model: &Model, feature: &[f32], options: &SearchOptions) -> Genera
     let Some(Hypothesis {
         mut tokens,
         log_prob,
+        mut attention,
         ..
     }) = best
     else {
@@ -329,16 +195,19 @@ pub fn search(model: &Model, feature: &[f32], options: &SearchOptions) -> Genera
             tokens: Vec::new(),
             ended: false,
             log_prob: 0.0,
+            attention: Vec::new(),
         };
     };
     let ended = tokens.last() == Some(&end);
     if ended {
         tokens.pop();
+        attention.truncate(tokens.len());
     }
     Generated {
         tokens,
         ended,
         log_prob,
+        attention,
     }
 }
 
@@ -355,7 +224,7 @@ pub fn caption_text(model: &Model, feature: &[f32], options: &SearchOptions) -> 
     words(model, &search(model, feature, options).tokens).join(" ")
 }
 
-/// Captions for many features, in parallel, one image per thread; `progress` advances per image.
+/// Captions for many image inputs, in parallel, one image per thread; `progress` advances per image.
 pub fn caption_all(
     model: &Model,
     features: &[&[f32]],
@@ -376,6 +245,7 @@ pub fn caption_all(
 mod tests {
     use super::*;
     use crate::decoder::merge::MergeConfig;
+    use crate::decoder::DecoderConfig;
     use crate::engine::rng::Rng;
     use crate::model::ModelConfig;
     use crate::text::{wrap_caption, Tokenization, Vocabulary};
@@ -395,8 +265,9 @@ mod tests {
             dropout: 0.0,
         };
         let params = merge.init(&mut Rng::new(5));
+        let decoder = DecoderConfig::Merge(merge);
         Model {
-            config: ModelConfig::new(merge, "test", "test", max_length, Tokenization::Ptb, 1),
+            config: ModelConfig::new(decoder, "test", "test", max_length, Tokenization::Ptb, 1),
             params,
             vocab,
             generation: std::sync::OnceLock::new(),
@@ -404,7 +275,7 @@ mod tests {
     }
 
     fn set_out_bias(model: &mut Model, token: &str, value: f32) {
-        let range = model.config.merge.layout().range("out.bias");
+        let range = model.config.decoder.layout().range("out.bias");
         let id = model.vocab.id(token) as usize;
         model.params[range][id] = value;
     }
@@ -465,7 +336,7 @@ mod tests {
         let mut rng = Rng::new(11);
         for model_seed in 0..20 {
             let mut model = tiny_model(max_length);
-            model.params = model.config.merge.init(&mut Rng::new(model_seed));
+            model.params = model.config.decoder.init(&mut Rng::new(model_seed));
             set_out_bias(&mut model, "endseq", 0.5);
             for _ in 0..20 {
                 let feature: Vec<f32> = (0..4).map(|_| rng.normal() as f32 * 3.0).collect();

@@ -4,7 +4,7 @@ use captioner::dataset::{Format, Split, SplitSizes};
 use captioner::features::{extract, FeaturesOptions, Selection};
 use captioner::image::Resize;
 use captioner::prepare::{describe, prepare, PrepareOptions};
-use captioner::train::{train, TrainOptions};
+use captioner::train::{train, DecoderKind, TrainOptions};
 use captioner::vision::EncoderKind;
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -178,6 +178,10 @@ struct CaptionArgs {
 #[derive(clap::Args)]
 #[command(verbatim_doc_comment)]
 struct TrainArgs {
+    /// Which decoder to train: `merge` reads the pooled feature (the seed's model), `attention` looks
+    /// at the photo's grid of regions for every word (needs features made with `features --grid`).
+    #[arg(long, value_enum, default_value = "merge")]
+    decoder: DecoderArg,
     /// Work folder written by `captioner prepare`.
     #[arg(long)]
     work: PathBuf,
@@ -205,6 +209,13 @@ struct TrainArgs {
     /// LSTM and dense width (the embedding has the same size).
     #[arg(long, default_value_t = 256)]
     hidden: usize,
+    /// Attention decoder: width of the attention layer that scores the regions.
+    #[arg(long, default_value_t = 256)]
+    attention_dim: usize,
+    /// Attention decoder: weight of the doubly stochastic regularisation (every region looked at
+    /// about once over a caption).
+    #[arg(long, default_value_t = 1.0)]
+    alpha_c: f64,
     /// Seed of the initialisation, shuffling and dropout (same seed and threads: same model).
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -226,6 +237,14 @@ struct TrainArgs {
     /// No progress bar or per-epoch lines.
     #[arg(long)]
     quiet: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum DecoderArg {
+    /// The seed's merge model: LSTM over the words, the pooled photo feature added after it
+    Merge,
+    /// Soft attention (Show, Attend and Tell): the LSTM attends over the 7x7 grid at every word
+    Attention,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -468,6 +487,10 @@ fn run_features(args: FeaturesArgs) -> anyhow::Result<ExitCode> {
 fn run_train(args: TrainArgs) -> anyhow::Result<()> {
     captioner::engine::set_threads(args.threads);
     let options = TrainOptions {
+        decoder: match args.decoder {
+            DecoderArg::Merge => DecoderKind::Merge,
+            DecoderArg::Attention => DecoderKind::Attention,
+        },
         work: args.work,
         features: args.features,
         out: args.out,
@@ -477,6 +500,8 @@ fn run_train(args: TrainArgs) -> anyhow::Result<()> {
         lr_decay: args.lr_decay,
         dropout: args.dropout,
         hidden: args.hidden,
+        attention_dim: args.attention_dim,
+        alpha_c: args.alpha_c,
         seed: args.seed,
         patience: args.patience,
         resume: args.resume,

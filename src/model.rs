@@ -2,9 +2,10 @@
 //! (parameters by name, PyTorch layout) and `vocab.json`. Written by `train`, read by `evaluate` and
 //! `caption`.
 
-use crate::decoder::merge::MergeConfig;
+use crate::decoder::DecoderConfig;
+use crate::engine::params::Layout;
 use crate::fsio::{read_text, safetensors_bytes, write_atomic};
-use crate::generate::GenerationWeights;
+use crate::decoder::Generator;
 use crate::text::{Tokenization, Vocabulary};
 use anyhow::{bail, Context, Result};
 use safetensors::tensor::TensorView;
@@ -18,9 +19,9 @@ const FORMAT: &str = "captioner-model/1";
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ModelConfig {
     pub format: String,
-    pub decoder: String,
+    /// `"decoder": "merge"` or `"attention"` and that decoder's sizes.
     #[serde(flatten)]
-    pub merge: MergeConfig,
+    pub decoder: DecoderConfig,
     pub encoder: String,
     pub preprocessing: String,
     /// Longest training caption in tokens (startseq/endseq included): generation stops there.
@@ -38,7 +39,7 @@ fn seed_tokenization() -> Tokenization {
 
 impl ModelConfig {
     pub fn new(
-        merge: MergeConfig,
+        decoder: DecoderConfig,
         encoder: &str,
         preprocessing: &str,
         max_length: usize,
@@ -47,8 +48,7 @@ impl ModelConfig {
     ) -> Self {
         ModelConfig {
             format: FORMAT.to_owned(),
-            decoder: "merge".to_owned(),
-            merge,
+            decoder,
             encoder: encoder.to_owned(),
             preprocessing: preprocessing.to_owned(),
             max_length,
@@ -62,18 +62,17 @@ pub struct Model {
     pub config: ModelConfig,
     pub params: Vec<f32>,
     pub vocab: Vocabulary,
-    /// The decoder weights in the layout generation reads, made from `params` on first use.
-    pub generation: OnceLock<GenerationWeights>,
+    /// The decoder ready to generate, made from `params` on first use.
+    pub generation: OnceLock<Box<dyn Generator>>,
 }
 
 /// Named f32 tensors of a flat parameter buffer, as safetensors bytes (f16 when asked, for shipping).
 pub fn weights_bytes(
-    config: &MergeConfig,
+    layout: &Layout,
     params: &[f32],
     metadata: HashMap<String, String>,
     f16: bool,
 ) -> Result<Vec<u8>> {
-    let layout = config.layout();
     let buffers: Vec<(String, Vec<usize>, Vec<u8>)> = layout
         .slots
         .iter()
@@ -105,10 +104,9 @@ pub fn weights_bytes(
 }
 
 /// Parameters in layout order from named tensors (f32, f16 or bf16).
-pub fn params_from_weights(config: &MergeConfig, bytes: &[u8], source: &Path) -> Result<Vec<f32>> {
+pub fn params_from_weights(layout: &Layout, bytes: &[u8], source: &Path) -> Result<Vec<f32>> {
     let tensors = crate::vision::weights::read_safetensors(bytes)
         .with_context(|| format!("cannot read {}", source.display()))?;
-    let layout = config.layout();
     let mut params = Vec::with_capacity(layout.total);
     for slot in &layout.slots {
         let tensor = tensors
@@ -129,6 +127,13 @@ pub fn params_from_weights(config: &MergeConfig, bytes: &[u8], source: &Path) ->
 }
 
 impl Model {
+    /// The decoder ready to generate (its weights packed on the first call).
+    pub fn generator(&self) -> &dyn Generator {
+        self.generation
+            .get_or_init(|| self.config.decoder.generator(&self.params))
+            .as_ref()
+    }
+
     /// Writes the model folder; `f16` halves the weights file (for shipping).
     pub fn save(&self, dir: &Path, f16: bool) -> Result<()> {
         crate::fsio::create_output_dir(dir)?;
@@ -137,7 +142,7 @@ impl Model {
             serde_json::to_string_pretty(&self.config)?.as_bytes(),
         )?;
         write_atomic(&dir.join("vocab.json"), self.vocab.to_json().as_bytes())?;
-        let bytes = weights_bytes(&self.config.merge, &self.params, HashMap::new(), f16)?;
+        let bytes = weights_bytes(&self.config.decoder.layout(), &self.params, HashMap::new(), f16)?;
         write_atomic(&dir.join("weights.safetensors"), &bytes)
     }
 
@@ -182,23 +187,23 @@ impl Model {
         let config: ModelConfig = serde_json::from_str(config_json).with_context(|| {
             format!("{} is not a captioner model config", config_path.display())
         })?;
-        if config.format != FORMAT || config.decoder != "merge" {
+        if config.format != FORMAT {
             bail!(
-                "{}: unsupported model ({} / {})",
+                "{}: unsupported model format {}",
                 config_path.display(),
-                config.format,
-                config.decoder
+                config.format
             );
         }
-        if vocab.len() != config.merge.vocab {
+        if vocab.len() != config.decoder.vocab() {
             bail!(
                 "{}: vocab.json has {} ids but config.json says {}",
                 dir.display(),
                 vocab.len(),
-                config.merge.vocab
+                config.decoder.vocab()
             );
         }
-        let params = params_from_weights(&config.merge, weights, &dir.join("weights.safetensors"))?;
+        let layout = config.decoder.layout();
+        let params = params_from_weights(&layout, weights, &dir.join("weights.safetensors"))?;
         Ok(Model {
             config,
             params,

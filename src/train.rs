@@ -1,4 +1,4 @@
-//! The `train` stage: the merge decoder on the training split's captions, with the dev-split loss
+//! The `train` stage: a decoder (merge or attention) on the training split's captions, with the dev-split loss
 //! after every epoch, the best checkpoint kept by dev loss (as the seed does) and the last one kept
 //! for resuming, early stopping after `patience` epochs without improvement.
 //!
@@ -8,7 +8,9 @@
 //! seed and thread count).
 
 use crate::dataset::Split;
-use crate::decoder::merge::{forward_backward, loss, Batch, MergeConfig, Workspace};
+use crate::decoder::attention::AttentionConfig;
+use crate::decoder::merge::MergeConfig;
+use crate::decoder::{Batch, DecoderConfig, ImageInput, Workspace};
 use crate::engine::rng::Rng;
 use crate::features::Features;
 use crate::fsio::{read_text, safetensors_bytes, write_atomic};
@@ -23,7 +25,15 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+/// The decoders `train` can make.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DecoderKind {
+    Merge,
+    Attention,
+}
+
 pub struct TrainOptions {
+    pub decoder: DecoderKind,
     pub work: PathBuf,
     pub features: PathBuf,
     pub out: PathBuf,
@@ -34,6 +44,9 @@ pub struct TrainOptions {
     pub lr_decay: f64,
     pub dropout: f64,
     pub hidden: usize,
+    /// Attention decoder: width of the attention layer, weight of the doubly stochastic term.
+    pub attention_dim: usize,
+    pub alpha_c: f64,
     pub seed: u64,
     pub patience: usize,
     pub resume: bool,
@@ -47,6 +60,63 @@ pub struct TrainOptions {
 /// Captions of one split as (feature row, token ids with startseq/endseq).
 pub struct CaptionSet {
     pub items: Vec<(usize, Vec<u32>)>,
+}
+
+/// Each image's input to a decoder (its pooled feature or its grid), one row per image of the
+/// features file.
+pub struct ImageRows {
+    pub width: usize,
+    pub data: Vec<f32>,
+}
+
+impl ImageRows {
+    pub fn row(&self, index: usize) -> &[f32] {
+        &self.data[index * self.width..][..self.width]
+    }
+}
+
+/// The rows a decoder reading `input` needs from a features file (grids widened from f16 to f32),
+/// or an error that says how to make the right features.
+pub fn image_rows(features: &Features, input: ImageInput, path: &Path) -> Result<ImageRows> {
+    match input {
+        ImageInput::Pooled { dim } => {
+            if features.dim != dim {
+                bail!(
+                    "{} holds {}-d features; the model reads {dim}-d ones: make them with `captioner features` and the model's encoder",
+                    path.display(),
+                    features.dim
+                );
+            }
+            Ok(ImageRows {
+                width: dim,
+                data: features.data.clone(),
+            })
+        }
+        ImageInput::Grid { regions, channels } => {
+            let Some(grid) = &features.grid else {
+                bail!(
+                    "{} has no grids: the attention decoder reads each photo's grid of regions; make them with `captioner features --grid --images <photos> --out <file>`",
+                    path.display()
+                );
+            };
+            if (grid.regions(), grid.channels) != (regions, channels) {
+                bail!(
+                    "{} holds grids of {} regions x {} channels; the model reads {regions} x {channels}: make them with `captioner features --grid` and the model's encoder",
+                    path.display(),
+                    grid.regions(),
+                    grid.channels
+                );
+            }
+            Ok(ImageRows {
+                width: regions * channels,
+                data: grid
+                    .data
+                    .iter()
+                    .map(|&bits| half::f16::from_bits(bits).to_f32())
+                    .collect(),
+            })
+        }
+    }
 }
 
 pub struct TrainingData {
@@ -195,34 +265,35 @@ pub fn length_batches(lengths: &[usize], batch: usize, rng: &mut Rng) -> Vec<Vec
     batches
 }
 
-/// Fills `batch` with the captions `indices` of `set`.
+/// Fills `batch` with the captions `indices` of `set`, cut into `groups` groups.
 pub fn fill_batch(
     batch: &mut Batch<f32>,
     set: &CaptionSet,
     indices: &[usize],
-    features: &Features,
+    images: &ImageRows,
+    groups: usize,
 ) {
-    batch.fill(indices.len(), 1, |k| {
+    batch.fill(indices.len(), groups, |k| {
         let (row, tokens) = &set.items[indices[k]];
-        (features.row(*row), tokens.as_slice())
+        (images.row(*row), tokens.as_slice())
     });
 }
 
 /// Mean loss over every next-word position of `set` (dropout off).
 pub fn dataset_loss(
     params: &[f32],
-    config: &MergeConfig,
+    config: &DecoderConfig,
     set: &CaptionSet,
-    features: &Features,
-    ws: &mut Workspace<f32>,
+    images: &ImageRows,
+    ws: &mut Workspace,
 ) -> f64 {
+    let threads = crate::engine::threads();
     let mut batch = Batch::default();
     let (mut total, mut positions) = (0.0, 0usize);
     let all: Vec<usize> = (0..set.items.len()).collect();
     for chunk in all.chunks(256) {
-        fill_batch(&mut batch, set, chunk, features);
-        total +=
-            loss(params, config, &batch, ws, crate::engine::threads()) * batch.positions() as f64;
+        fill_batch(&mut batch, set, chunk, images, config.groups(threads));
+        total += config.loss(params, &batch, ws, threads) * batch.positions() as f64;
         positions += batch.positions();
     }
     total / positions.max(1) as f64
@@ -286,17 +357,16 @@ impl Optimizer {
     pub fn step(
         &mut self,
         params: &mut [f32],
-        config: &MergeConfig,
+        config: &DecoderConfig,
         batch: &Batch<f32>,
-        ws: &mut Workspace<f32>,
+        ws: &mut Workspace,
         rng: &mut Rng,
         lr: f64,
     ) -> f64 {
         // The gradients are zero here: `Optimizer::new` makes them so, and each step leaves them so.
-        let loss = forward_backward(
+        let loss = config.forward_backward(
             params,
             &mut self.grads,
-            config,
             batch,
             ws,
             Some(rng),
@@ -388,15 +458,42 @@ fn load_last(path: &Path, total: usize) -> Result<Checkpoint> {
     })
 }
 
+/// The configuration of a new decoder of `options.decoder` for this data.
+fn decoder_config(options: &TrainOptions, data: &TrainingData) -> Result<DecoderConfig> {
+    let vocab = data.vocab.len();
+    Ok(match options.decoder {
+        DecoderKind::Merge => DecoderConfig::Merge(MergeConfig {
+            vocab,
+            feature_dim: data.features.dim,
+            embed_dim: options.hidden,
+            hidden: options.hidden,
+            dropout: options.dropout,
+        }),
+        DecoderKind::Attention => {
+            let Some(grid) = &data.features.grid else {
+                bail!(
+                    "{} has no grids: the attention decoder reads each photo's grid of regions; make them with `captioner features --grid --images <photos> --out <file>`",
+                    options.features.display()
+                );
+            };
+            DecoderConfig::Attention(AttentionConfig {
+                vocab,
+                feature_dim: grid.channels,
+                regions: grid.regions(),
+                embed_dim: options.hidden,
+                hidden: options.hidden,
+                attention_dim: options.attention_dim,
+                dropout: options.dropout,
+                alpha_c: options.alpha_c,
+            })
+        }
+    })
+}
+
 pub fn train(options: &TrainOptions) -> Result<TrainReport> {
     let data = load_training_data(&options.work, &options.features)?;
-    let config = MergeConfig {
-        vocab: data.vocab.len(),
-        feature_dim: data.features.dim,
-        embed_dim: options.hidden,
-        hidden: options.hidden,
-        dropout: options.dropout,
-    };
+    let config = decoder_config(options, &data)?;
+    let images = image_rows(&data.features, config.image_input(), &options.features)?;
     let model_config = ModelConfig::new(
         config,
         &data.features.encoder,
@@ -432,15 +529,17 @@ pub fn train(options: &TrainOptions) -> Result<TrainReport> {
     } = if options.resume {
         let saved: ModelConfig = serde_json::from_str(&read_text(&out.join("config.json"))?)
             .with_context(|| format!("--resume: {} has no valid config.json", out.display()))?;
-        if saved.encoder != model_config.encoder || saved.merge.feature_dim != config.feature_dim {
+        if saved.encoder != model_config.encoder
+            || saved.decoder.image_input() != config.image_input()
+        {
             bail!(
-                "--resume: {} was trained on {} features ({}-d); {} holds {} ({}-d)",
+                "--resume: {} was trained on {} features ({:?}); {} holds {} ({:?})",
                 out.display(),
                 saved.encoder,
-                saved.merge.feature_dim,
+                saved.decoder.image_input(),
                 options.features.display(),
                 model_config.encoder,
-                config.feature_dim
+                config.image_input()
             );
         }
         if saved.tokenize != data.tokenize {
@@ -452,16 +551,12 @@ pub fn train(options: &TrainOptions) -> Result<TrainReport> {
                 data.tokenize.name()
             );
         }
-        if saved.merge != config {
+        if saved.decoder != config {
             bail!(
-                "--resume: {} has vocabulary {} / hidden {} / dropout {}, this run {} / {} / {}: same work folder and options needed",
+                "--resume: {} holds {:?}, this run asks for {:?}: the same work folder, decoder and options are needed",
                 out.display(),
-                saved.merge.vocab,
-                saved.merge.hidden,
-                saved.merge.dropout,
-                config.vocab,
-                config.hidden,
-                config.dropout
+                saved.decoder,
+                config
             );
         }
         load_last(&last_path, total)?
@@ -498,8 +593,9 @@ pub fn train(options: &TrainOptions) -> Result<TrainReport> {
     };
     let mut optimizer = Optimizer::new(m, v, state.adam_step, adam, threads);
     let mut rng = Rng::new(state.rng);
-    let mut ws = Workspace::default();
+    let mut ws = config.workspace();
     let mut batch = Batch::default();
+    let groups = config.groups(threads);
     let lengths: Vec<usize> = data.train.items.iter().map(|(_, t)| t.len()).collect();
     let mut report = TrainReport {
         epochs: Vec::new(),
@@ -522,7 +618,7 @@ pub fn train(options: &TrainOptions) -> Result<TrainReport> {
             if options.max_steps.is_some_and(|max| state.adam_step >= max) {
                 break;
             }
-            fill_batch(&mut batch, &data.train, indices, &data.features);
+            fill_batch(&mut batch, &data.train, indices, &images, groups);
             let step_loss =
                 optimizer.step(&mut params, &config, &batch, &mut ws, &mut rng, state.lr);
             if !step_loss.is_finite() {
@@ -542,7 +638,7 @@ pub fn train(options: &TrainOptions) -> Result<TrainReport> {
         }
         bar.finish_and_clear();
         let train_seconds = started.elapsed().as_secs_f64();
-        let dev_loss = dataset_loss(&params, &config, &data.dev, &data.features, &mut ws);
+        let dev_loss = dataset_loss(&params, &config, &data.dev, &images, &mut ws);
         let best = dev_loss < state.best_dev_loss;
         let log = EpochLog {
             epoch,
@@ -563,7 +659,7 @@ pub fn train(options: &TrainOptions) -> Result<TrainReport> {
             ]);
             write_atomic(
                 &out.join("weights.safetensors"),
-                &weights_bytes(&config, &params, metadata, false)?,
+                &weights_bytes(&config.layout(), &params, metadata, false)?,
             )?;
         } else {
             state.bad_epochs += 1;

@@ -18,7 +18,7 @@
 //! a caption's steps never wait for another thread. Everything that does not feed the recurrence (the
 //! word inputs, the output layer, every weight gradient) is one large product over all positions.
 
-use crate::decoder::{Batch, Group};
+use crate::decoder::{Batch, Generator, Group};
 use crate::engine::math::FastMath;
 use crate::engine::params::{grow, split, split_mut, Layout};
 use crate::engine::rng::Rng;
@@ -29,9 +29,13 @@ use crate::nn::attention::{
 };
 use crate::nn::dropout::{dropout_backward, dropout_forward};
 use crate::nn::embedding::{embedding_backward, embedding_forward};
-use crate::nn::linear::{column_sums, linear_backward, linear_forward};
+use crate::nn::linear::{
+    column_sums, linear_backward, linear_forward, linear_forward_few_rows, PanelWeights,
+};
 use crate::nn::lstm::{cell_backward, lstm_cell, CellRows};
-use crate::nn::softmax_xent::{softmax_xent_forward_backward, BiasGrad, BIAS_BLOCK_ROWS};
+use crate::nn::softmax_xent::{
+    log_softmax, softmax_xent_forward_backward, BiasGrad, BIAS_BLOCK_ROWS,
+};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -923,6 +927,147 @@ fn group_backward<T: FastMath>(part: GroupBackward<T>, shared: &SharedBackward<T
         } else {
             part.dh_rec[..rows * h].copy_from_slice(&dh_prev);
         }
+    }
+}
+
+/// The attention decoder ready to generate. An image's context is [its grid a (R x C), the regions'
+/// projection p (R x A)]; a hypothesis's state is [h (H), c (H), the last step's attention (R)].
+/// Every step's products read weights packed once (`PanelWeights`), the LSTM's three input matrices
+/// side by side so that [word, context, h] enters in one product.
+pub struct AttentionGenerator {
+    config: AttentionConfig,
+    params: Vec<f32>,
+    /// [A, H]
+    query: PanelWeights,
+    /// [C, H]
+    gate: PanelWeights,
+    /// [4H, E + C + H]
+    gates: PanelWeights,
+    /// [V, H]
+    out: PanelWeights,
+    /// b_ih + b_hh
+    lstm_b: Vec<f32>,
+}
+
+impl AttentionGenerator {
+    pub fn new(config: &AttentionConfig, params: &[f32]) -> Self {
+        let w = parts(params, config);
+        let (v, c, e, h, a) = (
+            config.vocab,
+            config.feature_dim,
+            config.embed_dim,
+            config.hidden,
+            config.attention_dim,
+        );
+        let gate_input = |o: usize, i: usize| match i {
+            i if i < e => w.w_word[o * e + i],
+            i if i < e + c => w.w_ctx[o * c + i - e],
+            i => w.w_hh[o * h + i - e - c],
+        };
+        AttentionGenerator {
+            config: *config,
+            params: params.to_vec(),
+            query: PanelWeights::new(a, h, |o, i| w.dec_w[o * h + i]),
+            gate: PanelWeights::new(c, h, |o, i| w.beta_w[o * h + i]),
+            gates: PanelWeights::new(4 * h, e + c + h, gate_input),
+            out: PanelWeights::new(v, h, |o, i| w.out_w[o * h + i]),
+            lstm_b: w.lstm_b_ih.iter().zip(w.lstm_b_hh).map(|(a, b)| a + b).collect(),
+        }
+    }
+}
+
+impl Generator for AttentionGenerator {
+    fn state_size(&self) -> usize {
+        2 * self.config.hidden + self.config.regions
+    }
+
+    fn image(&self, grid: &[f32]) -> Vec<f32> {
+        let (w, config) = (parts(&self.params, &self.config), &self.config);
+        let (r, c, a) = (config.regions, config.feature_dim, config.attention_dim);
+        let mut image = grid[..r * c].to_vec();
+        image.resize(r * c + r * a, 0.0);
+        let (grid, p) = image.split_at_mut(r * c);
+        linear_forward(p, grid, w.enc_w, w.enc_b, r, c, a, 1);
+        image
+    }
+
+    fn initial_state(&self, image: &[f32]) -> Vec<f32> {
+        let (w, config) = (parts(&self.params, &self.config), &self.config);
+        let (r, c, h) = (config.regions, config.feature_dim, config.hidden);
+        let mut mean = vec![0.0f32; c];
+        for region in image[..r * c].chunks_exact(c) {
+            mean.iter_mut().zip(region).for_each(|(m, &x)| *m += x);
+        }
+        mean.iter_mut().for_each(|m| *m /= r as f32);
+        let mut state = vec![0.0f32; self.state_size()];
+        linear_forward(&mut state[..h], &mean, w.init_h_w, w.init_h_b, 1, c, h, 1);
+        linear_forward(&mut state[h..2 * h], &mean, w.init_c_w, w.init_c_b, 1, c, h, 1);
+        state
+    }
+
+    fn step(&self, image: &[f32], tokens: &[u32], states: &mut [f32], log_probs: &mut Vec<f32>) {
+        let (w, config) = (parts(&self.params, &self.config), &self.config);
+        let (v, c, r, e, h, a) = (
+            config.vocab,
+            config.feature_dim,
+            config.regions,
+            config.embed_dim,
+            config.hidden,
+            config.attention_dim,
+        );
+        let (rows, size) = (tokens.len(), self.state_size());
+        let (grid, p) = image.split_at(r * c);
+        let h_prev: Vec<f32> = states
+            .chunks_exact(size)
+            .flat_map(|state| state[..h].iter().copied())
+            .collect();
+        let mut q = vec![0.0f32; rows * a];
+        linear_forward_few_rows(&mut q, &h_prev, &self.query, w.dec_b, rows);
+        let mut beta = vec![0.0f32; rows * c];
+        linear_forward_few_rows(&mut beta, &h_prev, &self.gate, w.beta_b, rows);
+        // Each row's LSTM input [word, gated context, h].
+        let din = e + c + h;
+        let (mut x, mut s, mut z) = (vec![0.0f32; rows * din], vec![0.0f32; r * a], vec![0.0f32; c]);
+        for (row, ((x, state), &token)) in x
+            .chunks_exact_mut(din)
+            .zip(states.chunks_exact_mut(size))
+            .zip(tokens)
+            .enumerate()
+        {
+            let alpha = &mut state[2 * h..];
+            attention_forward(&mut s, alpha, p, &q[row * a..][..a], w.full_w);
+            context_forward(&mut z, alpha, grid);
+            let (word, rest) = x.split_at_mut(e);
+            let (context, hidden) = rest.split_at_mut(c);
+            word.copy_from_slice(&w.emb[token as usize * e..][..e]);
+            gate_forward(context, &mut beta[row * c..][..c], &z);
+            hidden.copy_from_slice(&state[..h]);
+        }
+        let mut gates = vec![0.0f32; rows * 4 * h];
+        linear_forward_few_rows(&mut gates, &x, &self.gates, &self.lstm_b, rows);
+        let c_prev: Vec<f32> = states
+            .chunks_exact(size)
+            .flat_map(|state| state[h..2 * h].iter().copied())
+            .collect();
+        let (mut c_new, mut h_new) = (vec![0.0f32; rows * h], vec![0.0f32; rows * h]);
+        lstm_cell(&mut gates, Some(&c_prev), &mut c_new, &mut h_new, rows, h);
+        for ((state, h_row), c_row) in states
+            .chunks_exact_mut(size)
+            .zip(h_new.chunks_exact(h))
+            .zip(c_new.chunks_exact(h))
+        {
+            state[..h].copy_from_slice(h_row);
+            state[h..2 * h].copy_from_slice(c_row);
+        }
+        log_probs.resize(rows * v, 0.0);
+        linear_forward_few_rows(log_probs, &h_new, &self.out, w.out_b, rows);
+        for row in log_probs.chunks_exact_mut(v) {
+            log_softmax(row);
+        }
+    }
+
+    fn attention<'a>(&self, state: &'a [f32]) -> Option<&'a [f32]> {
+        Some(&state[2 * self.config.hidden..])
     }
 }
 

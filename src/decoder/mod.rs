@@ -3,7 +3,12 @@
 pub mod attention;
 pub mod merge;
 
+use crate::engine::params::Layout;
+use crate::engine::rng::Rng;
 use crate::engine::Real;
+use attention::AttentionConfig;
+use merge::MergeConfig;
+use serde::{Deserialize, Serialize};
 use crate::nn::lstm::{balanced_ranges, Packing};
 use std::ops::Range;
 
@@ -96,5 +101,156 @@ impl<T: Real> Batch<T> {
     pub fn packing(&self) -> &Packing {
         assert_eq!(self.groups.len(), 1, "a batch of one group");
         &self.groups[0].packing
+    }
+}
+
+/// The decoder of a model and its sizes, as `config.json` stores them (`"decoder": "merge"` or
+/// `"attention"` beside the fields of that decoder's config).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "decoder", rename_all = "lowercase")]
+pub enum DecoderConfig {
+    Merge(MergeConfig),
+    Attention(AttentionConfig),
+}
+
+/// What a decoder reads of each image.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ImageInput {
+    /// The pooled feature vector, `dim` values.
+    Pooled { dim: usize },
+    /// The grid before pooling: `regions` positions of `channels` values.
+    Grid { regions: usize, channels: usize },
+}
+
+impl ImageInput {
+    /// Values per image.
+    pub fn width(self) -> usize {
+        match self {
+            ImageInput::Pooled { dim } => dim,
+            ImageInput::Grid { regions, channels } => regions * channels,
+        }
+    }
+}
+
+/// A training step's activations and scratch, for the decoder that made it.
+pub enum Workspace {
+    Merge(merge::Workspace<f32>),
+    Attention(attention::Workspace<f32>),
+}
+
+impl DecoderConfig {
+    pub fn name(&self) -> &'static str {
+        match self {
+            DecoderConfig::Merge(_) => "merge",
+            DecoderConfig::Attention(_) => "attention",
+        }
+    }
+
+    pub fn vocab(&self) -> usize {
+        match self {
+            DecoderConfig::Merge(c) => c.vocab,
+            DecoderConfig::Attention(c) => c.vocab,
+        }
+    }
+
+    pub fn image_input(&self) -> ImageInput {
+        match self {
+            DecoderConfig::Merge(c) => ImageInput::Pooled { dim: c.feature_dim },
+            DecoderConfig::Attention(c) => ImageInput::Grid {
+                regions: c.regions,
+                channels: c.feature_dim,
+            },
+        }
+    }
+
+    pub fn layout(&self) -> Layout {
+        match self {
+            DecoderConfig::Merge(c) => c.layout(),
+            DecoderConfig::Attention(c) => c.layout(),
+        }
+    }
+
+    pub fn init(&self, rng: &mut Rng) -> Vec<f32> {
+        match self {
+            DecoderConfig::Merge(c) => c.init(rng),
+            DecoderConfig::Attention(c) => c.init(rng),
+        }
+    }
+
+    /// Groups to cut a batch into for `threads` threads: the attention decoder runs each group's
+    /// recurrence on its own thread; the merge decoder's LSTM splits its one group itself.
+    pub fn groups(&self, threads: usize) -> usize {
+        match self {
+            DecoderConfig::Merge(_) => 1,
+            DecoderConfig::Attention(_) => threads.max(1),
+        }
+    }
+
+    /// The decoder with these parameters, ready to generate.
+    pub fn generator(&self, params: &[f32]) -> Box<dyn Generator> {
+        match self {
+            DecoderConfig::Merge(c) => Box::new(merge::MergeGenerator::new(c, params)),
+            DecoderConfig::Attention(c) => Box::new(attention::AttentionGenerator::new(c, params)),
+        }
+    }
+
+    pub fn workspace(&self) -> Workspace {
+        match self {
+            DecoderConfig::Merge(_) => Workspace::Merge(Default::default()),
+            DecoderConfig::Attention(_) => Workspace::Attention(Default::default()),
+        }
+    }
+
+    /// One training step's forward and backward (dropout on with `rng`): the loss, and the gradients
+    /// added to `grads`.
+    pub fn forward_backward(
+        &self,
+        params: &[f32],
+        grads: &mut [f32],
+        batch: &Batch<f32>,
+        ws: &mut Workspace,
+        rng: Option<&mut Rng>,
+        threads: usize,
+    ) -> f64 {
+        match (self, ws) {
+            (DecoderConfig::Merge(c), Workspace::Merge(ws)) => {
+                merge::forward_backward(params, grads, c, batch, ws, rng, threads)
+            }
+            (DecoderConfig::Attention(c), Workspace::Attention(ws)) => {
+                attention::forward_backward(params, grads, c, batch, ws, rng, threads)
+            }
+            _ => panic!("a workspace of another decoder"),
+        }
+    }
+
+    /// The mean cross-entropy of a batch, dropout off.
+    pub fn loss(&self, params: &[f32], batch: &Batch<f32>, ws: &mut Workspace, threads: usize) -> f64 {
+        match (self, ws) {
+            (DecoderConfig::Merge(c), Workspace::Merge(ws)) => merge::loss(params, c, batch, ws, threads),
+            (DecoderConfig::Attention(c), Workspace::Attention(ws)) => {
+                attention::loss(params, c, batch, ws, threads)
+            }
+            _ => panic!("a workspace of another decoder"),
+        }
+    }
+}
+
+/// A trained decoder ready to generate, for any number of images: its weights, packed for the
+/// few-row products of a search where that pays. A search keeps one state per hypothesis.
+pub trait Generator: Send + Sync {
+    /// Values of one hypothesis's state.
+    fn state_size(&self) -> usize;
+    /// What every step of one image's search reads, from the image's input row (its pooled feature
+    /// or its grid).
+    fn image(&self, input: &[f32]) -> Vec<f32>;
+    /// The state before the first word.
+    fn initial_state(&self, image: &[f32]) -> Vec<f32>;
+    /// One step for `tokens.len()` hypotheses (their last tokens): `states` [rows, state_size] are
+    /// advanced in place and `log_probs` receives [rows, V] log-probabilities of the next token.
+    fn step(&self, image: &[f32], tokens: &[u32], states: &mut [f32], log_probs: &mut Vec<f32>);
+    /// The attention weights over the image's regions of the step that made `state`, for a decoder
+    /// that has them.
+    fn attention<'a>(&self, _state: &'a [f32]) -> Option<&'a [f32]> {
+        None
     }
 }
