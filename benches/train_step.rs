@@ -95,7 +95,10 @@ fn main() -> anyhow::Result<()> {
                 width,
                 data: (0..POOL * width).map(|_| rng.uniform() as f32).collect(),
             };
-            data.train.items.iter_mut().for_each(|(row, _)| *row %= POOL);
+            data.train
+                .items
+                .iter_mut()
+                .for_each(|(row, _)| *row %= POOL);
             let config = DecoderConfig::Attention(AttentionConfig {
                 vocab,
                 feature_dim: dim,
@@ -120,7 +123,13 @@ fn main() -> anyhow::Result<()> {
     let batches = length_batches(&lengths, batch_size, &mut rng);
     let (mut times, mut positions) = (Vec::new(), 0usize);
     for (step, indices) in batches.iter().take(5 + steps).enumerate() {
-        fill_batch(&mut batch, &data.train, indices, &images, config.groups(threads));
+        fill_batch(
+            &mut batch,
+            &data.train,
+            indices,
+            &images,
+            config.groups(threads),
+        );
         let start = Instant::now();
         optimizer.step(&mut params, &config, &batch, &mut ws, &mut rng, adam.lr);
         if step >= 5 {

@@ -22,8 +22,17 @@ pub struct Captioned {
     /// (a blank photo, or one unlike anything in training), 1-2 for a well-grounded caption.
     /// `None` unless asked for: it costs a second pass of the decoder.
     pub grounding: Option<f64>,
-    /// With an attention decoder: each word's weights over the photo's grid (row-major regions).
-    pub attention: Vec<Vec<f32>>,
+    /// With an attention decoder: where it looked for each word.
+    pub attention: Option<AttentionMap>,
+}
+
+/// Each word's attention weights over the photo's grid of `height` x `width` regions (row-major,
+/// summing to 1).
+#[derive(Clone, Debug, PartialEq)]
+pub struct AttentionMap {
+    pub height: usize,
+    pub width: usize,
+    pub words: Vec<Vec<f32>>,
 }
 
 pub struct Captioner {
@@ -88,7 +97,18 @@ impl Captioner {
             tokens: words.join(" "),
             score: generated.mean_log_prob(),
             grounding,
-            attention: generated.attention,
+            attention: matches!(
+                self.model.config.decoder.image_input(),
+                ImageInput::Grid { .. }
+            )
+            .then(|| {
+                let (height, width, _) = self.encoder.kind().grid_shape();
+                AttentionMap {
+                    height,
+                    width,
+                    words: generated.attention,
+                }
+            }),
         })
     }
 }

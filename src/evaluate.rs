@@ -13,7 +13,9 @@ use crate::generate::{caption_all, SearchOptions};
 use crate::metrics::{bleu, cider, meteor, rouge, Sample};
 use crate::model::Model;
 use crate::text::{ptb_tokenize, Tokenization};
-use crate::train::{image_rows, read_descriptions, read_split, require_features, work_tokenization};
+use crate::train::{
+    image_rows, read_descriptions, read_split, require_features, work_tokenization,
+};
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -113,7 +115,11 @@ pub fn evaluate(model: &Model, options: &EvaluateOptions) -> Result<Evaluation> 
             model.config.encoder
         );
     }
-    let images = image_rows(&features, model.config.decoder.image_input(), &options.features)?;
+    let images = image_rows(
+        &features,
+        model.config.decoder.image_input(),
+        &options.features,
+    )?;
     if let Some(out) = options.out.as_ref().filter(|_| !options.force) {
         if out.join("scores.json").exists() {
             bail!(

@@ -158,7 +158,9 @@ struct CaptionArgs {
     /// "caption" is the sentence, "tokens" what evaluate scores, "score" the mean log-probability per
     /// token (near 0: fluent), "grounding" how much of it comes from the photo (mean log-probability
     /// gained over the same caption with no image: below about 0.6 the caption is mostly a guess,
-    /// as for a blank photo or one unlike the training photos).
+    /// as for a blank photo or one unlike the training photos). With an attention model, also
+    /// "attention": {"height", "width", "words": one list of height x width weights (row-major) per
+    /// token}.
     #[arg(long)]
     json: bool,
     /// Also caption the photos in the subfolders of a folder.
@@ -567,16 +569,29 @@ fn run_caption(args: CaptionArgs) -> anyhow::Result<ExitCode> {
     let mut failed = 0;
     for (name, source) in expand(&args.images, args.recursive)? {
         match read_source(&source).and_then(|bytes| captioner.caption(&bytes, &search, args.json)) {
-            Ok(caption) if args.json => println!(
-                "{}",
-                serde_json::json!({
+            Ok(caption) if args.json => {
+                let mut line = serde_json::json!({
                     "image": name,
                     "caption": caption.sentence,
                     "tokens": caption.tokens,
                     "score": (caption.score * 1e4).round() / 1e4,
                     "grounding": caption.grounding.map(|g| (g * 1e4).round() / 1e4),
-                })
-            ),
+                });
+                if let Some(map) = &caption.attention {
+                    let round = |w: &f32| (f64::from(*w) * 1e4).round() / 1e4;
+                    let words: Vec<Vec<f64>> = map
+                        .words
+                        .iter()
+                        .map(|w| w.iter().map(round).collect())
+                        .collect();
+                    line["attention"] = serde_json::json!({
+                        "height": map.height,
+                        "width": map.width,
+                        "words": words,
+                    });
+                }
+                println!("{line}")
+            }
             Ok(caption) => println!("{name}\t{}", caption.sentence),
             Err(err) => {
                 failed += 1;

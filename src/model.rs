@@ -3,9 +3,9 @@
 //! `caption`.
 
 use crate::decoder::DecoderConfig;
+use crate::decoder::Generator;
 use crate::engine::params::Layout;
 use crate::fsio::{read_text, safetensors_bytes, write_atomic};
-use crate::decoder::Generator;
 use crate::text::{Tokenization, Vocabulary};
 use anyhow::{bail, Context, Result};
 use safetensors::tensor::TensorView;
@@ -142,7 +142,12 @@ impl Model {
             serde_json::to_string_pretty(&self.config)?.as_bytes(),
         )?;
         write_atomic(&dir.join("vocab.json"), self.vocab.to_json().as_bytes())?;
-        let bytes = weights_bytes(&self.config.decoder.layout(), &self.params, HashMap::new(), f16)?;
+        let bytes = weights_bytes(
+            &self.config.decoder.layout(),
+            &self.params,
+            HashMap::new(),
+            f16,
+        )?;
         write_atomic(&dir.join("weights.safetensors"), &bytes)
     }
 

@@ -364,14 +364,8 @@ impl Optimizer {
         lr: f64,
     ) -> f64 {
         // The gradients are zero here: `Optimizer::new` makes them so, and each step leaves them so.
-        let loss = config.forward_backward(
-            params,
-            &mut self.grads,
-            batch,
-            ws,
-            Some(rng),
-            self.threads,
-        );
+        let loss =
+            config.forward_backward(params, &mut self.grads, batch, ws, Some(rng), self.threads);
         if loss.is_finite() {
             self.step += 1;
             adam_update(
@@ -533,7 +527,7 @@ pub fn train(options: &TrainOptions) -> Result<TrainReport> {
             || saved.decoder.image_input() != config.image_input()
         {
             bail!(
-                "--resume: {} was trained on {} features ({:?}); {} holds {} ({:?})",
+                "--resume: {} was trained on {} {}; {} holds {} {}",
                 out.display(),
                 saved.encoder,
                 saved.decoder.image_input(),

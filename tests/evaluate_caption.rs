@@ -3,23 +3,16 @@
 
 mod common;
 
-use common::{captioner, read_json, repo_path, scratch, stderr, synthetic_efficientnet_weights};
+use common::{captioner, fixture_setup, read_json, run_ok, stderr};
 use std::io::Write;
 use std::process::{Command, Stdio};
 
 #[test]
 fn fixture_pipeline_end_to_end() {
-    let dir = scratch("pipeline");
+    let (dir, weights, tiny) = fixture_setup("pipeline");
     let path = |name: &str| dir.join(name).to_str().unwrap().to_owned();
-    let weights = dir.join("lite0.safetensors");
-    synthetic_efficientnet_weights(&weights);
-    let tiny = repo_path("fixtures/tiny");
     let images = tiny.join("images");
-    let run = |args: &[&str]| {
-        let out = captioner(args);
-        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
-        out
-    };
+    let run = run_ok;
     run(&[
         "prepare",
         "--data",

@@ -174,7 +174,7 @@ fn bad_inputs_are_clear_errors() {
     let resumed = train(&dir, "m", &["--epochs", "2", "--resume"]);
     assert!(!resumed.status.success());
     assert!(
-        stderr(&resumed).contains("was trained on efficientnet-lite0 features (16-d)"),
+        stderr(&resumed).contains("was trained on efficientnet-lite0 16-d features"),
         "{}",
         stderr(&resumed)
     );

@@ -971,7 +971,12 @@ impl AttentionGenerator {
             gate: PanelWeights::new(c, h, |o, i| w.beta_w[o * h + i]),
             gates: PanelWeights::new(4 * h, e + c + h, gate_input),
             out: PanelWeights::new(v, h, |o, i| w.out_w[o * h + i]),
-            lstm_b: w.lstm_b_ih.iter().zip(w.lstm_b_hh).map(|(a, b)| a + b).collect(),
+            lstm_b: w
+                .lstm_b_ih
+                .iter()
+                .zip(w.lstm_b_hh)
+                .map(|(a, b)| a + b)
+                .collect(),
         }
     }
 }
@@ -1001,7 +1006,16 @@ impl Generator for AttentionGenerator {
         mean.iter_mut().for_each(|m| *m /= r as f32);
         let mut state = vec![0.0f32; self.state_size()];
         linear_forward(&mut state[..h], &mean, w.init_h_w, w.init_h_b, 1, c, h, 1);
-        linear_forward(&mut state[h..2 * h], &mean, w.init_c_w, w.init_c_b, 1, c, h, 1);
+        linear_forward(
+            &mut state[h..2 * h],
+            &mean,
+            w.init_c_w,
+            w.init_c_b,
+            1,
+            c,
+            h,
+            1,
+        );
         state
     }
 
@@ -1027,7 +1041,11 @@ impl Generator for AttentionGenerator {
         linear_forward_few_rows(&mut beta, &h_prev, &self.gate, w.beta_b, rows);
         // Each row's LSTM input [word, gated context, h].
         let din = e + c + h;
-        let (mut x, mut s, mut z) = (vec![0.0f32; rows * din], vec![0.0f32; r * a], vec![0.0f32; c]);
+        let (mut x, mut s, mut z) = (
+            vec![0.0f32; rows * din],
+            vec![0.0f32; r * a],
+            vec![0.0f32; c],
+        );
         for (row, ((x, state), &token)) in x
             .chunks_exact_mut(din)
             .zip(states.chunks_exact_mut(size))

@@ -12,15 +12,17 @@ use crate::engine::math::FastMath;
 use crate::engine::params::{grow, split, split_mut, Layout};
 use crate::engine::rng::Rng;
 use crate::engine::Real;
+use crate::engine::{matmul, Transpose};
 use crate::nn::activation::{relu_backward, relu_forward};
 use crate::nn::dropout::{dropout_backward, dropout_forward};
 use crate::nn::embedding::{embedding_backward, embedding_forward};
-use crate::engine::{matmul, Transpose};
 use crate::nn::linear::{linear_backward, linear_forward, linear_forward_few_rows, PanelWeights};
 use crate::nn::lstm::{
     lstm_backward, lstm_cell, lstm_forward, LstmGrads, LstmParams, LstmScratch, LstmState,
 };
-use crate::nn::softmax_xent::{log_softmax, softmax_xent_forward_backward, BiasGrad, BIAS_BLOCK_ROWS};
+use crate::nn::softmax_xent::{
+    log_softmax, softmax_xent_forward_backward, BiasGrad, BIAS_BLOCK_ROWS,
+};
 use serde::{Deserialize, Serialize};
 
 pub use super::Batch;
@@ -479,7 +481,16 @@ impl Generator for MergeGenerator {
     fn image(&self, feature: &[f32]) -> Vec<f32> {
         let (w, config) = (parts(&self.params, &self.config), &self.config);
         let mut fe = vec![0.0f32; config.hidden];
-        linear_forward(&mut fe, feature, w.fe_w, w.fe_b, 1, config.feature_dim, config.hidden, 1);
+        linear_forward(
+            &mut fe,
+            feature,
+            w.fe_w,
+            w.fe_b,
+            1,
+            config.feature_dim,
+            config.hidden,
+            1,
+        );
         relu_forward(&mut fe);
         fe
     }

@@ -6,10 +6,10 @@ pub mod merge;
 use crate::engine::params::Layout;
 use crate::engine::rng::Rng;
 use crate::engine::Real;
+use crate::nn::lstm::{balanced_ranges, Packing};
 use attention::AttentionConfig;
 use merge::MergeConfig;
 use serde::{Deserialize, Serialize};
-use crate::nn::lstm::{balanced_ranges, Packing};
 use std::ops::Range;
 
 /// Captions of a batch that one thread runs through the whole recurrence: its captions, its positions
@@ -122,6 +122,17 @@ pub enum ImageInput {
     Grid { regions: usize, channels: usize },
 }
 
+impl std::fmt::Display for ImageInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        match self {
+            ImageInput::Pooled { dim } => write!(f, "{dim}-d features"),
+            ImageInput::Grid { regions, channels } => {
+                write!(f, "grids of {regions} regions x {channels} channels")
+            }
+        }
+    }
+}
+
 impl ImageInput {
     /// Values per image.
     pub fn width(self) -> usize {
@@ -134,8 +145,8 @@ impl ImageInput {
 
 /// A training step's activations and scratch, for the decoder that made it.
 pub enum Workspace {
-    Merge(merge::Workspace<f32>),
-    Attention(attention::Workspace<f32>),
+    Merge(Box<merge::Workspace<f32>>),
+    Attention(Box<attention::Workspace<f32>>),
 }
 
 impl DecoderConfig {
@@ -224,9 +235,17 @@ impl DecoderConfig {
     }
 
     /// The mean cross-entropy of a batch, dropout off.
-    pub fn loss(&self, params: &[f32], batch: &Batch<f32>, ws: &mut Workspace, threads: usize) -> f64 {
+    pub fn loss(
+        &self,
+        params: &[f32],
+        batch: &Batch<f32>,
+        ws: &mut Workspace,
+        threads: usize,
+    ) -> f64 {
         match (self, ws) {
-            (DecoderConfig::Merge(c), Workspace::Merge(ws)) => merge::loss(params, c, batch, ws, threads),
+            (DecoderConfig::Merge(c), Workspace::Merge(ws)) => {
+                merge::loss(params, c, batch, ws, threads)
+            }
             (DecoderConfig::Attention(c), Workspace::Attention(ws)) => {
                 attention::loss(params, c, batch, ws, threads)
             }

@@ -11,6 +11,22 @@ pub fn captioner(args: &[&str]) -> Output {
         .expect("the captioner binary runs")
 }
 
+/// Runs the binary and fails the test, with its stderr, unless it succeeds.
+pub fn run_ok(args: &[&str]) -> Output {
+    let out = captioner(args);
+    assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+    out
+}
+
+/// A scratch folder holding synthetic EfficientNet-Lite0 weights (`lite0.safetensors`), and the
+/// fixture dataset's folder.
+pub fn fixture_setup(name: &str) -> (PathBuf, PathBuf, PathBuf) {
+    let dir = scratch(name);
+    let weights = dir.join("lite0.safetensors");
+    synthetic_efficientnet_weights(&weights);
+    (dir, weights, repo_path("fixtures/tiny"))
+}
+
 pub fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
