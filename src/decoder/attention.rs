@@ -36,6 +36,7 @@ use crate::nn::lstm::{cell_backward, lstm_cell, CellRows};
 use crate::nn::softmax_xent::{
     log_softmax, softmax_xent_forward_backward, BiasGrad, BIAS_BLOCK_ROWS,
 };
+use crate::with_avx2;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -558,7 +559,7 @@ fn group_forward<T: FastMath>(part: GroupForward<T>, shared: &Shared<T>) {
         product(q, h_prev, shared.dec_t, rows, h, a, false);
         let beta = &mut part.beta[off * c..][..rows * c];
         product(beta, h_prev, shared.beta_t, rows, h, c, false);
-        for row in 0..rows {
+        with_avx2!(for row in 0..rows {
             let pos = off + row;
             let k = caption(row);
             let q = &mut part.q[pos * a..][..a];
@@ -578,7 +579,7 @@ fn group_forward<T: FastMath>(part: GroupForward<T>, shared: &Shared<T>) {
                 .zip(shared.w.beta_b)
                 .for_each(|(g, &b)| *g += b);
             gate_forward(&mut part.xz[pos * c..][..c], beta, z);
-        }
+        });
         let gates = &mut part.gates[off * 4 * h..][..rows * 4 * h];
         product(
             gates,
@@ -849,7 +850,7 @@ fn group_backward<T: FastMath>(part: GroupBackward<T>, shared: &SharedBackward<T
         part.dh_rec[later * h..rows * h].fill(T::zero());
         part.dc_rec[later * h..rows * h].fill(T::zero());
         let dgates = &mut part.dgates[off * 4 * h..][..rows * 4 * h];
-        for row in 0..rows {
+        with_avx2!(for row in 0..rows {
             let pos = base + off + row;
             let k = first_caption + row;
             let saved = CellRows {
@@ -868,11 +869,11 @@ fn group_backward<T: FastMath>(part: GroupBackward<T>, shared: &SharedBackward<T
                 &part.dh_rec[row * h..][..h],
                 |j| c_prev[j],
             );
-        }
+        });
         // Back through the gated context and the attention that made it.
         dxz.resize(rows * c, T::zero());
         product(&mut dxz, dgates, shared.w.w_ctx, rows, 4 * h, c, false);
-        for row in 0..rows {
+        with_avx2!(for row in 0..rows {
             let (pos, local) = (base + off + row, off + row);
             let k = first_caption + row;
             let dg = &mut part.dg[local * c..][..c];
@@ -899,7 +900,7 @@ fn group_backward<T: FastMath>(part: GroupBackward<T>, shared: &SharedBackward<T
                 shared.w.full_w,
             );
             dp_row.iter_mut().zip(&dp_step).for_each(|(d, &x)| *d += x);
-        }
+        });
         // The gradient w.r.t. h_{t-1}: through the attention query, the gate and the recurrence.
         dh_prev.resize(rows * h, T::zero());
         product(
