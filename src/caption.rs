@@ -3,7 +3,7 @@
 
 use crate::decoder::ImageInput;
 use crate::generate::{caption_log_prob, search, words, SearchOptions};
-use crate::image::{decode, to_network_input, Resize};
+use crate::image::{decode, to_network_input, Resize, RgbImage};
 use crate::model::Model;
 use crate::vision::{Encoder, EncoderKind};
 use anyhow::{bail, Context, Result};
@@ -24,6 +24,8 @@ pub struct Captioned {
     pub grounding: Option<f64>,
     /// With an attention decoder: where it looked for each word.
     pub attention: Option<AttentionMap>,
+    /// The photo as the encoder saw it (network size), for drawing the attention over it.
+    pub photo: RgbImage,
 }
 
 /// Each word's attention weights over the photo's grid of `height` x `width` regions (row-major,
@@ -109,6 +111,7 @@ impl Captioner {
                     words: generated.attention,
                 }
             }),
+            photo: input,
         })
     }
 }

@@ -8,6 +8,7 @@ pub mod engine;
 pub mod evaluate;
 pub mod features;
 pub mod fetch;
+pub mod figure;
 pub mod fsio;
 pub mod generate;
 pub mod image;

@@ -166,6 +166,10 @@ struct CaptionArgs {
     /// Also caption the photos in the subfolders of a folder.
     #[arg(long, short = 'r')]
     recursive: bool,
+    /// With an attention model: write one PNG per photo into this folder (named after the photo),
+    /// the photo and, under each word, the photo lit where the decoder looked for that word.
+    #[arg(long, value_name = "DIR")]
+    attention: Option<PathBuf>,
     /// Threads for the encoder (0 = all cores).
     #[arg(long, default_value_t = 0)]
     threads: usize,
@@ -564,11 +568,34 @@ fn run_caption(args: CaptionArgs) -> anyhow::Result<ExitCode> {
     use captioner::caption::{expand, read_source, Captioner};
     captioner::engine::set_threads(args.threads);
     let model = load_model(args.model.as_deref())?;
+    if let Some(dir) = &args.attention {
+        if model.config.decoder.name() != "attention" {
+            anyhow::bail!(
+                "--attention draws where an attention decoder looked; this model's decoder is {} (train one with `captioner train --decoder attention`)",
+                model.config.decoder.name()
+            );
+        }
+        captioner::fsio::create_output_dir(dir)?;
+    }
     let captioner = Captioner::new(model, args.weights.as_deref())?;
     let search = args.search.options();
     let mut failed = 0;
     for (name, source) in expand(&args.images, args.recursive)? {
-        match read_source(&source).and_then(|bytes| captioner.caption(&bytes, &search, args.json)) {
+        let captioned = read_source(&source)
+            .and_then(|bytes| captioner.caption(&bytes, &search, args.json))
+            .and_then(|caption| {
+                if let (Some(dir), Some(map)) = (&args.attention, &caption.attention) {
+                    let words: Vec<&str> = caption.tokens.split_whitespace().collect();
+                    let figure = captioner::figure::attention_figure(&caption.photo, map, &words);
+                    let stem = std::path::Path::new(&name)
+                        .file_stem()
+                        .map_or("stdin".into(), |s| s.to_string_lossy());
+                    let path = dir.join(format!("{stem}.png"));
+                    captioner::fsio::write_atomic(&path, &captioner::figure::png_bytes(&figure)?)?;
+                }
+                Ok(caption)
+            });
+        match captioned {
             Ok(caption) if args.json => {
                 let mut line = serde_json::json!({
                     "image": name,

@@ -142,6 +142,22 @@ fn attention_decoder_trains_resumes_evaluates_and_captions() {
     let words = attention["words"].as_array().unwrap();
     assert!(tokens > 0, "a trained model says something: {line}");
     assert_eq!(words.len(), tokens, "one map per word: {line}");
+    let figures = dir.join("figures");
+    run(&[
+        "caption",
+        "--model",
+        &path("whole"),
+        "--weights",
+        weights.to_str().unwrap(),
+        "--attention",
+        figures.to_str().unwrap(),
+        photo.to_str().unwrap(),
+    ]);
+    let figure = image::open(figures.join("1001_ball_grass.png")).unwrap();
+    assert!(
+        figure.width() > 224 && figure.height() > 224,
+        "photo + one panel per word"
+    );
     for map in words {
         let map: Vec<f64> = map
             .as_array()
