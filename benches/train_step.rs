@@ -1,15 +1,14 @@
 //! Training-step speed of a decoder on the Flickr8k training split, measured the way the PyTorch
 //! baselines measure theirs: batch 64, 5 warm-up steps, then the median of 60 timed steps (forward,
 //! backward and Adam; batch assembly excluded). The merge decoder (bench/pytorch_merge_train.py)
-//! reads random 1280-d features; the attention decoder (bench/pytorch_attention.py: hidden 512,
-//! attention 256) reads random 7x7x1280 grids, 512 of them shared by the images as the PyTorch side
+//! reads random 1280-d features; the attention decoder (bench/pytorch_attention.py: embedding and
+//! hidden 512, attention 256, as `train --decoder attention --hidden 512` makes it) reads random 7x7x1280 grids, 512 of them shared by the images as the PyTorch side
 //! does (the values do not change the speed). The captions and vocabulary come from a `captioner
 //! prepare` work folder (`--work`), or from `prepare`'s defaults run on `--data` (PTB tokens, min
 //! count 5).
 //!
 //!   cargo bench --bench train_step -- --work work/flickr8k [--threads 2] [--steps 60] [--decoder attention]
 //! Prints one line: captions_per_s=<float> step_s=<median> vocab=<V> threads=<n> gflops=<float> peak_rss_mb=<n>
-//! (gflops for the merge decoder only.)
 
 use captioner::decoder::attention::AttentionConfig;
 use captioner::decoder::merge::MergeConfig;
@@ -103,7 +102,7 @@ fn main() -> anyhow::Result<()> {
                 vocab,
                 feature_dim: dim,
                 regions,
-                embed_dim: 256,
+                embed_dim: 512,
                 hidden: 512,
                 attention_dim: 256,
                 dropout: 0.5,
@@ -140,12 +139,31 @@ fn main() -> anyhow::Result<()> {
     let mean_positions = positions as f64 / times.len() as f64;
     times.sort_by(f64::total_cmp);
     let median = times[times.len() / 2];
-    // Multiply-adds per position: output layer 3 x H x V, dense 3 x H x H, LSTM 3 x 4H x (E + H);
-    // per caption: image dense 2 x F x H (no input gradient).
-    let (h, v) = (256.0, vocab as f64);
-    let flops = 2.0
-        * (mean_positions * (3.0 * h * v + 3.0 * h * h + 3.0 * 4.0 * h * (2.0 * h))
-            + batch_size as f64 * 2.0 * dim as f64 * h);
+    let (f, v, n) = (dim as f64, vocab as f64, batch_size as f64);
+    let multiply_adds = match config {
+        // Per position: output layer 3 x H x V, dense 3 x H x H, LSTM 3 x 4H x (E + H); per caption:
+        // image dense 2 x F x H (no input gradient).
+        DecoderConfig::Merge(c) => {
+            let (e, h) = (c.embed_dim as f64, c.hidden as f64);
+            mean_positions * (3.0 * h * v + 3.0 * h * h + 3.0 * 4.0 * h * (e + h)) + n * 2.0 * f * h
+        }
+        // Per position, three times each (forward, input and weight gradients): output H x V, LSTM
+        // 4H x (E + C + H), query H x A, gate H x C; the attention itself (R x A scores, R x C
+        // context) twice. Per caption: the regions' projection R x C x A and the initial state
+        // 2 x C x H, forward and weight gradient.
+        DecoderConfig::Attention(c) => {
+            let (e, h, a, r) = (
+                c.embed_dim as f64,
+                c.hidden as f64,
+                c.attention_dim as f64,
+                c.regions as f64,
+            );
+            mean_positions
+                * (3.0 * (h * v + 4.0 * h * (e + f + h) + h * a + h * f) + 2.0 * (r * a + r * f))
+                + n * 2.0 * (r * f * a + 2.0 * f * h)
+        }
+    };
+    let flops = 2.0 * multiply_adds;
     let rss = std::fs::read_to_string("/proc/self/status")?
         .lines()
         .find(|l| l.starts_with("VmHWM"))
