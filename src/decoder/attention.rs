@@ -1047,7 +1047,7 @@ impl Generator for AttentionGenerator {
             vec![0.0f32; r * a],
             vec![0.0f32; c],
         );
-        for (row, ((x, state), &token)) in x
+        with_avx2!(for (row, ((x, state), &token)) in x
             .chunks_exact_mut(din)
             .zip(states.chunks_exact_mut(size))
             .zip(tokens)
@@ -1061,7 +1061,7 @@ impl Generator for AttentionGenerator {
             word.copy_from_slice(&w.emb[token as usize * e..][..e]);
             gate_forward(context, &mut beta[row * c..][..c], &z);
             hidden.copy_from_slice(&state[..h]);
-        }
+        });
         let mut gates = vec![0.0f32; rows * 4 * h];
         linear_forward_few_rows(&mut gates, &x, &self.gates, &self.lstm_b, rows);
         let c_prev: Vec<f32> = states
@@ -1161,6 +1161,45 @@ mod tests {
                     run(&probe, &batch).0
                 },
             );
+        }
+    }
+
+    #[test]
+    fn generation_steps_give_the_training_forward_pass_log_probabilities() {
+        let params = CONFIG.init(&mut Rng::new(7));
+        let reference = batch(1);
+        let (r, c, v) = (CONFIG.regions, CONFIG.feature_dim, CONFIG.vocab);
+        // The first (longest) packed caption, through the training forward pass in f32.
+        let grid: Vec<f32> = reference.features[..r * c]
+            .iter()
+            .map(|&x| x as f32)
+            .collect();
+        let caption: Vec<u32> = (0..reference.packing().offset.len())
+            .map(|t| reference.inputs[reference.packing().offset[t]])
+            .collect();
+        let mut one = Batch::<f32>::default();
+        let tokens: Vec<u32> = caption.iter().copied().chain([3]).collect();
+        one.fill(1, 1, |_| (grid.as_slice(), tokens.as_slice()));
+        let mut ws = Workspace::default();
+        forward(&params, &CONFIG, &one, &mut ws, None, 1);
+        let generator = AttentionGenerator::new(&CONFIG, &params);
+        let image = generator.image(&grid);
+        let mut state = generator.initial_state(&image);
+        let mut log_probs = Vec::new();
+        for (t, &token) in caption.iter().enumerate() {
+            generator.step(&image, &[token], &mut state, &mut log_probs);
+            let mut want = ws.logits[t * v..][..v].to_vec();
+            log_softmax(&mut want);
+            for (got, want) in log_probs.iter().zip(&want) {
+                assert!((got - want).abs() < 1e-4, "step {t}: {got} vs {want}");
+            }
+            let alpha = generator.attention(&state).unwrap();
+            for (got, want) in alpha.iter().zip(&ws.alpha[t * r..][..r]) {
+                assert!(
+                    (got - want).abs() < 1e-5,
+                    "step {t}: attention {got} vs {want}"
+                );
+            }
         }
     }
 
