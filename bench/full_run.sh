@@ -5,12 +5,21 @@
 #   TOKENIZE=seed TRAIN_FLAGS="--epochs 8 --lr-decay 0.8" EVAL_FLAGS="--length-penalty 0.7" \
 #     bash bench/full_run.sh work/seed
 #                                                      the earlier seed-cleaning model
+#   DECODER=attention bash bench/full_run.sh work/attention
+#                                                      the attention decoder (grid features; flags
+#                                                      default to docs/RESULTS.md's attention run)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${DATA:-../shared/data/flickr8k}
 OUT=${1:-work/full}
 TOKENIZE=${TOKENIZE:-ptb}
-TRAIN_FLAGS=${TRAIN_FLAGS:---hidden 512 --epochs 10 --lr-decay 0.8}
+DECODER=${DECODER:-merge}
+case "$DECODER" in
+  merge) default_flags="--hidden 512 --epochs 10 --lr-decay 0.8"; grid=() ;;
+  attention) default_flags="--hidden 512 --attention-dim 256 --lr 4e-4 --epochs 15 --lr-decay 0.8"; grid=(--grid) ;;
+  *) echo "DECODER=$DECODER: merge or attention" >&2; exit 2 ;;
+esac
+TRAIN_FLAGS=${TRAIN_FLAGS:-$default_flags}
 EVAL_FLAGS=${EVAL_FLAGS:-}
 mkdir -p "$OUT"
 cargo build --release -q
@@ -19,10 +28,10 @@ stage() { local name=$1; shift; local s; s=$(date +%s.%N); "$@"; echo "$name $(e
 : > "$OUT/times.txt"
 stage prepare  $bin prepare --data "$DATA" --out "$OUT/work" --tokenize "$TOKENIZE" --min-count 5
 rm -f "$OUT/features.safetensors"
-stage features $bin features --images "$DATA/Images" --out "$OUT/features.safetensors" --quiet
+stage features $bin features --images "$DATA/Images" --out "$OUT/features.safetensors" "${grid[@]}" --quiet
 # shellcheck disable=SC2086
-stage train    $bin train --work "$OUT/work" --features "$OUT/features.safetensors" --out "$OUT/model" \
-                 --patience 3 $TRAIN_FLAGS --force --quiet
+stage train    $bin train --decoder "$DECODER" --work "$OUT/work" --features "$OUT/features.safetensors" \
+                 --out "$OUT/model" --patience 3 $TRAIN_FLAGS --force --quiet
 # shellcheck disable=SC2086
 stage evaluate $bin evaluate --model "$OUT/model" --work "$OUT/work" --features "$OUT/features.safetensors" \
                  --split test --beam 3 $EVAL_FLAGS --out "$OUT/eval" --force --quiet | tee "$OUT/test_scores.txt"
