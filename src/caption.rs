@@ -53,6 +53,24 @@ impl Captioner {
         } else {
             Resize::Squash
         };
+        let (height, width, channels) = kind.grid_shape();
+        let computes = match model.config.decoder.image_input() {
+            ImageInput::Pooled { .. } => ImageInput::Pooled {
+                dim: kind.feature_dim(),
+            },
+            ImageInput::Grid { .. } => ImageInput::Grid {
+                regions: height * width,
+                channels,
+            },
+        };
+        if computes != model.config.decoder.image_input() {
+            bail!(
+                "the model reads {} but its encoder {} gives {}: its config.json does not match its encoder",
+                model.config.decoder.image_input(),
+                kind.name(),
+                computes
+            );
+        }
         let encoder = Encoder::load(kind, weights)?;
         Ok(Captioner {
             model,

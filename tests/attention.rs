@@ -171,4 +171,25 @@ fn attention_decoder_trains_resumes_evaluates_and_captions() {
             "weights sum to 1: {map:?}"
         );
     }
+
+    // A config.json edited to another grid than its encoder gives is refused, not a crash.
+    let config_path = dir.join("whole/config.json");
+    let edited = std::fs::read_to_string(&config_path)
+        .unwrap()
+        .replace("\"regions\": 49", "\"regions\": 64");
+    std::fs::write(&config_path, edited).unwrap();
+    let wrong = captioner(&[
+        "caption",
+        "--model",
+        &path("whole"),
+        "--weights",
+        weights.to_str().unwrap(),
+        photo.to_str().unwrap(),
+    ]);
+    assert!(!wrong.status.success());
+    assert!(
+        stderr(&wrong).contains("does not match its encoder"),
+        "{}",
+        stderr(&wrong)
+    );
 }
