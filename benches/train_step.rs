@@ -69,6 +69,7 @@ fn main() -> anyhow::Result<()> {
         preprocessing: "none".into(),
         dim,
         grid: None,
+        classes: None,
     };
     std::fs::create_dir_all(&scratch)?;
     let features_path = scratch.join("features.safetensors");

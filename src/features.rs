@@ -1,6 +1,7 @@
 //! The `features` stage: photos -> one safetensors file of feature vectors (`features` [N, D] f32) with
 //! the image ids, encoder, preprocessing and feature size in its metadata; with `--grid`, also each
-//! image's last feature map before pooling (`grid` [N, R, C] f16: R positions of C channels).
+//! image's last feature map before pooling (`grid` [N, R, C] f16: R positions of C channels); with
+//! `--classes`, the encoder's 1,000 ImageNet class probabilities (`classes` [N, 1000] f32).
 //!
 //! Images are decoded, resized and encoded in parallel, one image per thread (each network runs
 //! single-threaded, which keeps both cores busy without synchronisation). Progress is saved to
@@ -29,7 +30,12 @@ pub struct Features {
     pub dim: usize,
     pub data: Vec<f32>,
     pub grid: Option<Grid>,
+    /// [N, 1000] ImageNet class probabilities, when extracted with `--classes`.
+    pub classes: Option<Vec<f32>>,
 }
+
+/// ImageNet classes of the encoders' classifiers.
+pub const CLASSES: usize = 1000;
 
 /// Every image's grid: `regions` = `height` x `width` positions (row-major) of `channels` values,
 /// stored as f16 bits. The encoders' maps end in ReLU6 (EfficientNet-Lite0, values in [0, 6]) or
@@ -95,7 +101,15 @@ impl Features {
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
         .collect();
-        let grid_bytes: Vec<u8>;
+        let (grid_bytes, class_bytes): (Vec<u8>, Vec<u8>);
+        if let Some(classes) = &self.classes {
+            class_bytes = classes.iter().flat_map(|v| v.to_le_bytes()).collect();
+            let shape = vec![self.ids.len(), CLASSES];
+            tensors.push((
+                "classes",
+                TensorView::new(safetensors::Dtype::F32, shape, &class_bytes)?,
+            ));
+        }
         if let Some(grid) = &self.grid {
             grid_bytes = grid.data.iter().flat_map(|v| v.to_le_bytes()).collect();
             let shape = vec![self.ids.len(), grid.regions(), grid.channels];
@@ -170,6 +184,29 @@ impl Features {
                 })
             }
         };
+        let classes = match file.tensor("classes") {
+            Err(_) => None,
+            Ok(tensor) => {
+                if tensor.dtype() != safetensors::Dtype::F32
+                    || tensor.shape() != [ids.len(), CLASSES]
+                {
+                    bail!(
+                        "{}: `classes` is {:?} {:?}, expected F32 [{}, {CLASSES}]",
+                        path.display(),
+                        tensor.dtype(),
+                        tensor.shape(),
+                        ids.len()
+                    );
+                }
+                Some(
+                    tensor
+                        .data()
+                        .chunks_exact(4)
+                        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                        .collect(),
+                )
+            }
+        };
         Ok(Features {
             ids,
             encoder: field("encoder")?,
@@ -177,6 +214,7 @@ impl Features {
             dim,
             data,
             grid,
+            classes,
         })
     }
 }
@@ -209,6 +247,8 @@ pub struct FeaturesOptions {
     pub resize: Resize,
     /// Also store each image's grid (the feature map before pooling).
     pub grid: bool,
+    /// Also store each image's ImageNet class probabilities.
+    pub classes: bool,
     /// Images handed to the thread pool at a time (also the progress granularity).
     pub batch: usize,
     pub progress: bool,
@@ -269,23 +309,54 @@ fn select(options: &FeaturesOptions) -> Result<Vec<(String, Option<PathBuf>)>> {
     })
 }
 
-/// One image's encoding: its feature and, with `--grid`, its grid as f16 bits (else empty).
+/// One image's encoding: its feature and, with `--grid`, its grid as f16 bits, with `--classes` its
+/// class probabilities (else empty).
 struct Row {
     feature: Vec<f32>,
     grid: Vec<u16>,
+    classes: Vec<f32>,
 }
 
 /// The shape of the grids a run stores: (height, width, channels).
 type GridShape = (usize, usize, usize);
 
-/// Rows already computed by an earlier run with the same encoder, preprocessing and grid (the
+/// What a file holds beside the features.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Extras {
+    grid: Option<GridShape>,
+    classes: bool,
+}
+
+impl Extras {
+    fn of(features: &Features) -> Self {
+        Extras {
+            grid: features
+                .grid
+                .as_ref()
+                .map(|g| (g.height, g.width, g.channels)),
+            classes: features.classes.is_some(),
+        }
+    }
+
+    fn describe(self) -> String {
+        let with =
+            |yes: bool, what: &str| format!("{} {what}", if yes { "with" } else { "without" });
+        format!(
+            "{} and {}",
+            with(self.grid.is_some(), "grids"),
+            with(self.classes, "classes")
+        )
+    }
+}
+
+/// Rows already computed by an earlier run with the same encoder, preprocessing and extras (the
 /// finished output and the partial checkpoint), by id.
 fn reusable_rows(
     out: &Path,
     partial: &Path,
     encoder: &str,
     preprocessing: &str,
-    grid: Option<GridShape>,
+    extras: Extras,
 ) -> Result<HashMap<String, Row>> {
     let mut rows = HashMap::new();
     for path in [out, partial] {
@@ -319,23 +390,15 @@ fn reusable_rows(
                 previous.preprocessing
             );
         }
-        let previous_grid = previous
-            .grid
-            .as_ref()
-            .map(|g| (g.height, g.width, g.channels));
-        if previous_grid != grid {
+        if Extras::of(&previous) != extras {
             if path == partial {
                 continue;
             }
-            let has = |grid: Option<GridShape>| match grid {
-                Some(_) => "with grids",
-                None => "without grids",
-            };
             bail!(
-                "{} holds features {}; this run asks for features {} (`--grid`): delete it or choose another --out",
+                "{} holds features {}; this run asks for features {} (`--grid`, `--classes`): delete it or choose another --out",
                 out.display(),
-                has(previous_grid),
-                has(grid)
+                Extras::of(&previous).describe(),
+                extras.describe()
             );
         }
         for (i, id) in previous.ids.iter().enumerate() {
@@ -343,28 +406,44 @@ fn reusable_rows(
                 .grid
                 .as_ref()
                 .map_or(Vec::new(), |g| g.image(i).to_vec());
+            let classes = previous
+                .classes
+                .as_ref()
+                .map_or(Vec::new(), |c| c[i * CLASSES..][..CLASSES].to_vec());
             let feature = previous.row(i).to_vec();
-            rows.insert(id.clone(), Row { feature, grid });
+            rows.insert(
+                id.clone(),
+                Row {
+                    feature,
+                    grid,
+                    classes,
+                },
+            );
         }
     }
     Ok(rows)
 }
 
-fn encode_file(encoder: &Encoder, path: &Path, resize: Resize, grid: bool) -> Result<Row> {
+fn encode_file(encoder: &Encoder, path: &Path, resize: Resize, extras: Extras) -> Result<Row> {
     let bytes = std::fs::read(path).context("cannot read the file")?;
     let image = decode(&bytes)?;
     let input = to_network_input(&image, resize, encoder.kind().input_size());
-    Ok(if grid {
+    let (feature, grid) = if extras.grid.is_some() {
         let (feature, map) = encoder.features_and_grid(&input, 1);
-        Row {
-            feature,
-            grid: to_f16_bits(&map.data),
-        }
+        (feature, to_f16_bits(&map.data))
     } else {
-        Row {
-            feature: encoder.features(&input, 1),
-            grid: Vec::new(),
-        }
+        (encoder.features(&input, 1), Vec::new())
+    };
+    let classes = if extras.classes {
+        // Checked when the encoder is loaded: its weights carry the classifier.
+        encoder.class_probabilities(&feature).unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    Ok(Row {
+        feature,
+        grid,
+        classes,
     })
 }
 
@@ -384,13 +463,11 @@ pub fn extract(options: &FeaturesOptions) -> Result<FeaturesReport> {
     let preprocessing = preprocessing_description(kind, options.resize);
     let partial = partial_path(&options.out);
     let grid_shape = options.grid.then(|| kind.grid_shape());
-    let mut done = reusable_rows(
-        &options.out,
-        &partial,
-        kind.name(),
-        &preprocessing,
-        grid_shape,
-    )?;
+    let extras = Extras {
+        grid: grid_shape,
+        classes: options.classes,
+    };
+    let mut done = reusable_rows(&options.out, &partial, kind.name(), &preprocessing, extras)?;
     let reused = selected
         .iter()
         .filter(|(id, _)| done.contains_key(id))
@@ -441,6 +518,11 @@ pub fn extract(options: &FeaturesOptions) -> Result<FeaturesReport> {
                 .flat_map(|id| done[id].grid.iter().copied())
                 .collect(),
         });
+        let classes = options.classes.then(|| {
+            ids.iter()
+                .flat_map(|id| done[id].classes.iter().copied())
+                .collect()
+        });
         Features {
             ids,
             encoder: kind.name().to_owned(),
@@ -448,17 +530,28 @@ pub fn extract(options: &FeaturesOptions) -> Result<FeaturesReport> {
             dim: kind.feature_dim(),
             data,
             grid,
+            classes,
         }
     };
 
     if !todo.is_empty() {
         let encoder = Encoder::load(kind, options.weights.as_deref())?;
+        if options.classes
+            && encoder
+                .class_probabilities(&vec![0.0; kind.feature_dim()])
+                .is_none()
+        {
+            bail!(
+                "--classes: these {} weights carry no ImageNet classifier; use weights with one (the fetched EfficientNet-Lite0 weights have it)",
+                kind.name()
+            );
+        }
         let bar = crate::progress::bar(todo.len() as u64, "images", options.progress);
         let mut last_checkpoint = Instant::now();
         for chunk in todo.chunks(options.batch.max(1)) {
             let results: Vec<Result<Row>> = chunk
                 .par_iter()
-                .map(|(_, path)| encode_file(&encoder, path, options.resize, options.grid))
+                .map(|(_, path)| encode_file(&encoder, path, options.resize, extras))
                 .collect();
             for ((id, path), result) in chunk.iter().zip(results) {
                 match result {

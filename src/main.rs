@@ -314,6 +314,10 @@ struct FeaturesArgs {
     /// 125 KB per photo.
     #[arg(long)]
     grid: bool,
+    /// Also store each photo's 1,000 ImageNet class probabilities from the encoder's classifier
+    /// (the same forward pass, one layer more).
+    #[arg(long)]
+    classes: bool,
     /// Worker threads (0 = all cores).
     #[arg(long, default_value_t = 0)]
     threads: usize,
@@ -462,6 +466,7 @@ fn run_features(args: FeaturesArgs) -> anyhow::Result<ExitCode> {
             ResizeArg::CenterCrop => Resize::CenterCrop,
         },
         grid: args.grid,
+        classes: args.classes,
         batch: args.batch,
         progress: !args.quiet,
     };

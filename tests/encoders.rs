@@ -79,6 +79,17 @@ fn efficientnet_lite0_matches_golden_features_and_classes() {
             want_top5[i * 5..][..5],
             "{name}: top-5 classes"
         );
+        // The classifier head against PyTorch's logits (the PyPI model on the same pixels).
+        let want_logits = &golden["logits_torch"].data[i * 1000..][..1000];
+        let logits_diff = logits
+            .iter()
+            .zip(want_logits)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f32::max);
+        assert!(logits_diff < 1e-4, "{name}: logits differ by {logits_diff}");
+        let probabilities = encoder.class_probabilities(&features).unwrap();
+        assert!((probabilities.iter().sum::<f32>() - 1.0).abs() < 1e-4);
+        assert_eq!(top5(&probabilities), top5(&logits));
 
         // From the JPEG with the golden's centre-crop preprocessing: a different JPEG decoder, so
         // pixels may differ slightly; the feature must still point the same way.

@@ -183,8 +183,37 @@ fn grids_are_stored_beside_the_features_and_resume_like_them() {
     assert!(!plain.status.success());
     assert!(
         stderr(&plain)
-            .contains("holds features with grids; this run asks for features without grids"),
+            .contains("holds features with grids and without classes; this run asks for features without grids and without classes"),
         "{}",
         stderr(&plain)
+    );
+}
+
+#[test]
+fn class_probabilities_are_stored_beside_the_features() {
+    let dir = scratch("features-classes");
+    let weights = dir.join("lite0.safetensors");
+    synthetic_efficientnet_weights(&weights);
+    let images = repo_path("fixtures/tiny/images");
+    let out = dir.join("c.safetensors");
+    let run = features(&images, &out, &weights, &["--classes"]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let file = Features::load(&out).unwrap();
+    assert!(file.grid.is_none());
+    let classes = file.classes.as_ref().expect("classes");
+    assert_eq!(classes.len(), file.ids.len() * 1000);
+    for row in classes.chunks_exact(1000) {
+        assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-4);
+        assert!(row.iter().all(|&p| (0.0..=1.0).contains(&p)));
+    }
+    // Rerunning reuses every row; asking for grids too is refused rather than mixed.
+    let again = features(&images, &out, &weights, &["--classes"]);
+    assert!(String::from_utf8_lossy(&again.stdout).contains("(0 computed, 8 reused)"));
+    let mixed = features(&images, &out, &weights, &["--classes", "--grid"]);
+    assert!(!mixed.status.success());
+    assert!(
+        stderr(&mixed).contains("without grids and with classes"),
+        "{}",
+        stderr(&mixed)
     );
 }

@@ -44,6 +44,7 @@ fn setup(dir: &Path, dim: usize, skip: &[&str]) {
         dim,
         data,
         grid: None,
+        classes: None,
     };
     features.save(&dir.join("features.safetensors")).unwrap();
 }

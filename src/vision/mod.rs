@@ -140,6 +140,26 @@ impl Encoder {
         }
     }
 
+    /// The 1,000 ImageNet class probabilities (softmax of the classifier's logits) from a feature
+    /// vector of this encoder: the same forward pass, only the last layer more. None when the
+    /// weights carry no classifier.
+    pub fn class_probabilities(&self, feature: &[f32]) -> Option<Vec<f32>> {
+        let mut logits = match self {
+            Encoder::EfficientNetLite0(model) => model.logits(feature)?,
+            Encoder::Vgg16(model) => model.logits(feature),
+        };
+        let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let mut sum = 0.0f64;
+        for v in logits.iter_mut() {
+            *v = (*v - max).exp();
+            sum += f64::from(*v);
+        }
+        logits
+            .iter_mut()
+            .for_each(|v| *v = (f64::from(*v) / sum) as f32);
+        Some(logits)
+    }
+
     /// The feature vector of a network-size image. `threads` > 1 spreads each layer over the rayon
     /// pool (one image at a time); 1 suits many images encoded in parallel.
     pub fn features(&self, image: &RgbImage, threads: usize) -> Vec<f32> {

@@ -108,6 +108,11 @@ impl Vgg16 {
         })
     }
 
+    /// ImageNet logits from the fc2 feature.
+    pub fn logits(&self, fc2: &[f32]) -> Vec<f32> {
+        linear(fc2, &self.fc3.0, &self.fc3.1, Activation::Linear, 1)
+    }
+
     /// `threads` > 1 splits each layer over the rayon pool.
     pub fn forward(&self, image: FeatureMap, threads: usize) -> VggOutputs {
         let mut x = image;

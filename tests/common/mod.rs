@@ -96,6 +96,11 @@ pub fn synthetic_efficientnet_weights(path: &Path) {
         vec![config.head_channels, cin, 1, 1],
     ));
     bn(&mut shapes, "_bn1", config.head_channels);
+    shapes.push((
+        "_fc.weight".into(),
+        vec![config.classes, config.head_channels],
+    ));
+    shapes.push(("_fc.bias".into(), vec![config.classes]));
 
     let buffers: Vec<(String, Vec<usize>, Vec<u8>)> = shapes
         .into_iter()
