@@ -22,6 +22,9 @@ pub struct Captioned {
     /// (a blank photo, or one unlike anything in training), 1-2 for a well-grounded caption.
     /// `None` unless asked for: it costs a second pass of the decoder.
     pub grounding: Option<f64>,
+    /// With `details`: the encoder's three most probable ImageNet classes (class index, probability),
+    /// most probable first; empty when its weights carry no classifier.
+    pub classes: Vec<(usize, f32)>,
     /// With an attention decoder: where it looked for each word.
     pub attention: Option<AttentionMap>,
     /// The photo as the encoder saw it (network size), for drawing the attention over it.
@@ -79,25 +82,47 @@ impl Captioner {
         })
     }
 
-    /// The caption of one photo; with `grounding`, also how much of it comes from the photo.
+    /// The caption of one photo; with `details` (what `--json` reports), also how much of it comes
+    /// from the photo and the encoder's top classes.
     pub fn caption(
         &self,
         bytes: &[u8],
         options: &SearchOptions,
-        grounding: bool,
+        details: bool,
     ) -> Result<Captioned> {
         let image = decode(bytes)?;
         let input = to_network_input(&image, self.resize, self.encoder.kind().input_size());
         let threads = crate::engine::threads();
-        let feature = match self.model.config.decoder.image_input() {
-            ImageInput::Pooled { .. } => self.encoder.features(&input, threads),
+        let (pooled, feature) = match self.model.config.decoder.image_input() {
+            ImageInput::Pooled { .. } => {
+                let pooled = self.encoder.features(&input, threads);
+                (pooled.clone(), pooled)
+            }
             // The exact f32 grid (a features file stores it in f16: docs/RESULTS.md measures that
             // this changes no score).
-            ImageInput::Grid { .. } => self.encoder.features_and_grid(&input, threads).1.data,
+            ImageInput::Grid { .. } => {
+                let (pooled, grid) = self.encoder.features_and_grid(&input, threads);
+                (pooled, grid.data)
+            }
+        };
+        let classes = if details {
+            let probabilities = self
+                .encoder
+                .class_probabilities(&pooled)
+                .unwrap_or_default();
+            let mut order: Vec<usize> = (0..probabilities.len()).collect();
+            order.sort_by(|&a, &b| probabilities[b].total_cmp(&probabilities[a]));
+            order
+                .into_iter()
+                .take(3)
+                .map(|i| (i, probabilities[i]))
+                .collect()
+        } else {
+            Vec::new()
         };
         let generated = search(&self.model, &feature, options);
         // The same caption for an all-zero feature: what the language model says with no image.
-        let grounding = grounding.then(|| {
+        let grounding = details.then(|| {
             let blind = caption_log_prob(
                 &self.model,
                 &vec![0.0; feature.len()],
@@ -112,6 +137,7 @@ impl Captioner {
             tokens: words.join(" "),
             score: generated.mean_log_prob(),
             grounding,
+            classes,
             attention: matches!(
                 self.model.config.decoder.image_input(),
                 ImageInput::Grid { .. }

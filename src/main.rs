@@ -158,7 +158,9 @@ struct CaptionArgs {
     /// "caption" is the sentence, "tokens" what evaluate scores, "score" the mean log-probability per
     /// token (near 0: fluent), "grounding" how much of it comes from the photo (mean log-probability
     /// gained over the same caption with no image: below about 0.6 the caption is mostly a guess,
-    /// as for a blank photo or one unlike the training photos). With an attention model, also
+    /// as for a blank photo or one unlike the training photos). "classes": the encoder's three most
+    /// probable ImageNet classes, each {"class", "probability", "word"}, "word" being the nearest word
+    /// for it that the model's vocabulary has ("great grey owl" -> "bird"). With an attention model, also
     /// "attention": {"height", "width", "words": one list of height x width weights (row-major) per
     /// token}.
     #[arg(long)]
@@ -609,6 +611,20 @@ fn run_caption(args: CaptionArgs) -> anyhow::Result<ExitCode> {
                     "score": (caption.score * 1e4).round() / 1e4,
                     "grounding": caption.grounding.map(|g| (g * 1e4).round() / 1e4),
                 });
+                let class_words = captioner::text::class_words::class_words();
+                let classes: Vec<serde_json::Value> = caption
+                    .classes
+                    .iter()
+                    .map(|&(index, probability)| {
+                        let words = &class_words[index];
+                        serde_json::json!({
+                            "class": words.name,
+                            "probability": (f64::from(probability) * 1e4).round() / 1e4,
+                            "word": words.in_vocabulary(&captioner.model.vocab),
+                        })
+                    })
+                    .collect();
+                line["classes"] = serde_json::json!(classes);
                 if let Some(map) = &caption.attention {
                     let round = |w: &f32| (f64::from(*w) * 1e4).round() / 1e4;
                     let words: Vec<Vec<f64>> = map

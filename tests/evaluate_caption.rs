@@ -162,6 +162,16 @@ fn fixture_pipeline_end_to_end() {
         "{}",
         lines[1]
     );
+    let classes = lines[0]["classes"].as_array().unwrap();
+    assert_eq!(
+        classes.len(),
+        3,
+        "the encoder's top three classes: {}",
+        lines[0]
+    );
+    let probability = |i: usize| classes[i]["probability"].as_f64().unwrap();
+    assert!(probability(0) >= probability(1) && probability(1) >= probability(2));
+    assert!(classes[0]["class"].as_str().is_some_and(|c| !c.is_empty()));
     assert_eq!(lines[2]["image"], "-");
     assert_eq!(
         lines[0]["caption"], lines[2]["caption"],

@@ -1,6 +1,7 @@
 //! Caption text: the two tokenisations (coco-caption's PTB tokens and the seed's cleaning), the
 //! sentence a person reads, and the vocabulary.
 
+pub mod class_words;
 mod clean;
 mod ptb;
 mod sentence;

@@ -1,0 +1,146 @@
+#!/usr/bin/env python3
+"""Writes data/imagenet_class_words.tsv: what to call each of the 1,000 ImageNet classes in a sentence.
+
+  python3 scripts/make_class_words.py [--wordnet /usr/share/wordnet] [--out data/imagenet_class_words.tsv]
+
+Sources: WordNet 3.0 (Debian package `wordnet-base`; an ImageNet wnid n<offset> is the noun synset at that
+offset of data.noun) and the class order of the ImageNet-1k classifiers (the 1,000 wnids sorted, which is
+timm's `imagenet_synsets.txt`; the script fetches timm's wheel from PyPI with pip to read it). Deterministic:
+the same inputs give the same bytes (tests/class_words.rs checks that the binary embeds this output).
+
+One line per class, in class order, tab-separated:
+  index  wnid  name  name_article  name_plural  short  short_article  short_plural  ancestors
+name: the synset's first lemma ("great grey owl", "tabby", "tench"); short: what people call it, the first
+synset on the way up (itself included) with a one-word lemma that people use often, by WordNet's sense-tag
+counts ("owl", "cat", "fish"); ancestors: the first lemma of each hypernym up to the root, '|'-separated,
+nearest first (the decoder's vocabulary picks the nearest one it knows).
+"""
+import argparse, glob, os, re, subprocess, sys, tempfile, zipfile
+
+TIMM = "timm==1.0.31"
+SYNSETS = "timm/data/_info/imagenet_synsets.txt"
+# A one-word lemma counts as "what people say" when WordNet's semantic concordance (cntlist.rev) tagged it
+# at least this often as a noun ("owl" 3, "cat" 18, "tabby" 0).
+COMMON = 3
+# Words never used as a short name: too generic to name what is in a photo.
+GENERIC = set("""entity object whole organism being animal artifact artefact device structure thing matter
+substance food person vertebrate invertebrate unit abstraction container commodity covering equipment
+implement plant mammal conveyance vehicle article part instrument instrumentality game piece system
+material fabric cloth protective_covering""".split())
+# Plurals people use that WordNet's exception list does not give.
+SAME_PLURAL = set("fish sheep deer bison moose swine salmon trout".split())
+AN_EXCEPTIONS = ("uni", "use", "usu", "uti", "ure", "eu", "one", "ewe")
+AN_SILENT_H = ("hour", "honest", "honor", "honour", "heir")
+
+
+def load_wordnet(wndir):
+    synsets, counts, plurals = {}, {}, {}
+    for line in open(os.path.join(wndir, "data.noun"), encoding="latin-1"):
+        if line.startswith("  "):
+            continue
+        f = line.split(" ")
+        offset, count = f[0], int(f[3], 16)
+        lemmas = [re.sub(r"\(.*\)$", "", f[4 + 2 * i]).replace("_", " ") for i in range(count)]
+        i = 4 + 2 * count
+        pointers = int(f[i]); i += 1
+        hypernyms = []
+        for _ in range(pointers):
+            symbol, target, pos = f[i], f[i + 1], f[i + 2]; i += 4
+            if symbol in ("@", "@i") and pos == "n":
+                hypernyms.append(target)
+        synsets[offset] = (lemmas, hypernyms)
+    for line in open(os.path.join(wndir, "cntlist.rev"), encoding="latin-1"):
+        key, _, tagged = line.split()
+        lemma, sense = key.split("%", 1)
+        if sense.startswith("1:"):
+            lemma = lemma.replace("_", " ")
+            counts[lemma] = counts.get(lemma, 0) + int(tagged)
+    for line in open(os.path.join(wndir, "noun.exc"), encoding="latin-1"):
+        plural, singular = line.split()[:2]
+        plurals.setdefault(singular.replace("_", " "), plural.replace("_", " "))
+    return synsets, counts, plurals
+
+
+def article(phrase):
+    w = phrase.lower()
+    if w.startswith(AN_SILENT_H):
+        return "an"
+    if w[0] in "aeio" or (w[0] == "u" and not w.startswith(AN_EXCEPTIONS)):
+        return "a" if w.startswith(("one", "eu")) else "an"
+    return "a"
+
+
+def plural(phrase, irregular):
+    head, _, last = phrase.rpartition(" ")
+    if last in SAME_PLURAL or last.endswith("fish"):
+        word = last
+    elif phrase in irregular:
+        return irregular[phrase]
+    elif last in irregular:
+        word = irregular[last]
+    elif re.search(r"(s|x|z|ch|sh)$", last):
+        word = last + "es"
+    elif re.search(r"[^aeiou]y$", last):
+        word = last[:-1] + "ies"
+    else:
+        word = last + "s"
+    return (head + " " + word) if head else word
+
+
+def chain(synsets, offset):
+    """The synset and its first hypernyms up to the root."""
+    out = []
+    while offset and offset not in out:
+        out.append(offset)
+        hypernyms = synsets[offset][1]
+        offset = hypernyms[0] if hypernyms else None
+    return out
+
+
+def short_name(synsets, counts, offsets):
+    name = synsets[offsets[0]][0][0].lower()
+    # "great grey owl" -> "owl" when an ancestor is called by the name's last word.
+    head = name.rpartition(" ")[2]
+    if " " in name and any(head in [l.lower() for l in synsets[o][0]] for o in offsets[1:]):
+        return head
+    # Else the first synset on the way up whose first lemma is one common word: "tabby" -> "cat".
+    for offset in offsets:
+        lemma = synsets[offset][0][0]
+        if lemma.lower() in GENERIC:
+            break
+        if " " not in lemma and "-" not in lemma and lemma.islower() and counts.get(lemma, 0) >= COMMON:
+            return lemma
+    return name
+
+
+def wnids():
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", tmp, TIMM], check=True)
+        wheel = glob.glob(os.path.join(tmp, "timm-*.whl"))[0]
+        with zipfile.ZipFile(wheel) as z:
+            return z.read(SYNSETS).decode().split()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--wordnet", default="/usr/share/wordnet")
+    ap.add_argument("--out", default="data/imagenet_class_words.tsv")
+    a = ap.parse_args()
+    synsets, counts, irregular = load_wordnet(a.wordnet)
+    classes = wnids()
+    assert len(classes) == 1000 and classes == sorted(classes), "the classifiers' order is the sorted wnids"
+    lines = []
+    for index, wnid in enumerate(classes):
+        offsets = chain(synsets, wnid[1:])
+        name = synsets[offsets[0]][0][0].lower()
+        short = short_name(synsets, counts, offsets)
+        ancestors = "|".join(synsets[o][0][0].lower() for o in offsets[1:])
+        lines.append("\t".join([str(index), wnid, name, article(name), plural(name, irregular),
+                                short, article(short), plural(short, irregular), ancestors]))
+    os.makedirs(os.path.dirname(a.out) or ".", exist_ok=True)
+    with open(a.out, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print(f"wrote {a.out}: {len(lines)} classes")
+
+
+main()
