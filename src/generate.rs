@@ -31,6 +31,15 @@ fn banned(model: &Model) -> [u32; 3] {
     [PAD_ID, UNK_ID, model.vocab.id(START_TOKEN)]
 }
 
+/// Words a sentence cannot end on: articles, possessives, prepositions and conjunctions ("a man
+/// sitting on the edge of"). After one of them the search may not emit endseq; a caption cut there
+/// by the maximum length loses to any that finished.
+const DANGLING: [&str; 36] = [
+    "a", "an", "the", "his", "her", "their", "its", "my", "your", "our", "this", "that", "these",
+    "those", "some", "of", "in", "on", "at", "to", "with", "for", "from", "by", "into", "onto",
+    "through", "near", "under", "over", "behind", "across", "along", "around", "and", "or",
+];
+
 /// Words that would repeat a word pair already in `tokens` if they came next.
 fn repeated_bigram_ends(tokens: &[u32]) -> Vec<u32> {
     let Some(&last) = tokens.last() else {
@@ -104,6 +113,11 @@ pub fn search(model: &Model, input: &[f32], options: &SearchOptions) -> Generate
 
     let (start, end) = (model.vocab.id(START_TOKEN), model.vocab.id(END_TOKEN));
     let banned = banned(model);
+    let dangling: Vec<u32> = DANGLING
+        .iter()
+        .map(|w| model.vocab.id(w))
+        .filter(|&id| id != UNK_ID)
+        .collect();
     let width = options.beam.max(1);
     let max_new = model.config.max_length.saturating_sub(1).max(1);
     let mut live = vec![Hypothesis {
@@ -112,7 +126,7 @@ pub fn search(model: &Model, input: &[f32], options: &SearchOptions) -> Generate
         state: generator.initial_state(&image),
         attention: Vec::new(),
     }];
-    let mut finished: Vec<Hypothesis> = Vec::new();
+    let (mut finished, mut cut_dangling): (Vec<Hypothesis>, Vec<Hypothesis>) = Default::default();
     let mut log_probs = Vec::new();
     for t in 0..max_new {
         let tokens: Vec<u32> = live
@@ -124,11 +138,14 @@ pub fn search(model: &Model, input: &[f32], options: &SearchOptions) -> Generate
         // The best `width` continuations of each live hypothesis, then the best `width` overall.
         let mut candidates: Vec<(f64, usize, u32)> = Vec::new();
         for (b, row) in log_probs.chunks_exact(v).enumerate() {
-            let repeats = if options.block_repeats {
+            let mut repeats = if options.block_repeats {
                 repeated_bigram_ends(&live[b].tokens)
             } else {
                 Vec::new()
             };
+            if live[b].tokens.last().is_some_and(|t| dangling.contains(t)) {
+                repeats.push(end);
+            }
             let mut best: Vec<(f32, u32)> = Vec::with_capacity(width + 1);
             for (id, &lp) in row.iter().enumerate() {
                 let id = id as u32;
@@ -161,8 +178,14 @@ pub fn search(model: &Model, input: &[f32], options: &SearchOptions) -> Generate
                 state,
                 attention,
             };
-            if id == end || t + 1 == max_new {
+            if id == end {
                 finished.push(hypothesis);
+            } else if t + 1 == max_new {
+                if dangling.contains(&id) {
+                    cut_dangling.push(hypothesis);
+                } else {
+                    finished.push(hypothesis);
+                }
             } else {
                 next.push(hypothesis);
             }
@@ -176,11 +199,13 @@ pub fn search(model: &Model, input: &[f32], options: &SearchOptions) -> Generate
         }
     }
     // Only a finished caption may win: with a length penalty an unfinished prefix can outscore
-    // every finished one ("dog is playing with ball in the"). The search always leaves at least
-    // one finished (it stops at `width` finished, when no beam is left, or at the maximum length,
-    // where every beam finishes), so `live` is a fallback that cannot be reached.
+    // every finished one ("dog is playing with ball in the"). A caption cut by the maximum length
+    // on a dangling word comes next, and the live ones (when every continuation was blocked) last.
     let alpha = options.length_penalty;
-    let pool = if finished.is_empty() { live } else { finished };
+    let pool = [finished, cut_dangling, live]
+        .into_iter()
+        .find(|pool| !pool.is_empty())
+        .unwrap_or_default();
     let best = pool
         .into_iter()
         .max_by(|a, b| score(a, alpha).total_cmp(&score(b, alpha)));
@@ -251,7 +276,7 @@ mod tests {
     use crate::text::{wrap_caption, Tokenization, Vocabulary};
 
     fn tiny_model(max_length: usize) -> Model {
-        let words: Vec<String> = ["dog", "runs", "fast"]
+        let words: Vec<String> = ["dog", "runs", "fast", "the"]
             .iter()
             .map(|s| s.to_string())
             .collect();
@@ -351,6 +376,12 @@ mod tests {
                         caption.ended || caption.tokens.len() == max_new,
                         "model {model_seed}, penalty {length_penalty}: {:?} neither ended nor reached the maximum length",
                         caption.tokens
+                    );
+                    let last = caption.tokens.last().map(|&t| model.vocab.token(t));
+                    assert!(
+                        !(caption.ended && last == Some(Some("the"))),
+                        "model {model_seed}: a caption ended on \"the\": {:?}",
+                        words(&model, &caption.tokens)
                     );
                 }
             }
