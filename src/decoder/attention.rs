@@ -80,15 +80,21 @@ pub const PARAMETERS: [&str; 19] = [
 ];
 
 impl AttentionConfig {
-    /// Parameter shapes in storage order: (rows, columns), no columns for a vector.
-    fn shapes(&self) -> [(usize, Option<usize>); 19] {
-        let (v, c, e, h, a) = (
-            self.vocab,
+    /// (C, R, E, H, A): the sizes the passes read.
+    fn dims(&self) -> (usize, usize, usize, usize, usize) {
+        (
             self.feature_dim,
+            self.regions,
             self.embed_dim,
             self.hidden,
             self.attention_dim,
-        );
+        )
+    }
+
+    /// Parameter shapes in storage order: (rows, columns), no columns for a vector.
+    fn shapes(&self) -> [(usize, Option<usize>); 19] {
+        let v = self.vocab;
+        let (c, _, e, h, a) = self.dims();
         [
             (h, Some(c)),
             (h, None),
@@ -261,14 +267,8 @@ pub struct Workspace<T> {
 
 impl<T: FastMath> Workspace<T> {
     fn reserve(&mut self, config: &AttentionConfig, b: usize, p: usize, groups: usize) {
-        let (v, c, r, e, h, a) = (
-            config.vocab,
-            config.feature_dim,
-            config.regions,
-            config.embed_dim,
-            config.hidden,
-            config.attention_dim,
-        );
+        let v = config.vocab;
+        let (c, r, e, h, a) = config.dims();
         for (buffer, len) in [
             (&mut self.mean, b * c),
             (&mut self.h0, b * h),
@@ -386,19 +386,42 @@ pub fn forward<T: FastMath>(
     threads: usize,
 ) {
     let w = parts(params, config);
-    let (v, c, r, e, h, a) = (
-        config.vocab,
-        config.feature_dim,
-        config.regions,
-        config.embed_dim,
-        config.hidden,
-        config.attention_dim,
+    let (v, h) = (config.vocab, config.hidden);
+    let p = batch.positions();
+    ws.reserve(config, batch.captions(), p, batch.groups.len());
+    before_recurrence(&w, config, batch, ws, threads);
+    recurrence_forward(&w, config, batch, ws);
+    ws.h_drop[..p * h].copy_from_slice(&ws.h[..p * h]);
+    if let Some(rng) = dropout {
+        let (h_drop, mask) = (&mut ws.h_drop[..p * h], &mut ws.mask[..p * h]);
+        dropout_forward(h_drop, mask, config.dropout, rng);
+    }
+    linear_forward(
+        &mut ws.logits,
+        &ws.h_drop,
+        w.out_w,
+        w.out_b,
+        p,
+        h,
+        v,
+        threads,
     );
-    let (b, p) = (batch.captions(), batch.positions());
-    ws.reserve(config, b, p, batch.groups.len());
-    let grid = &batch.features[..b * r * c];
+}
 
-    // Once per image: the mean region, the initial state, the regions' projection.
+/// Everything that does not wait on the recurrence: per caption the mean region, the initial state
+/// and the regions' projection; per position the word part of the gates (with the biases); and the
+/// per-step products' weights, transposed once so that those products read them in order.
+fn before_recurrence<T: FastMath>(
+    w: &Parts<&[T]>,
+    config: &AttentionConfig,
+    batch: &Batch<T>,
+    ws: &mut Workspace<T>,
+    threads: usize,
+) {
+    let (c, r, e, h, a) = config.dims();
+    let (b, p) = (batch.captions(), batch.positions());
+    let grid = &batch.features[..b * r * c];
+    let n = T::from_usize(r).unwrap_or(T::one());
     for (mean, regions) in ws.mean[..b * c]
         .chunks_exact_mut(c)
         .zip(grid.chunks_exact(r * c))
@@ -407,7 +430,6 @@ pub fn forward<T: FastMath>(
         for region in regions.chunks_exact(c) {
             mean.iter_mut().zip(region).for_each(|(m, &x)| *m += x);
         }
-        let n = T::from_usize(r).unwrap_or(T::one());
         mean.iter_mut().for_each(|m| *m = *m / n);
     }
     linear_forward(
@@ -417,7 +439,6 @@ pub fn forward<T: FastMath>(
         &mut ws.c0, &ws.mean, w.init_c_w, w.init_c_b, b, c, h, threads,
     );
     linear_forward(&mut ws.p, grid, w.enc_w, w.enc_b, b * r, c, a, threads);
-    // The word part of every position's gates, with the biases.
     embedding_forward(&mut ws.x_word[..p * e], w.emb, &batch.inputs, e);
     for ((sum, &b_ih), &b_hh) in ws.lstm_b.iter_mut().zip(w.lstm_b_ih).zip(w.lstm_b_hh) {
         *sum = b_ih + b_hh;
@@ -432,25 +453,53 @@ pub fn forward<T: FastMath>(
         4 * h,
         threads,
     );
-    // Weights of the per-step products, transposed once so that those products read them in order.
     transpose(&mut ws.dec_t, w.dec_w, a, h);
     transpose(&mut ws.beta_t, w.beta_w, c, h);
     transpose(&mut ws.ctx_t, w.w_ctx, 4 * h, c);
     transpose(&mut ws.hh_t, w.w_hh, 4 * h, h);
+}
 
+/// The recurrence, each group on its own thread.
+fn recurrence_forward<T: FastMath>(
+    w: &Parts<&[T]>,
+    config: &AttentionConfig,
+    batch: &Batch<T>,
+    ws: &mut Workspace<T>,
+) {
+    let (c, r, _, h, a) = config.dims();
+    let Workspace {
+        h0,
+        c0,
+        p,
+        dec_t,
+        beta_t,
+        ctx_t,
+        hh_t,
+        h_prev,
+        q,
+        s,
+        alpha,
+        z,
+        beta,
+        xz,
+        gates,
+        c: cell,
+        h: hidden,
+        ..
+    } = ws;
     let groups = &batch.groups;
-    let by_position = |g: &Group| g.positions.clone();
-    let parts: Vec<GroupForward<T>> = cut(&mut ws.h_prev, h, groups, by_position)
+    let rows = |g: &Group| g.positions.clone();
+    let parts: Vec<GroupForward<T>> = cut(h_prev, h, groups, rows)
         .into_iter()
-        .zip(cut(&mut ws.q, a, groups, by_position))
-        .zip(cut(&mut ws.s, r * a, groups, by_position))
-        .zip(cut(&mut ws.alpha, r, groups, by_position))
-        .zip(cut(&mut ws.z, c, groups, by_position))
-        .zip(cut(&mut ws.beta, c, groups, by_position))
-        .zip(cut(&mut ws.xz, c, groups, by_position))
-        .zip(cut(&mut ws.gates, 4 * h, groups, by_position))
-        .zip(cut(&mut ws.c, h, groups, by_position))
-        .zip(cut(&mut ws.h, h, groups, by_position))
+        .zip(cut(q, a, groups, rows))
+        .zip(cut(s, r * a, groups, rows))
+        .zip(cut(alpha, r, groups, rows))
+        .zip(cut(z, c, groups, rows))
+        .zip(cut(beta, c, groups, rows))
+        .zip(cut(xz, c, groups, rows))
+        .zip(cut(gates, 4 * h, groups, rows))
+        .zip(cut(cell, h, groups, rows))
+        .zip(cut(hidden, h, groups, rows))
         .zip(groups)
         .map(
             |((((((((((h_prev, q), s), alpha), z), beta), xz), gates), c), h), group)| {
@@ -472,40 +521,19 @@ pub fn forward<T: FastMath>(
         .collect();
     let shared = Shared {
         config,
-        w: &w,
-        grid,
-        h0: &ws.h0,
-        c0: &ws.c0,
-        p: &ws.p,
-        dec_t: &ws.dec_t,
-        beta_t: &ws.beta_t,
-        ctx_t: &ws.ctx_t,
-        hh_t: &ws.hh_t,
+        w,
+        grid: &batch.features,
+        h0,
+        c0,
+        p,
+        dec_t,
+        beta_t,
+        ctx_t,
+        hh_t,
     };
     parts
         .into_par_iter()
         .for_each(|part| group_forward(part, &shared));
-
-    // The output layer over every position.
-    ws.h_drop[..p * h].copy_from_slice(&ws.h[..p * h]);
-    if let Some(rng) = dropout {
-        dropout_forward(
-            &mut ws.h_drop[..p * h],
-            &mut ws.mask[..p * h],
-            config.dropout,
-            rng,
-        );
-    }
-    linear_forward(
-        &mut ws.logits,
-        &ws.h_drop,
-        w.out_w,
-        w.out_b,
-        p,
-        h,
-        v,
-        threads,
-    );
 }
 
 /// What every group reads in the forward pass.
@@ -525,12 +553,7 @@ struct Shared<'a, T> {
 /// One group's recurrence, step by step (positions are the group's own, time-major).
 fn group_forward<T: FastMath>(part: GroupForward<T>, shared: &Shared<T>) {
     let config = shared.config;
-    let (c, r, h, a) = (
-        config.feature_dim,
-        config.regions,
-        config.hidden,
-        config.attention_dim,
-    );
+    let (c, r, _, h, a) = config.dims();
     let packing = &part.group.packing;
     let first_caption = part.group.captions.start;
     for (t, (&off, &rows)) in packing.offset.iter().zip(&packing.active).enumerate() {
@@ -628,13 +651,21 @@ struct GroupBackward<'a, T> {
     dw_full: &'a mut [T],
 }
 
-/// What every group reads in the backward pass.
+/// What every group reads in the backward pass: the forward activations and the coverage gradient.
 struct SharedBackward<'a, T> {
     config: &'a AttentionConfig,
     w: &'a Parts<&'a [T]>,
     grid: &'a [T],
     c0: &'a [T],
-    ws: &'a Workspace<T>,
+    gates: &'a [T],
+    c: &'a [T],
+    dh_out: &'a [T],
+    beta: &'a [T],
+    z: &'a [T],
+    alpha: &'a [T],
+    s: &'a [T],
+    /// The doubly stochastic term's gradient w.r.t. each caption's attention on each region.
+    coverage: &'a [T],
 }
 
 /// One training step's forward and backward: returns the loss (cross-entropy plus the doubly stochastic
@@ -651,30 +682,22 @@ pub fn forward_backward<T: FastMath>(
     let training = dropout.is_some();
     forward(params, config, batch, ws, dropout, threads);
     let w = parts(params, config);
-    let g = parts_mut(grads, config);
-    let (v, c, r, e, h, a) = (
-        config.vocab,
-        config.feature_dim,
-        config.regions,
-        config.embed_dim,
-        config.hidden,
-        config.attention_dim,
-    );
-    let (b, p) = (batch.captions(), batch.positions());
-    let grid = &batch.features[..b * r * c];
-
+    let mut g = parts_mut(grads, config);
+    let (v, h) = (config.vocab, config.hidden);
+    let p = batch.positions();
     let bias = BiasGrad {
-        grad: g.out_b,
+        grad: &mut *g.out_b,
         partials: &mut ws.bias_partials,
     };
     let cross_entropy =
         softmax_xent_forward_backward(&mut ws.logits, &batch.targets, v, Some(bias));
+    let (dh_out, logits, h_drop) = (&mut ws.dh_out, &ws.logits, &ws.h_drop);
     linear_backward(
-        Some(&mut ws.dh_out),
+        Some(dh_out),
         g.out_w,
         None,
-        &ws.logits,
-        &ws.h_drop,
+        logits,
+        h_drop,
         w.out_w,
         p,
         h,
@@ -684,49 +707,86 @@ pub fn forward_backward<T: FastMath>(
     if training {
         dropout_backward(&mut ws.dh_out[..p * h], &ws.mask[..p * h]);
     }
+    let (coverage, regulariser) = coverage_gradient(config, batch, &ws.alpha);
+    recurrence_backward(&w, config, batch, ws, &coverage);
+    weight_gradients(&w, &mut g, config, batch, ws, threads);
+    cross_entropy + regulariser
+}
 
-    // The doubly stochastic term, from each caption's attention summed over its steps.
+/// The doubly stochastic term, alpha_c / (B R) sum over captions and regions of (1 - sum_t alpha)^2,
+/// and its gradient w.r.t. every alpha of a caption's region, [B, R].
+fn coverage_gradient<T: FastMath>(
+    config: &AttentionConfig,
+    batch: &Batch<T>,
+    alpha: &[T],
+) -> (Vec<T>, f64) {
+    let (b, r) = (batch.captions(), config.regions);
     let mut coverage = vec![T::zero(); b * r];
     for (pos, &k) in batch.caption.iter().enumerate() {
-        let alpha = &ws.alpha[pos * r..][..r];
+        let alpha = &alpha[pos * r..][..r];
         coverage[k * r..][..r]
             .iter_mut()
             .zip(alpha)
             .for_each(|(s, &x)| *s += x);
     }
     let scale = config.alpha_c / (b * r) as f64;
-    let regulariser: f64 = coverage
-        .iter()
-        .map(|&s| (1.0 - s.to_f64().unwrap_or(f64::NAN)).powi(2))
-        .sum::<f64>()
-        * scale;
+    let regulariser = scale
+        * coverage
+            .iter()
+            .map(|&s| (1.0 - s.to_f64().unwrap_or(f64::NAN)).powi(2))
+            .sum::<f64>();
     for s in coverage.iter_mut() {
-        // Stored as the gradient of the term w.r.t. every alpha of the caption's region.
         *s = T::from_f64_lossy(-2.0 * scale) * (T::one() - *s);
     }
+    (coverage, regulariser)
+}
 
+/// The backward through the recurrence, each group on its own thread: every position's gate,
+/// attention-query and gate-input gradients, each caption's gradients of the regions' projection
+/// and of the initial state, and each group's part of the attention vector's gradient.
+fn recurrence_backward<T: FastMath>(
+    w: &Parts<&[T]>,
+    config: &AttentionConfig,
+    batch: &Batch<T>,
+    ws: &mut Workspace<T>,
+    coverage: &[T],
+) {
+    let (c, r, _, h, a) = config.dims();
+    let Workspace {
+        c0,
+        gates,
+        c: cell,
+        dh_out,
+        beta,
+        z,
+        alpha,
+        s,
+        dgates,
+        dq,
+        dg,
+        dp,
+        dh0,
+        dc0,
+        dh_rec,
+        dc_rec,
+        dw_full,
+        ..
+    } = ws;
     let groups = &batch.groups;
-    let by_position = |g: &Group| g.positions.clone();
-    let by_caption = |g: &Group| g.captions.clone();
-    let mut dgates = std::mem::take(&mut ws.dgates);
-    let mut dq = std::mem::take(&mut ws.dq);
-    let mut dg = std::mem::take(&mut ws.dg);
-    let mut dp = std::mem::take(&mut ws.dp);
-    let mut dh0 = std::mem::take(&mut ws.dh0);
-    let mut dc0 = std::mem::take(&mut ws.dc0);
-    let mut dh_rec = std::mem::take(&mut ws.dh_rec);
-    let mut dc_rec = std::mem::take(&mut ws.dc_rec);
-    let mut dw_full = std::mem::take(&mut ws.dw_full);
+    let (rows, captions) = (
+        |g: &Group| g.positions.clone(),
+        |g: &Group| g.captions.clone(),
+    );
     dw_full[..groups.len() * a].fill(T::zero());
-    let parts: Vec<GroupBackward<T>> = cut(&mut dgates, 4 * h, groups, by_position)
+    let parts: Vec<GroupBackward<T>> = cut(dgates, 4 * h, groups, rows)
         .into_iter()
-        .zip(cut(&mut dq, a, groups, by_position))
-        .zip(cut(&mut dg, c, groups, by_position))
-        .zip(cut(&mut dp, r * a, groups, by_caption))
-        .zip(cut(&mut dh0, h, groups, by_caption))
-        .zip(cut(&mut dc0, h, groups, by_caption))
-        .zip(cut(&mut dh_rec, h, groups, by_caption))
-        .zip(cut(&mut dc_rec, h, groups, by_caption))
+        .zip(cut(dq, a, groups, rows))
+        .zip(cut(dg, c, groups, rows))
+        .zip(cut(dp, r * a, groups, captions))
+        .zip(cut(dh0, h, groups, captions))
+        .zip(cut(dc0, h, groups, captions))
+        .zip(cut(dh_rec, h, groups, captions))
+        .zip(cut(dc_rec, h, groups, captions))
         .zip(dw_full[..groups.len() * a].chunks_exact_mut(a))
         .zip(groups)
         .map(
@@ -748,179 +808,139 @@ pub fn forward_backward<T: FastMath>(
         .collect();
     let shared = SharedBackward {
         config,
-        w: &w,
-        grid,
-        c0: &ws.c0,
-        ws,
+        w,
+        grid: &batch.features,
+        c0,
+        gates,
+        c: cell,
+        dh_out,
+        beta,
+        z,
+        alpha,
+        s,
+        coverage,
     };
-    let coverage = &coverage;
     parts
         .into_par_iter()
-        .for_each(|part| group_backward(part, &shared, coverage));
+        .for_each(|part| group_backward(part, &shared));
+}
 
-    // Weight gradients: one product over every position (or every caption) each.
-    let dgates_all = &dgates[..p * 4 * h];
-    let weight_grad = |dw: &mut [T], db: Option<&mut [T]>, dy: &[T], x: &[T], n, din, dout| {
-        linear_backward(None, dw, db, dy, x, &[], n, din, dout, threads)
-    };
-    weight_grad(g.w_word, None, dgates_all, &ws.x_word, p, e, 4 * h);
-    weight_grad(g.w_ctx, None, dgates_all, &ws.xz, p, c, 4 * h);
-    weight_grad(
-        g.w_hh,
-        Some(g.lstm_b_ih),
-        dgates_all,
-        &ws.h_prev,
-        p,
-        h,
-        4 * h,
-    );
-    column_sums(g.lstm_b_hh, dgates_all, 4 * h, threads);
-    weight_grad(g.dec_w, Some(g.dec_b), &dq[..p * a], &ws.h_prev, p, h, a);
-    weight_grad(g.beta_w, Some(g.beta_b), &dg[..p * c], &ws.h_prev, p, h, c);
-    for part in dw_full[..groups.len() * a].chunks_exact(a) {
+/// A weight gradient as one product: (weight gradient, bias gradient, output gradient, input, rows,
+/// inputs, outputs).
+type WeightProduct<'a, T> = (
+    &'a mut [T],
+    Option<&'a mut [T]>,
+    &'a [T],
+    &'a [T],
+    usize,
+    usize,
+    usize,
+);
+
+/// Every weight gradient: one product over every position (or every caption) each.
+fn weight_gradients<T: FastMath>(
+    w: &Parts<&[T]>,
+    g: &mut Parts<&mut [T]>,
+    config: &AttentionConfig,
+    batch: &Batch<T>,
+    ws: &mut Workspace<T>,
+    threads: usize,
+) {
+    let (c, r, e, h, a) = config.dims();
+    let (b, p) = (batch.captions(), batch.positions());
+    let grid = &batch.features[..b * r * c];
+    let dgates = &ws.dgates[..p * 4 * h];
+    let (h_prev, mean) = (&ws.h_prev[..], &ws.mean[..]);
+    let products: [WeightProduct<T>; 8] = [
+        (g.w_word, None, dgates, &ws.x_word, p, e, 4 * h),
+        (g.w_ctx, None, dgates, &ws.xz, p, c, 4 * h),
+        (g.w_hh, Some(g.lstm_b_ih), dgates, h_prev, p, h, 4 * h),
+        (g.dec_w, Some(g.dec_b), &ws.dq[..p * a], h_prev, p, h, a),
+        (g.beta_w, Some(g.beta_b), &ws.dg[..p * c], h_prev, p, h, c),
+        (
+            g.enc_w,
+            Some(g.enc_b),
+            &ws.dp[..b * r * a],
+            grid,
+            b * r,
+            c,
+            a,
+        ),
+        (
+            g.init_h_w,
+            Some(g.init_h_b),
+            &ws.dh0[..b * h],
+            mean,
+            b,
+            c,
+            h,
+        ),
+        (
+            g.init_c_w,
+            Some(g.init_c_b),
+            &ws.dc0[..b * h],
+            mean,
+            b,
+            c,
+            h,
+        ),
+    ];
+    for (dw, db, dy, x, n, din, dout) in products {
+        linear_backward(None, dw, db, dy, x, &[], n, din, dout, threads);
+    }
+    column_sums(g.lstm_b_hh, dgates, 4 * h, threads);
+    for part in ws.dw_full[..batch.groups.len() * a].chunks_exact(a) {
         g.full_w.iter_mut().zip(part).for_each(|(g, &d)| *g += d);
     }
-    weight_grad(g.enc_w, Some(g.enc_b), &dp[..b * r * a], grid, b * r, c, a);
-    weight_grad(
-        g.init_h_w,
-        Some(g.init_h_b),
-        &dh0[..b * h],
-        &ws.mean,
-        b,
-        c,
-        h,
-    );
-    weight_grad(
-        g.init_c_w,
-        Some(g.init_c_b),
-        &dc0[..b * h],
-        &ws.mean,
-        b,
-        c,
-        h,
-    );
+    let dx_word = &mut ws.dx_word;
     matmul(
         p,
         e,
         4 * h,
         T::one(),
-        dgates_all,
+        dgates,
         Transpose::No,
         w.w_word,
         Transpose::No,
         T::zero(),
-        &mut ws.dx_word,
+        dx_word,
         threads,
     );
     embedding_backward(g.emb, &ws.dx_word[..p * e], &batch.inputs, e);
-
-    ws.dgates = dgates;
-    ws.dq = dq;
-    ws.dg = dg;
-    ws.dp = dp;
-    ws.dh0 = dh0;
-    ws.dc0 = dc0;
-    ws.dh_rec = dh_rec;
-    ws.dc_rec = dc_rec;
-    ws.dw_full = dw_full;
-    cross_entropy + regulariser
 }
 
 /// One group's backward through its recurrence, last step first.
-fn group_backward<T: FastMath>(part: GroupBackward<T>, shared: &SharedBackward<T>, coverage: &[T]) {
+fn group_backward<T: FastMath>(mut part: GroupBackward<T>, shared: &SharedBackward<T>) {
     let config = shared.config;
-    let ws = shared.ws;
-    let (c, r, h, a) = (
-        config.feature_dim,
-        config.regions,
-        config.hidden,
-        config.attention_dim,
-    );
-    let group = part.group;
-    let packing = &group.packing;
-    let (first_caption, base) = (group.captions.start, group.positions.start);
-    let steps = packing.offset.len();
-    let (mut dxz, mut dz, mut dalpha) = (Vec::new(), vec![T::zero(); c], vec![T::zero(); r]);
-    let (mut dh_prev, mut dp_step) = (Vec::new(), vec![T::zero(); r * a]);
+    let (c, r, _, h, a) = config.dims();
+    let packing = &part.group.packing;
+    let mut scratch = RowScratch {
+        dz: vec![T::zero(); c],
+        dalpha: vec![T::zero(); r],
+        dp: vec![T::zero(); r * a],
+    };
+    let (mut dxz, mut dh_prev) = (Vec::new(), Vec::new());
     part.dp.fill(T::zero());
-    for t in (0..steps).rev() {
+    for t in (0..packing.offset.len()).rev() {
         let (off, rows) = (packing.offset[t], packing.active[t]);
         let later = packing.active.get(t + 1).copied().unwrap_or(0);
         // Sequences that end at t get no gradient from a later step.
         part.dh_rec[later * h..rows * h].fill(T::zero());
         part.dc_rec[later * h..rows * h].fill(T::zero());
-        let dgates = &mut part.dgates[off * 4 * h..][..rows * 4 * h];
-        with_avx2!(for row in 0..rows {
-            let pos = base + off + row;
-            let k = first_caption + row;
-            let saved = CellRows {
-                a: &ws.gates[pos * 4 * h..][..4 * h],
-                c: &ws.c[pos * h..][..h],
-                dh_out: &ws.dh_out[pos * h..][..h],
-            };
-            let c_prev = match t.checked_sub(1) {
-                None => &shared.c0[k * h..][..h],
-                Some(prev) => &ws.c[(base + packing.offset[prev] + row) * h..][..h],
-            };
-            cell_backward(
-                &mut dgates[row * 4 * h..][..4 * h],
-                &mut part.dc_rec[row * h..][..h],
-                saved,
-                &part.dh_rec[row * h..][..h],
-                |j| c_prev[j],
-            );
-        });
-        // Back through the gated context and the attention that made it.
+        part.cell_backward(shared, t);
+        let dgates = &part.dgates[off * 4 * h..][..rows * 4 * h];
         dxz.resize(rows * c, T::zero());
         product(&mut dxz, dgates, shared.w.w_ctx, rows, 4 * h, c, false);
-        with_avx2!(for row in 0..rows {
-            let (pos, local) = (base + off + row, off + row);
-            let k = first_caption + row;
-            let dg = &mut part.dg[local * c..][..c];
-            gate_backward(
-                &mut dz,
-                dg,
-                &dxz[row * c..][..c],
-                &ws.beta[pos * c..][..c],
-                &ws.z[pos * c..][..c],
-            );
-            context_backward(&mut dalpha, &dz, &shared.grid[k * r * c..][..r * c]);
-            dalpha
-                .iter_mut()
-                .zip(&coverage[k * r..][..r])
-                .for_each(|(d, &s)| *d += s);
-            let dp_row = &mut part.dp[row * r * a..][..r * a];
-            attention_backward(
-                &mut dp_step,
-                &mut part.dq[local * a..][..a],
-                part.dw_full,
-                &dalpha,
-                &ws.alpha[pos * r..][..r],
-                &ws.s[pos * r * a..][..r * a],
-                shared.w.full_w,
-            );
-            dp_row.iter_mut().zip(&dp_step).for_each(|(d, &x)| *d += x);
-        });
+        part.context_backward(shared, t, &dxz, &mut scratch);
         // The gradient w.r.t. h_{t-1}: through the attention query, the gate and the recurrence.
-        dh_prev.resize(rows * h, T::zero());
-        product(
-            &mut dh_prev,
+        let (dq, dg) = (
             &part.dq[off * a..][..rows * a],
-            shared.w.dec_w,
-            rows,
-            a,
-            h,
-            false,
-        );
-        product(
-            &mut dh_prev,
             &part.dg[off * c..][..rows * c],
-            shared.w.beta_w,
-            rows,
-            c,
-            h,
-            true,
         );
+        let dgates = &part.dgates[off * 4 * h..][..rows * 4 * h];
+        dh_prev.resize(rows * h, T::zero());
+        product(&mut dh_prev, dq, shared.w.dec_w, rows, a, h, false);
+        product(&mut dh_prev, dg, shared.w.beta_w, rows, c, h, true);
         product(&mut dh_prev, dgates, shared.w.w_hh, rows, 4 * h, h, true);
         if t == 0 {
             part.dh0[..rows * h].copy_from_slice(&dh_prev);
@@ -928,6 +948,84 @@ fn group_backward<T: FastMath>(part: GroupBackward<T>, shared: &SharedBackward<T
         } else {
             part.dh_rec[..rows * h].copy_from_slice(&dh_prev);
         }
+    }
+}
+
+/// One row's scratch for the backward through the attention.
+struct RowScratch<T> {
+    dz: Vec<T>,
+    dalpha: Vec<T>,
+    dp: Vec<T>,
+}
+
+impl<T: FastMath> GroupBackward<'_, T> {
+    /// Step t's cell backward for each row: its gate gradients, and the cell gradient carried back.
+    fn cell_backward(&mut self, shared: &SharedBackward<T>, t: usize) {
+        let h = shared.config.hidden;
+        let packing = &self.group.packing;
+        let (off, rows) = (packing.offset[t], packing.active[t]);
+        let (first_caption, base) = (self.group.captions.start, self.group.positions.start);
+        let dgates = &mut self.dgates[off * 4 * h..][..rows * 4 * h];
+        with_avx2!(for row in 0..rows {
+            let pos = base + off + row;
+            let saved = CellRows {
+                a: &shared.gates[pos * 4 * h..][..4 * h],
+                c: &shared.c[pos * h..][..h],
+                dh_out: &shared.dh_out[pos * h..][..h],
+            };
+            let c_prev = match t.checked_sub(1) {
+                None => &shared.c0[(first_caption + row) * h..][..h],
+                Some(prev) => &shared.c[(base + packing.offset[prev] + row) * h..][..h],
+            };
+            cell_backward(
+                &mut dgates[row * 4 * h..][..4 * h],
+                &mut self.dc_rec[row * h..][..h],
+                saved,
+                &self.dh_rec[row * h..][..h],
+                |j| c_prev[j],
+            );
+        })
+    }
+
+    /// Step t's rows back through the gated context and the attention that made it, from the
+    /// gradient of the gated context `dxz` [rows, C] (the coverage term's gradient joins here).
+    fn context_backward(
+        &mut self,
+        shared: &SharedBackward<T>,
+        t: usize,
+        dxz: &[T],
+        scratch: &mut RowScratch<T>,
+    ) {
+        let config = shared.config;
+        let (c, r, a) = (config.feature_dim, config.regions, config.attention_dim);
+        let (off, rows) = (self.group.packing.offset[t], self.group.packing.active[t]);
+        let (first_caption, base) = (self.group.captions.start, self.group.positions.start);
+        let RowScratch { dz, dalpha, dp } = scratch;
+        with_avx2!(for row in 0..rows {
+            let (pos, local, k) = (base + off + row, off + row, first_caption + row);
+            let (beta, z) = (&shared.beta[pos * c..][..c], &shared.z[pos * c..][..c]);
+            gate_backward(
+                dz,
+                &mut self.dg[local * c..][..c],
+                &dxz[row * c..][..c],
+                beta,
+                z,
+            );
+            context_backward(dalpha, dz, &shared.grid[k * r * c..][..r * c]);
+            let coverage = &shared.coverage[k * r..][..r];
+            dalpha.iter_mut().zip(coverage).for_each(|(d, &s)| *d += s);
+            attention_backward(
+                dp,
+                &mut self.dq[local * a..][..a],
+                self.dw_full,
+                dalpha,
+                &shared.alpha[pos * r..][..r],
+                &shared.s[pos * r * a..][..r * a],
+                shared.w.full_w,
+            );
+            let dp_row = &mut self.dp[row * r * a..][..r * a];
+            dp_row.iter_mut().zip(dp.iter()).for_each(|(d, &x)| *d += x);
+        })
     }
 }
 
@@ -953,13 +1051,8 @@ pub struct AttentionGenerator {
 impl AttentionGenerator {
     pub fn new(config: &AttentionConfig, params: &[f32]) -> Self {
         let w = parts(params, config);
-        let (v, c, e, h, a) = (
-            config.vocab,
-            config.feature_dim,
-            config.embed_dim,
-            config.hidden,
-            config.attention_dim,
-        );
+        let v = config.vocab;
+        let (c, _, e, h, a) = config.dims();
         let gate_input = |o: usize, i: usize| match i {
             i if i < e => w.w_word[o * e + i],
             i if i < e + c => w.w_ctx[o * c + i - e],
@@ -1022,14 +1115,8 @@ impl Generator for AttentionGenerator {
 
     fn step(&self, image: &[f32], tokens: &[u32], states: &mut [f32], log_probs: &mut Vec<f32>) {
         let (w, config) = (parts(&self.params, &self.config), &self.config);
-        let (v, c, r, e, h, a) = (
-            config.vocab,
-            config.feature_dim,
-            config.regions,
-            config.embed_dim,
-            config.hidden,
-            config.attention_dim,
-        );
+        let v = config.vocab;
+        let (c, r, e, h, a) = config.dims();
         let (rows, size) = (tokens.len(), self.state_size());
         let (grid, p) = image.split_at(r * c);
         let h_prev: Vec<f32> = states
