@@ -16,7 +16,7 @@ TOKENIZE=${TOKENIZE:-ptb}
 DECODER=${DECODER:-merge}
 case "$DECODER" in
   merge) default_flags="--hidden 512 --epochs 10 --lr-decay 0.8"; grid=() ;;
-  attention) default_flags="--hidden 512 --attention-dim 256 --lr 4e-4 --epochs 15 --lr-decay 0.8"; grid=(--grid) ;;
+  attention) default_flags="--hidden 512 --attention-dim 256 --lr 1e-3 --lr-decay 0.8 --epochs 10"; grid=(--grid) ;;
   *) echo "DECODER=$DECODER: merge or attention" >&2; exit 2 ;;
 esac
 TRAIN_FLAGS=${TRAIN_FLAGS:-$default_flags}
