@@ -536,11 +536,7 @@ pub fn extract(options: &FeaturesOptions) -> Result<FeaturesReport> {
 
     if !todo.is_empty() {
         let encoder = Encoder::load(kind, options.weights.as_deref())?;
-        if options.classes
-            && encoder
-                .class_probabilities(&vec![0.0; kind.feature_dim()])
-                .is_none()
-        {
+        if options.classes && !encoder.has_classifier() {
             bail!(
                 "--classes: these {} weights carry no ImageNet classifier; use weights with one (the fetched EfficientNet-Lite0 weights have it)",
                 kind.name()

@@ -20,7 +20,7 @@
 
 use crate::decoder::{Batch, Generator, Group};
 use crate::engine::math::FastMath;
-use crate::engine::params::{grow, split, split_mut, Layout};
+use crate::engine::params::{grow, sizes, split, split_mut, Layout, Shape};
 use crate::engine::rng::Rng;
 use crate::engine::{matmul, transpose, Transpose};
 use crate::nn::attention::{
@@ -92,7 +92,7 @@ impl AttentionConfig {
     }
 
     /// Parameter shapes in storage order: (rows, columns), no columns for a vector.
-    fn shapes(&self) -> [(usize, Option<usize>); 19] {
+    fn shapes(&self) -> [Shape; 19] {
         let v = self.vocab;
         let (c, _, e, h, a) = self.dims();
         [
@@ -119,16 +119,11 @@ impl AttentionConfig {
     }
 
     pub fn sizes(&self) -> [usize; 19] {
-        self.shapes().map(|(rows, cols)| rows * cols.unwrap_or(1))
+        sizes(self.shapes())
     }
 
     pub fn layout(&self) -> Layout {
-        let mut layout = Layout::default();
-        for (name, (rows, cols)) in PARAMETERS.iter().zip(self.shapes()) {
-            let shape: Vec<usize> = std::iter::once(rows).chain(cols).collect();
-            layout.add(name, &shape);
-        }
-        layout
+        Layout::from_shapes(&PARAMETERS, &self.shapes())
     }
 
     /// PyTorch's default initialisation (uniform(-k, k), k = 1/sqrt(fan in), biases included; the

@@ -9,7 +9,7 @@
 //! Parameters use PyTorch names and layouts (weights [out, in], LSTM gates i, f, g, o).
 
 use crate::engine::math::FastMath;
-use crate::engine::params::{grow, split, split_mut, Layout};
+use crate::engine::params::{grow, sizes, split, split_mut, Layout, Shape};
 use crate::engine::rng::Rng;
 use crate::engine::Real;
 use crate::engine::{matmul, Transpose};
@@ -53,7 +53,7 @@ pub const PARAMETERS: [&str; 10] = [
 
 impl MergeConfig {
     /// Parameter shapes in storage order: (rows, columns), no columns for a vector.
-    fn shapes(&self) -> [(usize, Option<usize>); 10] {
+    fn shapes(&self) -> [Shape; 10] {
         let (v, f, e, h) = (self.vocab, self.feature_dim, self.embed_dim, self.hidden);
         [
             (h, Some(f)),
@@ -69,19 +69,12 @@ impl MergeConfig {
         ]
     }
 
-    /// Element counts of the parameters, in storage order: the layout without names, shapes or
-    /// allocation (the training step splits its buffers with it).
     pub fn sizes(&self) -> [usize; 10] {
-        self.shapes().map(|(rows, cols)| rows * cols.unwrap_or(1))
+        sizes(self.shapes())
     }
 
     pub fn layout(&self) -> Layout {
-        let mut layout = Layout::default();
-        for (name, (rows, cols)) in PARAMETERS.iter().zip(self.shapes()) {
-            let shape: Vec<usize> = std::iter::once(rows).chain(cols).collect();
-            layout.add(name, &shape);
-        }
-        layout
+        Layout::from_shapes(&PARAMETERS, &self.shapes())
     }
 
     /// Keras's initialisation (the seed's): glorot-uniform kernels, orthogonal recurrent kernel,

@@ -133,16 +133,6 @@ impl std::fmt::Display for ImageInput {
     }
 }
 
-impl ImageInput {
-    /// Values per image.
-    pub fn width(self) -> usize {
-        match self {
-            ImageInput::Pooled { dim } => dim,
-            ImageInput::Grid { regions, channels } => regions * channels,
-        }
-    }
-}
-
 /// A training step's activations and scratch, for the decoder that made it.
 pub enum Workspace {
     Merge(Box<merge::Workspace<f32>>),

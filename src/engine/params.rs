@@ -15,7 +15,26 @@ pub struct Layout {
     pub total: usize,
 }
 
+/// A parameter tensor's shape: (rows, columns), no columns for a vector.
+pub type Shape = (usize, Option<usize>);
+
+/// Element counts of tensors of these shapes: a layout without names, shapes or allocation (a
+/// training step splits its buffers with it).
+pub fn sizes<const N: usize>(shapes: [Shape; N]) -> [usize; N] {
+    shapes.map(|(rows, cols)| rows * cols.unwrap_or(1))
+}
+
 impl Layout {
+    /// Tensors named `names` with `shapes`, in that order.
+    pub fn from_shapes(names: &[&str], shapes: &[Shape]) -> Self {
+        let mut layout = Layout::default();
+        for (name, &(rows, cols)) in names.iter().zip(shapes) {
+            let shape: Vec<usize> = std::iter::once(rows).chain(cols).collect();
+            layout.add(name, &shape);
+        }
+        layout
+    }
+
     pub fn add(&mut self, name: &str, shape: &[usize]) {
         let len = shape.iter().product();
         self.slots.push(Slot {

@@ -199,6 +199,10 @@ impl EfficientNetLite {
         head
     }
 
+    pub fn has_classifier(&self) -> bool {
+        self.classifier.is_some()
+    }
+
     /// ImageNet logits from a feature (None when the weights have no classifier).
     pub fn logits(&self, features: &[f32]) -> Option<Vec<f32>> {
         let (w, b) = self.classifier.as_ref()?;

@@ -140,6 +140,14 @@ impl Encoder {
         }
     }
 
+    /// Whether the weights carry the ImageNet classifier.
+    pub fn has_classifier(&self) -> bool {
+        match self {
+            Encoder::EfficientNetLite0(model) => model.has_classifier(),
+            Encoder::Vgg16(_) => true,
+        }
+    }
+
     /// The 1,000 ImageNet class probabilities (softmax of the classifier's logits) from a feature
     /// vector of this encoder: the same forward pass, only the last layer more. None when the
     /// weights carry no classifier.
