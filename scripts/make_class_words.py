@@ -9,26 +9,29 @@ timm's `imagenet_synsets.txt`; the script fetches timm's wheel from PyPI with pi
 the same inputs give the same bytes (tests/class_words.rs checks that the binary embeds this output).
 
 One line per class, in class order, tab-separated:
-  index  wnid  name  name_article  name_plural  short  short_article  short_plural  ancestors
+  index  wnid  name  name_article  name_plural  short  short_article  short_plural  ancestors  ancestor_plurals
 name: the synset's first lemma ("great grey owl", "tabby", "tench"); short: what people call it, the first
-synset on the way up (itself included) with a one-word lemma that people use often, by WordNet's sense-tag
-counts ("owl", "cat", "fish"); ancestors: the first lemma of each hypernym up to the root, '|'-separated,
-nearest first (the decoder's vocabulary picks the nearest one it knows).
+synset on the way up (itself included) whose one-word first lemma people use often in that sense, by
+WordNet's sense-tag counts ("owl", "cat", "fish"; "thimble" stays "thimble": "cap" is common, but not in the
+sense of thimble's parent); ancestors: the first lemma of each hypernym up to the root, '|'-separated,
+nearest first (the decoder's vocabulary picks the nearest one it knows); ancestor_plurals: their plurals, in
+the same order (a caption may say "two birds" where the class is one owl).
 """
 import argparse, glob, os, re, subprocess, sys, tempfile, zipfile
 
 TIMM = "timm==1.0.31"
 SYNSETS = "timm/data/_info/imagenet_synsets.txt"
 # A one-word lemma counts as "what people say" when WordNet's semantic concordance (cntlist.rev) tagged it
-# at least this often as a noun ("owl" 3, "cat" 18, "tabby" 0).
+# at least this often in that synset's sense ("owl" 3, "cat" 18, "tabby" 0).
 COMMON = 3
 # Words never used as a short name: too generic to name what is in a photo.
 GENERIC = set("""entity object whole organism being animal artifact artefact device structure thing matter
 substance food person vertebrate invertebrate unit abstraction container commodity covering equipment
 implement plant mammal conveyance vehicle article part instrument instrumentality game piece system
-material fabric cloth protective_covering""".split())
+material fabric cloth protective_covering clothing garment attire wear apparel""".split())
 # Plurals people use that WordNet's exception list does not give.
 SAME_PLURAL = set("fish sheep deer bison moose swine salmon trout".split())
+USUAL_PLURAL = {"person": "people"}
 AN_EXCEPTIONS = ("uni", "use", "usu", "uti", "ure", "eu", "one", "ewe")
 AN_SILENT_H = ("hour", "honest", "honor", "honour", "heir")
 
@@ -49,12 +52,22 @@ def load_wordnet(wndir):
             if symbol in ("@", "@i") and pos == "n":
                 hypernyms.append(target)
         synsets[offset] = (lemmas, hypernyms)
+    # index.noun lists each lemma's synsets in sense-number order: (lemma, sense number) -> synset.
+    senses = {}
+    for line in open(os.path.join(wndir, "index.noun"), encoding="latin-1"):
+        if line.startswith("  "):
+            continue
+        f = line.split()
+        lemma, pointers = f[0], int(f[3])
+        for number, offset in enumerate(f[4 + pointers + 2:], start=1):
+            senses[(lemma, number)] = offset
     for line in open(os.path.join(wndir, "cntlist.rev"), encoding="latin-1"):
-        key, _, tagged = line.split()
+        key, number, tagged = line.split()
         lemma, sense = key.split("%", 1)
-        if sense.startswith("1:"):
-            lemma = lemma.replace("_", " ")
-            counts[lemma] = counts.get(lemma, 0) + int(tagged)
+        offset = senses.get((lemma, int(number)))
+        if sense.startswith("1:") and offset:
+            for key in [(lemma.replace("_", " "), offset), (lemma.replace("_", " "), None)]:
+                counts[key] = counts.get(key, 0) + int(tagged)
     for line in open(os.path.join(wndir, "noun.exc"), encoding="latin-1"):
         plural, singular = line.split()[:2]
         plurals.setdefault(singular.replace("_", " "), plural.replace("_", " "))
@@ -74,6 +87,8 @@ def plural(phrase, irregular):
     head, _, last = phrase.rpartition(" ")
     if last in SAME_PLURAL or last.endswith("fish"):
         word = last
+    elif last in USUAL_PLURAL:
+        word = USUAL_PLURAL[last]
     elif phrase in irregular:
         return irregular[phrase]
     elif last in irregular:
@@ -103,12 +118,15 @@ def short_name(synsets, counts, offsets):
     head = name.rpartition(" ")[2]
     if " " in name and any(head in [l.lower() for l in synsets[o][0]] for o in offsets[1:]):
         return head
-    # Else the first synset on the way up whose first lemma is one common word: "tabby" -> "cat".
-    for offset in offsets:
+    # Else the first synset on the way up whose first lemma is one common word: "tabby" -> "cat". The
+    # class's own word counts in all its senses ("hammer"); an ancestor's only in its own sense, so that
+    # a thimble does not become a "cap".
+    for depth, offset in enumerate(offsets):
         lemma = synsets[offset][0][0]
         if lemma.lower() in GENERIC:
             break
-        if " " not in lemma and "-" not in lemma and lemma.islower() and counts.get(lemma, 0) >= COMMON:
+        tagged = counts.get((lemma, None if depth == 0 else offset), 0)
+        if " " not in lemma and "-" not in lemma and lemma.islower() and tagged >= COMMON:
             return lemma
     return name
 
@@ -134,9 +152,10 @@ def main():
         offsets = chain(synsets, wnid[1:])
         name = synsets[offsets[0]][0][0].lower()
         short = short_name(synsets, counts, offsets)
-        ancestors = "|".join(synsets[o][0][0].lower() for o in offsets[1:])
+        ancestors = [synsets[o][0][0].lower() for o in offsets[1:]]
         lines.append("\t".join([str(index), wnid, name, article(name), plural(name, irregular),
-                                short, article(short), plural(short, irregular), ancestors]))
+                                short, article(short), plural(short, irregular), "|".join(ancestors),
+                                "|".join(plural(a, irregular) for a in ancestors)]))
     os.makedirs(os.path.dirname(a.out) or ".", exist_ok=True)
     with open(a.out, "w") as f:
         f.write("\n".join(lines) + "\n")

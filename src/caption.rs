@@ -2,9 +2,11 @@
 //! encoder -> decoder search -> words -> a sentence.
 
 use crate::decoder::ImageInput;
-use crate::generate::{caption_log_prob, search, words, SearchOptions};
+use crate::generate::{caption_log_prob, SearchOptions};
+use crate::ground::{GroundOptions, Grounding};
 use crate::image::{decode, to_network_input, Resize, RgbImage};
 use crate::model::Model;
+use crate::text::class_words::Word;
 use crate::vision::{Encoder, EncoderKind};
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
@@ -13,8 +15,10 @@ use std::path::{Path, PathBuf};
 pub struct Captioned {
     /// What a person reads: "A man's dog runs through the grass."
     pub sentence: String,
-    /// The model's tokens joined by spaces: what `evaluate` scores.
+    /// The model's tokens joined by spaces (with the grounded class's name): what `evaluate` scores.
     pub tokens: String,
+    /// One entry per generated token (a grounded name may be two words: "sea lion").
+    pub words: Vec<String>,
     /// Mean log-probability per token: how fluent the model finds its caption (near 0: sure).
     pub score: f64,
     /// Mean log-probability per token gained from the photo, against the same caption with no image
@@ -25,6 +29,8 @@ pub struct Captioned {
     /// With `details`: the encoder's three most probable ImageNet classes (class index, probability),
     /// most probable first; empty when its weights carry no classifier.
     pub classes: Vec<(usize, f32)>,
+    /// What the caption was made to name, if anything, and the word of it the caption holds.
+    pub grounded: Option<(Grounding, Word)>,
     /// With an attention decoder: where it looked for each word.
     pub attention: Option<AttentionMap>,
     /// The photo as the encoder saw it (network size), for drawing the attention over it.
@@ -82,12 +88,14 @@ impl Captioner {
         })
     }
 
-    /// The caption of one photo; with `details` (what `--json` reports), also how much of it comes
-    /// from the photo and the encoder's top classes.
+    /// The caption of one photo, grounded in what the encoder recognises unless `ground` is `None`;
+    /// with `details` (what `--json` reports), also how much of it comes from the photo and the
+    /// encoder's top classes.
     pub fn caption(
         &self,
         bytes: &[u8],
         options: &SearchOptions,
+        ground: Option<&GroundOptions>,
         details: bool,
     ) -> Result<Captioned> {
         let image = decode(bytes)?;
@@ -105,22 +113,17 @@ impl Captioner {
                 (pooled, grid.data)
             }
         };
-        let classes = if details {
-            let probabilities = self
-                .encoder
+        let probabilities = if details || ground.is_some() {
+            self.encoder
                 .class_probabilities(&pooled)
-                .unwrap_or_default();
-            let mut order: Vec<usize> = (0..probabilities.len()).collect();
-            order.sort_by(|&a, &b| probabilities[b].total_cmp(&probabilities[a]));
-            order
-                .into_iter()
-                .take(3)
-                .map(|i| (i, probabilities[i]))
-                .collect()
+                .unwrap_or_default()
         } else {
             Vec::new()
         };
-        let generated = search(&self.model, &feature, options);
+        let grounding = ground
+            .and_then(|options| Grounding::choose(&probabilities, &self.model.vocab, options));
+        let grounded = crate::ground::caption(&self.model, &feature, options, grounding)?;
+        let generated = &grounded.generated;
         // The same caption for an all-zero feature: what the language model says with no image.
         let grounding = details.then(|| {
             let blind = caption_log_prob(
@@ -131,13 +134,24 @@ impl Captioner {
             );
             (generated.log_prob - blind) / generated.predicted() as f64
         });
-        let words = words(&self.model, &generated.tokens);
+        let classes = if details {
+            let mut order: Vec<usize> = (0..probabilities.len()).collect();
+            order.sort_by(|&a, &b| probabilities[b].total_cmp(&probabilities[a]));
+            order
+                .into_iter()
+                .take(3)
+                .map(|i| (i, probabilities[i]))
+                .collect()
+        } else {
+            Vec::new()
+        };
         Ok(Captioned {
-            sentence: crate::text::sentence(&words),
-            tokens: words.join(" "),
+            sentence: crate::text::sentence(&grounded.words),
+            tokens: grounded.words.join(" "),
             score: generated.mean_log_prob(),
             grounding,
             classes,
+            grounded: grounded.grounding,
             attention: matches!(
                 self.model.config.decoder.image_input(),
                 ImageInput::Grid { .. }
@@ -147,9 +161,10 @@ impl Captioner {
                 AttentionMap {
                     height,
                     width,
-                    words: generated.attention,
+                    words: grounded.generated.attention,
                 }
             }),
+            words: grounded.words,
             photo: input,
         })
     }

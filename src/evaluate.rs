@@ -9,14 +9,17 @@
 use crate::dataset::Split;
 use crate::features::Features;
 use crate::fsio::{create_output_dir, write_atomic};
-use crate::generate::{caption_all, SearchOptions};
+use crate::generate::SearchOptions;
+use crate::ground::{GroundOptions, Grounding};
 use crate::metrics::{bleu, cider, meteor, rouge, Sample};
 use crate::model::Model;
 use crate::text::{ptb_tokenize, Tokenization};
 use crate::train::{
     image_rows, read_descriptions, read_split, require_features, work_tokenization,
 };
+use crate::vision::{Encoder, EncoderKind};
 use anyhow::{bail, Context, Result};
+use rayon::prelude::*;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -31,6 +34,11 @@ pub struct EvaluateOptions {
     /// Replace the results already in `out` (without it, that is an error).
     pub force: bool,
     pub meteor_jar: Option<PathBuf>,
+    /// Score grounded captions (as `caption` writes them by default): the encoder's classes, from
+    /// the stored pooled features through its classifier (`weights`, default fetched), name what
+    /// it recognises.
+    pub ground: Option<GroundOptions>,
+    pub weights: Option<PathBuf>,
     pub progress: bool,
 }
 
@@ -164,6 +172,16 @@ pub fn evaluate(model: &Model, options: &EvaluateOptions) -> Result<Evaluation> 
         })
         .collect::<Result<_>>()?;
 
+    let groundings = match &options.ground {
+        Some(ground) => {
+            let pooled: Vec<&[f32]> = ids
+                .iter()
+                .map(|id| features.row(index[id.as_str()]))
+                .collect();
+            groundings(model, &pooled, ground, options.weights.as_deref())?
+        }
+        None => vec![None; ids.len()],
+    };
     // Located (and fetched, if need be) once for both runs.
     let meteor_jar = meteor::locate(options.meteor_jar.as_deref()).map_err(|e| format!("{e:#}"));
     let mut runs = Vec::new();
@@ -180,7 +198,15 @@ pub fn evaluate(model: &Model, options: &EvaluateOptions) -> Result<Evaluation> 
     for (name, search) in searches {
         let bar = crate::progress::bar(ids.len() as u64, "images", options.progress);
         bar.set_prefix(name.clone());
-        let captions = caption_all(model, &rows, &search, &bar);
+        let captions: Vec<String> = rows
+            .par_iter()
+            .zip(&groundings)
+            .map(|(row, grounding)| {
+                let caption = crate::ground::caption(model, row, &search, grounding.clone())?;
+                bar.inc(1);
+                Ok(caption.words.join(" "))
+            })
+            .collect::<Result<_>>()?;
         bar.finish_and_clear();
         let samples: Vec<Sample> = captions
             .iter()
@@ -235,6 +261,32 @@ pub fn evaluate(model: &Model, options: &EvaluateOptions) -> Result<Evaluation> 
         meteor_unavailable,
         images: ids.len(),
     })
+}
+
+/// What each image's caption is made to name, from its pooled feature through the model's encoder's
+/// classifier.
+fn groundings(
+    model: &Model,
+    pooled: &[&[f32]],
+    options: &GroundOptions,
+    weights: Option<&std::path::Path>,
+) -> Result<Vec<Option<Grounding>>> {
+    let kind = EncoderKind::parse(&model.config.encoder)
+        .context("--ground needs the model's encoder, which this version cannot load")?;
+    let encoder = Encoder::load(kind, weights)?;
+    if !encoder.has_classifier() {
+        bail!(
+            "--ground: these {} weights carry no ImageNet classifier; use weights with one (the fetched EfficientNet-Lite0 weights have it)",
+            kind.name()
+        );
+    }
+    Ok(pooled
+        .par_iter()
+        .map(|feature| {
+            let probabilities = encoder.class_probabilities(feature)?;
+            Grounding::choose(&probabilities, &model.vocab, options)
+        })
+        .collect())
 }
 
 /// The metrics table for a person: one row per metric, one column per search, values x100.

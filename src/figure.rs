@@ -14,7 +14,11 @@ const TEXT_SCALE: usize = 2;
 const GAP: usize = 6;
 
 /// The figure for one photo (the network-size input the encoder saw) and its caption's words.
-pub fn attention_figure(photo: &RgbImage, map: &AttentionMap, words: &[&str]) -> image::RgbImage {
+pub fn attention_figure<S: AsRef<str>>(
+    photo: &RgbImage,
+    map: &AttentionMap,
+    words: &[S],
+) -> image::RgbImage {
     let (w, h) = (photo.width, photo.height);
     let panels = 1 + words.len();
     let rows = panels.div_ceil(COLUMNS);
@@ -23,7 +27,7 @@ pub fn attention_figure(photo: &RgbImage, map: &AttentionMap, words: &[&str]) ->
     let height = rows * (h + LABEL + GAP) + GAP;
     let mut figure = image::RgbImage::from_pixel(width as u32, height as u32, image::Rgb([255; 3]));
     let weights = std::iter::once(None).chain(map.words.iter().map(Some));
-    let labels = std::iter::once("(photo)").chain(words.iter().copied());
+    let labels = std::iter::once("(photo)").chain(words.iter().map(AsRef::as_ref));
     for (panel, (weights, label)) in weights.zip(labels).enumerate() {
         let (x0, y0) = (
             GAP + (panel % COLUMNS) * (w + GAP),

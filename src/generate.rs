@@ -5,7 +5,7 @@
 
 use crate::model::Model;
 use crate::text::{END_TOKEN, PAD_ID, START_TOKEN, UNK_ID};
-use rayon::prelude::*;
+use anyhow::{bail, Result};
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct SearchOptions {
@@ -85,6 +85,16 @@ pub struct Generated {
 }
 
 impl Generated {
+    /// No caption: what a search returns when every continuation was blocked from the start.
+    fn empty() -> Self {
+        Generated {
+            tokens: Vec::new(),
+            ended: false,
+            log_prob: 0.0,
+            attention: Vec::new(),
+        }
+    }
+
     /// Mean log-probability per predicted token (endseq included): how sure the model was.
     pub fn mean_log_prob(&self) -> f64 {
         self.log_prob / self.predicted() as f64
@@ -104,9 +114,75 @@ fn score(h: &Hypothesis, alpha: f64) -> f64 {
     }
 }
 
+/// Words a finished caption must hold one of (a word and its plural, say): a constraint of
+/// constrained beam search (Anderson et al. 2017).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Constraint {
+    ids: Vec<u32>,
+}
+
+/// Most constraints one search takes: its hypotheses are grouped by which constraints they have
+/// met, 2^n groups of `beam` each.
+pub const MAX_CONSTRAINTS: usize = 3;
+
+impl Constraint {
+    /// A constraint on `words`, each a word the model's vocabulary holds and the search may emit.
+    pub fn new(model: &Model, words: &[&str]) -> Result<Self> {
+        if words.is_empty() {
+            bail!("a constraint needs at least one word");
+        }
+        let never = [banned(model).as_slice(), &[model.vocab.id(END_TOKEN)]].concat();
+        let mut ids = Vec::new();
+        for word in words {
+            let id = model.vocab.id(word);
+            if id == UNK_ID {
+                bail!("the model's vocabulary has no word \"{word}\": no caption can hold it");
+            }
+            if never.contains(&id) {
+                bail!(
+                    "\"{word}\" is a marker the search never emits, not a word a caption can hold"
+                );
+            }
+            if !ids.contains(&id) {
+                ids.push(id);
+            }
+        }
+        Ok(Constraint { ids })
+    }
+}
+
 /// The best caption for one image input (its pooled feature or grid, as the decoder reads).
 /// Single-threaded (see `linear_forward_few_rows`); batches caption one image per thread.
 pub fn search(model: &Model, input: &[f32], options: &SearchOptions) -> Generated {
+    beam_search(model, input, options, &[]).unwrap_or_else(Generated::empty)
+}
+
+/// The best caption that holds a word of every constraint, or `None` when no caption within the
+/// maximum length does. With no constraint it is `search`.
+pub fn search_constrained(
+    model: &Model,
+    input: &[f32],
+    options: &SearchOptions,
+    constraints: &[Constraint],
+) -> Result<Option<Generated>> {
+    if constraints.len() > MAX_CONSTRAINTS {
+        bail!(
+            "{} constraints given; a search takes at most {MAX_CONSTRAINTS}",
+            constraints.len()
+        );
+    }
+    Ok(beam_search(model, input, options, constraints))
+}
+
+/// Beam search with hypotheses grouped by the set of constraints they have met (a bit mask); each
+/// group keeps `beam` hypotheses, a word that meets a constraint moves its hypothesis to a fuller
+/// group, and only the group that met every constraint may finish.
+fn beam_search(
+    model: &Model,
+    input: &[f32],
+    options: &SearchOptions,
+    constraints: &[Constraint],
+) -> Option<Generated> {
     let generator = model.generator();
     let (size, v) = (generator.state_size(), model.config.decoder.vocab());
     let image = generator.image(input);
@@ -118,83 +194,112 @@ pub fn search(model: &Model, input: &[f32], options: &SearchOptions) -> Generate
         .map(|w| model.vocab.id(w))
         .filter(|&id| id != UNK_ID)
         .collect();
+    let groups = 1usize << constraints.len();
+    let all_met = groups - 1;
+    // Each constraint word with the set of constraints it meets.
+    let mut meeting: Vec<(u32, usize)> = Vec::new();
+    for (bit, constraint) in constraints.iter().enumerate() {
+        for &id in &constraint.ids {
+            match meeting.iter_mut().find(|(word, _)| *word == id) {
+                Some((_, mask)) => *mask |= 1 << bit,
+                None => meeting.push((id, 1 << bit)),
+            }
+        }
+    }
     let width = options.beam.max(1);
     let max_new = model.config.max_length.saturating_sub(1).max(1);
-    let mut live = vec![Hypothesis {
+    let mut live: Vec<Vec<Hypothesis>> = vec![Vec::new(); groups];
+    live[0].push(Hypothesis {
         tokens: Vec::new(),
         log_prob: 0.0,
         state: generator.initial_state(&image),
         attention: Vec::new(),
-    }];
+    });
     let (mut finished, mut cut_dangling): (Vec<Hypothesis>, Vec<Hypothesis>) = Default::default();
     let mut log_probs = Vec::new();
     for t in 0..max_new {
-        let tokens: Vec<u32> = live
+        let flat: Vec<(usize, &Hypothesis)> = live
             .iter()
-            .map(|b| b.tokens.last().copied().unwrap_or(start))
+            .enumerate()
+            .flat_map(|(group, hypotheses)| hypotheses.iter().map(move |h| (group, h)))
             .collect();
-        let mut states: Vec<f32> = live.iter().flat_map(|b| b.state.iter().copied()).collect();
+        let tokens: Vec<u32> = flat
+            .iter()
+            .map(|(_, h)| h.tokens.last().copied().unwrap_or(start))
+            .collect();
+        let mut states: Vec<f32> = flat
+            .iter()
+            .flat_map(|(_, h)| h.state.iter().copied())
+            .collect();
         generator.step(&image, &tokens, &mut states, &mut log_probs);
-        // The best `width` continuations of each live hypothesis, then the best `width` overall.
-        let mut candidates: Vec<(f64, usize, u32)> = Vec::new();
+        // For each group: the best `width` continuations of each hypothesis that stay in it, and
+        // every continuation that moves a hypothesis into it by meeting a constraint.
+        let mut candidates: Vec<Vec<(f64, usize, u32)>> = vec![Vec::new(); groups];
         for (b, row) in log_probs.chunks_exact(v).enumerate() {
-            let mut repeats = if options.block_repeats {
-                repeated_bigram_ends(&live[b].tokens)
+            let (group, hypothesis) = flat[b];
+            let repeats = if options.block_repeats {
+                repeated_bigram_ends(&hypothesis.tokens)
             } else {
                 Vec::new()
             };
-            if live[b].tokens.last().is_some_and(|t| dangling.contains(t)) {
-                repeats.push(end);
+            let moving: Vec<(u32, usize)> = meeting
+                .iter()
+                .map(|&(id, mask)| (id, group | mask))
+                .filter(|&(id, to)| to != group && !repeats.contains(&id))
+                .collect();
+            let mut blocked = repeats;
+            if group != all_met
+                || hypothesis
+                    .tokens
+                    .last()
+                    .is_some_and(|t| dangling.contains(t))
+            {
+                blocked.push(end);
             }
-            let mut best: Vec<(f32, u32)> = Vec::with_capacity(width + 1);
-            for (id, &lp) in row.iter().enumerate() {
-                let id = id as u32;
-                if banned.contains(&id)
-                    || repeats.contains(&id)
-                    || (best.len() == width && lp <= best[width - 1].0)
-                {
-                    continue;
-                }
-                let at = best.partition_point(|&(p, _)| p >= lp);
-                best.insert(at, (lp, id));
-                best.truncate(width);
+            blocked.extend(moving.iter().map(|&(id, _)| id));
+            for (lp, id) in best_words(row, width, &banned, &blocked) {
+                candidates[group].push((hypothesis.log_prob + f64::from(lp), b, id));
             }
-            candidates.extend(
-                best.into_iter()
-                    .map(|(lp, id)| (live[b].log_prob + f64::from(lp), b, id)),
-            );
+            for (id, to) in moving {
+                let lp = f64::from(row[id as usize]);
+                candidates[to].push((hypothesis.log_prob + lp, b, id));
+            }
         }
-        candidates.sort_by(|a, b| b.0.total_cmp(&a.0));
-        let mut next = Vec::with_capacity(width);
-        for (log_prob, b, id) in candidates {
-            let mut tokens = live[b].tokens.clone();
-            tokens.push(id);
-            let state = states[b * size..][..size].to_vec();
-            let mut attention = live[b].attention.clone();
-            attention.extend(generator.attention(&state).map(<[f32]>::to_vec));
-            let hypothesis = Hypothesis {
-                tokens,
-                log_prob,
-                state,
-                attention,
-            };
-            if id == end {
-                finished.push(hypothesis);
-            } else if t + 1 == max_new {
-                if dangling.contains(&id) {
-                    cut_dangling.push(hypothesis);
-                } else {
+        let mut next: Vec<Vec<Hypothesis>> = vec![Vec::new(); groups];
+        for (group, mut group_candidates) in candidates.into_iter().enumerate() {
+            group_candidates.sort_by(|a, b| b.0.total_cmp(&a.0));
+            for (log_prob, b, id) in group_candidates {
+                let mut tokens = flat[b].1.tokens.clone();
+                tokens.push(id);
+                let state = states[b * size..][..size].to_vec();
+                let mut attention = flat[b].1.attention.clone();
+                attention.extend(generator.attention(&state).map(<[f32]>::to_vec));
+                let hypothesis = Hypothesis {
+                    tokens,
+                    log_prob,
+                    state,
+                    attention,
+                };
+                if id == end {
                     finished.push(hypothesis);
+                } else if t + 1 == max_new {
+                    if group != all_met {
+                        continue;
+                    } else if dangling.contains(&id) {
+                        cut_dangling.push(hypothesis);
+                    } else {
+                        finished.push(hypothesis);
+                    }
+                } else {
+                    next[group].push(hypothesis);
                 }
-            } else {
-                next.push(hypothesis);
-            }
-            if next.len() == width {
-                break;
+                if next[group].len() == width {
+                    break;
+                }
             }
         }
         live = next;
-        if finished.len() >= width || live.is_empty() {
+        if finished.len() >= width || live.iter().all(Vec::is_empty) {
             break;
         }
     }
@@ -202,38 +307,47 @@ pub fn search(model: &Model, input: &[f32], options: &SearchOptions) -> Generate
     // every finished one ("dog is playing with ball in the"). A caption cut by the maximum length
     // on a dangling word comes next, and the live ones (when every continuation was blocked) last.
     let alpha = options.length_penalty;
-    let pool = [finished, cut_dangling, live]
+    let pool = [finished, cut_dangling, std::mem::take(&mut live[all_met])]
         .into_iter()
-        .find(|pool| !pool.is_empty())
-        .unwrap_or_default();
-    let best = pool
-        .into_iter()
-        .max_by(|a, b| score(a, alpha).total_cmp(&score(b, alpha)));
-    let Some(Hypothesis {
+        .find(|pool| !pool.is_empty())?;
+    let Hypothesis {
         mut tokens,
         log_prob,
         mut attention,
         ..
-    }) = best
-    else {
-        return Generated {
-            tokens: Vec::new(),
-            ended: false,
-            log_prob: 0.0,
-            attention: Vec::new(),
-        };
-    };
+    } = pool
+        .into_iter()
+        .max_by(|a, b| score(a, alpha).total_cmp(&score(b, alpha)))?;
     let ended = tokens.last() == Some(&end);
     if ended {
         tokens.pop();
         attention.truncate(tokens.len());
     }
-    Generated {
+    Some(Generated {
         tokens,
         ended,
         log_prob,
         attention,
+    })
+}
+
+/// The `width` most probable words of a row of log-probabilities, most probable first, leaving out
+/// `banned` and `blocked`.
+fn best_words(row: &[f32], width: usize, banned: &[u32], blocked: &[u32]) -> Vec<(f32, u32)> {
+    let mut best: Vec<(f32, u32)> = Vec::with_capacity(width + 1);
+    for (id, &lp) in row.iter().enumerate() {
+        let id = id as u32;
+        if banned.contains(&id)
+            || blocked.contains(&id)
+            || (best.len() == width && lp <= best[width - 1].0)
+        {
+            continue;
+        }
+        let at = best.partition_point(|&(p, _)| p >= lp);
+        best.insert(at, (lp, id));
+        best.truncate(width);
     }
+    best
 }
 
 /// The words of token ids.
@@ -241,28 +355,6 @@ pub fn words<'a>(model: &'a Model, tokens: &[u32]) -> Vec<&'a str> {
     tokens
         .iter()
         .filter_map(|&t| model.vocab.token(t))
-        .collect()
-}
-
-/// The words of a generated caption, joined by spaces: the token string that is scored.
-pub fn caption_text(model: &Model, feature: &[f32], options: &SearchOptions) -> String {
-    words(model, &search(model, feature, options).tokens).join(" ")
-}
-
-/// Captions for many image inputs, in parallel, one image per thread; `progress` advances per image.
-pub fn caption_all(
-    model: &Model,
-    features: &[&[f32]],
-    options: &SearchOptions,
-    progress: &indicatif::ProgressBar,
-) -> Vec<String> {
-    features
-        .par_iter()
-        .map(|feature| {
-            let text = caption_text(model, feature, options);
-            progress.inc(1);
-            text
-        })
         .collect()
 }
 
@@ -274,6 +366,11 @@ mod tests {
     use crate::engine::rng::Rng;
     use crate::model::ModelConfig;
     use crate::text::{wrap_caption, Tokenization, Vocabulary};
+
+    /// The words of a generated caption, joined by spaces.
+    fn caption_text(model: &Model, feature: &[f32], options: &SearchOptions) -> String {
+        words(model, &search(model, feature, options).tokens).join(" ")
+    }
 
     fn tiny_model(max_length: usize) -> Model {
         let words: Vec<String> = ["dog", "runs", "fast", "the"]
@@ -386,5 +483,103 @@ mod tests {
                 }
             }
         }
+    }
+
+    fn options(beam: usize) -> SearchOptions {
+        SearchOptions {
+            beam,
+            length_penalty: 0.7,
+            block_repeats: true,
+        }
+    }
+
+    fn random_cases(count: usize) -> Vec<(Model, Vec<f32>)> {
+        let mut rng = Rng::new(23);
+        (0..count as u64)
+            .map(|seed| {
+                let mut model = tiny_model(8);
+                model.params = model.config.decoder.init(&mut Rng::new(seed));
+                set_out_bias(&mut model, "endseq", 1.0);
+                let feature: Vec<f32> = (0..4).map(|_| rng.normal() as f32 * 3.0).collect();
+                (model, feature)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_caption_of_a_constrained_search_meets_its_constraints() {
+        let sets: [&[&[&str]]; 4] = [
+            &[&["fast"]],
+            &[&["runs", "fast"]],
+            &[&["the"], &["runs"]],
+            &[&["fast"], &["dog"], &["runs"]],
+        ];
+        for (model, feature) in random_cases(30) {
+            for set in sets {
+                let constraints: Vec<Constraint> = set
+                    .iter()
+                    .map(|words| Constraint::new(&model, words).unwrap())
+                    .collect();
+                for beam in [1, 2, 3] {
+                    let caption =
+                        search_constrained(&model, &feature, &options(beam), &constraints)
+                            .unwrap()
+                            .expect("eight tokens leave room for every constraint");
+                    let words = words(&model, &caption.tokens);
+                    for required in set {
+                        assert!(
+                            words.iter().any(|w| required.contains(w)),
+                            "beam {beam}: {words:?} holds none of {required:?}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_constraint_every_caption_meets_changes_nothing() {
+        // Every word but the markers: a hypothesis meets it with its first word, so the search is
+        // plain beam search except that it may not end before that word.
+        let mut compared = 0;
+        for (model, feature) in random_cases(80) {
+            let words: Vec<&str> = (0..model.vocab.len() as u32)
+                .filter_map(|id| model.vocab.token(id))
+                .filter(|w| Constraint::new(&model, &[w]).is_ok())
+                .collect();
+            let every_word = [Constraint::new(&model, &words).unwrap()];
+            for beam in [1, 3] {
+                let plain = search(&model, &feature, &options(beam));
+                assert_eq!(
+                    search_constrained(&model, &feature, &options(beam), &[]).unwrap(),
+                    Some(plain.clone()),
+                    "no constraint is plain beam search"
+                );
+                if !plain.tokens.is_empty() {
+                    let constrained =
+                        search_constrained(&model, &feature, &options(beam), &every_word);
+                    assert_eq!(constrained.unwrap(), Some(plain));
+                    compared += 1;
+                }
+            }
+        }
+        assert!(compared > 30, "only {compared} non-empty captions compared");
+    }
+
+    #[test]
+    fn constraints_the_model_cannot_express_are_refused() {
+        let model = tiny_model(8);
+        let err = |words: &[&str]| format!("{:#}", Constraint::new(&model, words).unwrap_err());
+        assert!(
+            err(&["zebra"]).contains("no word \"zebra\""),
+            "{}",
+            err(&["zebra"])
+        );
+        assert!(err(&["endseq"]).contains("never emits"));
+        assert!(err(&["<unk>"]).contains("no word"));
+        assert!(err(&[]).contains("at least one word"));
+        let four = vec![Constraint::new(&model, &["dog"]).unwrap(); MAX_CONSTRAINTS + 1];
+        let too_many = search_constrained(&model, &[0.0; 4], &options(3), &four);
+        assert!(format!("{:#}", too_many.unwrap_err()).contains("at most"));
     }
 }

@@ -11,6 +11,7 @@ pub mod fetch;
 pub mod figure;
 pub mod fsio;
 pub mod generate;
+pub mod ground;
 pub mod image;
 pub mod metrics;
 pub mod model;

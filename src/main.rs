@@ -2,6 +2,7 @@
 
 use captioner::dataset::{Format, Split, SplitSizes};
 use captioner::features::{extract, FeaturesOptions, Selection};
+use captioner::ground::GroundOptions;
 use captioner::image::Resize;
 use captioner::prepare::{describe, prepare, PrepareOptions};
 use captioner::train::{train, DecoderKind, TrainOptions};
@@ -86,6 +87,16 @@ struct EvaluateArgs {
     /// coco-caption's meteor-1.5.jar (default: $CAPTIONER_METEOR_JAR, else fetched into the cache).
     #[arg(long)]
     meteor_jar: Option<PathBuf>,
+    /// Score grounded captions, as `caption` writes them (off by default: the decoder alone, the
+    /// standard protocol's number). The classes come from the features' pooled vectors through the
+    /// encoder's classifier.
+    #[arg(long)]
+    ground: bool,
+    #[command(flatten)]
+    ground_thresholds: GroundArgs,
+    /// Encoder weights, for --ground (default: fetched for EfficientNet-Lite0).
+    #[arg(long)]
+    weights: Option<PathBuf>,
     /// Threads (0 = all cores).
     #[arg(long, default_value_t = 0)]
     threads: usize,
@@ -127,6 +138,41 @@ impl SearchArgs {
     }
 }
 
+/// How sure the encoder's classifier must be before a caption is made to name what it saw (shared
+/// by `evaluate` and `caption`).
+#[derive(clap::Args)]
+struct GroundArgs {
+    /// Name the most probable ImageNet class when its probability reaches this.
+    #[arg(long, default_value_t = GroundOptions::default().class_threshold, value_parser = probability)]
+    ground_class_threshold: f32,
+    /// Otherwise require the nearest specific word its probable classes share ("dog" for three
+    /// breeds) when their summed probability reaches this.
+    #[arg(long, default_value_t = GroundOptions::default().word_threshold, value_parser = probability)]
+    ground_word_threshold: f32,
+}
+
+fn probability(text: &str) -> Result<f32, String> {
+    match text.parse::<f32>() {
+        Ok(p) if (0.0..=1.0).contains(&p) => Ok(p),
+        _ => Err(format!("{text:?} is not a probability between 0 and 1")),
+    }
+}
+
+impl GroundArgs {
+    fn options(&self) -> GroundOptions {
+        GroundOptions {
+            class_threshold: self.ground_class_threshold,
+            word_threshold: self.ground_word_threshold,
+        }
+    }
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum GroundSwitch {
+    On,
+    Off,
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 enum SplitArg {
     Train,
@@ -151,6 +197,13 @@ struct CaptionArgs {
     model: Option<PathBuf>,
     #[command(flatten)]
     search: SearchArgs,
+    /// Name what the encoder recognises: when its ImageNet classifier is confident, the caption must
+    /// hold the class's nearest word in the model's vocabulary ("bird" for an owl), and a confident
+    /// class's own name then takes that word's place ("an owl"). `off`: the decoder's caption alone.
+    #[arg(long, value_enum, default_value = "on")]
+    ground: GroundSwitch,
+    #[command(flatten)]
+    ground_thresholds: GroundArgs,
     /// Encoder weights (default: fetched for EfficientNet-Lite0).
     #[arg(long)]
     weights: Option<PathBuf>,
@@ -160,7 +213,9 @@ struct CaptionArgs {
     /// gained over the same caption with no image: below about 0.6 the caption is mostly a guess,
     /// as for a blank photo or one unlike the training photos). "classes": the encoder's three most
     /// probable ImageNet classes, each {"class", "probability", "word"}, "word" being the nearest word
-    /// for it that the model's vocabulary has ("great grey owl" -> "bird"). With an attention model, also
+    /// for it that the model's vocabulary has ("great grey owl" -> "bird"). "grounded": what the caption
+    /// was made to name, {"class", "probability", "word", "name"} ("word" required in the search,
+    /// "name" put in its place, or null), or null. With an attention model, also
     /// "attention": {"height", "width", "words": one list of height x width weights (row-major) per
     /// token}.
     #[arg(long)]
@@ -561,6 +616,8 @@ fn run_evaluate(args: EvaluateArgs) -> anyhow::Result<()> {
         out: args.out,
         force: args.force,
         meteor_jar: args.meteor_jar,
+        ground: args.ground.then(|| args.ground_thresholds.options()),
+        weights: args.weights,
         progress: !args.quiet,
     };
     let evaluation = captioner::evaluate::evaluate(&model, &options)?;
@@ -586,14 +643,18 @@ fn run_caption(args: CaptionArgs) -> anyhow::Result<ExitCode> {
     }
     let captioner = Captioner::new(model, args.weights.as_deref())?;
     let search = args.search.options();
+    let ground = match args.ground {
+        GroundSwitch::On => Some(args.ground_thresholds.options()),
+        GroundSwitch::Off => None,
+    };
     let mut failed = 0;
     for (name, source) in expand(&args.images, args.recursive)? {
         let captioned = read_source(&source)
-            .and_then(|bytes| captioner.caption(&bytes, &search, args.json))
+            .and_then(|bytes| captioner.caption(&bytes, &search, ground.as_ref(), args.json))
             .and_then(|caption| {
                 if let (Some(dir), Some(map)) = (&args.attention, &caption.attention) {
-                    let words: Vec<&str> = caption.tokens.split_whitespace().collect();
-                    let figure = captioner::figure::attention_figure(&caption.photo, map, &words);
+                    let figure =
+                        captioner::figure::attention_figure(&caption.photo, map, &caption.words);
                     let stem = std::path::Path::new(&name)
                         .file_stem()
                         .map_or("stdin".into(), |s| s.to_string_lossy());
@@ -620,11 +681,20 @@ fn run_caption(args: CaptionArgs) -> anyhow::Result<ExitCode> {
                         serde_json::json!({
                             "class": words.name,
                             "probability": (f64::from(probability) * 1e4).round() / 1e4,
-                            "word": words.in_vocabulary(&captioner.model.vocab),
+                            "word": words.in_vocabulary(&captioner.model.vocab).map(|w| w.singular),
                         })
                     })
                     .collect();
                 line["classes"] = serde_json::json!(classes);
+                line["grounded"] = match &caption.grounded {
+                    Some((g, word)) => serde_json::json!({
+                        "class": class_words[g.class].name,
+                        "probability": (f64::from(g.probability) * 1e4).round() / 1e4,
+                        "word": word.singular,
+                        "name": g.name.map(|(name, _)| name.singular),
+                    }),
+                    None => serde_json::Value::Null,
+                };
                 if let Some(map) = &caption.attention {
                     let round = |w: &f32| (f64::from(*w) * 1e4).round() / 1e4;
                     let words: Vec<Vec<f64>> = map

@@ -7,7 +7,8 @@ use std::sync::OnceLock;
 const TABLE: &str = include_str!("../../data/imagenet_class_words.tsv");
 
 /// One class: its WordNet name ("great grey owl"), what people call it ("owl"), each with its
-/// article and plural, and the first lemmas of its hypernyms up to the root, nearest first.
+/// article and plural, and the first lemmas of its hypernyms up to the root, nearest first, each
+/// with its plural.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClassWords {
     pub wnid: &'static str,
@@ -17,7 +18,14 @@ pub struct ClassWords {
     pub short: &'static str,
     pub short_article: &'static str,
     pub short_plural: &'static str,
-    pub ancestors: Vec<&'static str>,
+    pub ancestors: Vec<Word>,
+}
+
+/// A word or phrase and its plural ("bird", "birds").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Word {
+    pub singular: &'static str,
+    pub plural: &'static str,
 }
 
 /// The table, in class order (the classifiers' logit order).
@@ -31,7 +39,7 @@ pub fn class_words() -> &'static [ClassWords] {
                 let fields: Vec<&'static str> = line.split('\t').collect();
                 // The file is generated and embedded at build time; tests/class_words.rs reads every line.
                 assert!(
-                    fields.len() == 9 && fields[0] == index.to_string(),
+                    fields.len() == 10 && fields[0] == index.to_string(),
                     "data/imagenet_class_words.tsv line {}: malformed",
                     index + 1
                 );
@@ -43,7 +51,12 @@ pub fn class_words() -> &'static [ClassWords] {
                     short: fields[5],
                     short_article: fields[6],
                     short_plural: fields[7],
-                    ancestors: fields[8].split('|').filter(|w| !w.is_empty()).collect(),
+                    ancestors: fields[8]
+                        .split('|')
+                        .zip(fields[9].split('|'))
+                        .filter(|(singular, _)| !singular.is_empty())
+                        .map(|(singular, plural)| Word { singular, plural })
+                        .collect(),
                 }
             })
             .collect()
@@ -54,12 +67,25 @@ impl ClassWords {
     /// The nearest word for this class that a decoder's vocabulary holds: what people call it, its
     /// name, then its ancestors nearest first ("tench": "fish"; "great grey owl": "owl" or "bird").
     /// Only one-word candidates count: a caption names it with one token.
-    pub fn in_vocabulary(&self, vocab: &Vocabulary) -> Option<&'static str> {
-        [self.short, self.name]
+    pub fn in_vocabulary(&self, vocab: &Vocabulary) -> Option<Word> {
+        self.words_up()
+            .filter(|word| !word.singular.contains(' '))
+            .find(|word| vocab.id(word.singular) != UNK_ID)
+    }
+
+    /// What people call it, its name, then its ancestors, nearest first.
+    pub fn words_up(&self) -> impl Iterator<Item = Word> + '_ {
+        let short = Word {
+            singular: self.short,
+            plural: self.short_plural,
+        };
+        let name = Word {
+            singular: self.name,
+            plural: self.name_plural,
+        };
+        [short, name]
             .into_iter()
             .chain(self.ancestors.iter().copied())
-            .filter(|word| !word.contains(' '))
-            .find(|word| vocab.id(word) != UNK_ID)
     }
 }
 
@@ -88,7 +114,10 @@ mod tests {
         assert_eq!((owl.short, owl.short_article), ("owl", "an"));
         assert_eq!(find("tench").short, "fish");
         assert_eq!(find("goldfish").name_plural, "goldfish");
-        assert!(owl.ancestors.contains(&"bird"));
+        assert!(owl.ancestors.contains(&Word {
+            singular: "bird",
+            plural: "birds"
+        }));
     }
 
     #[test]
@@ -102,14 +131,21 @@ mod tests {
         );
         let table = class_words();
         let find = |name: &str| table.iter().find(|c| c.name == name).unwrap();
-        assert_eq!(find("great grey owl").in_vocabulary(&vocab), Some("bird"));
-        assert_eq!(find("tench").in_vocabulary(&vocab), Some("fish"));
+        let singular = |name: &str| find(name).in_vocabulary(&vocab).map(|w| w.singular);
+        assert_eq!(singular("great grey owl"), Some("bird"));
+        assert_eq!(singular("tench"), Some("fish"));
         assert_eq!(
-            find("tabby").in_vocabulary(&vocab),
+            singular("tabby"),
             None,
             "no cat, no feline in this vocabulary"
         );
         let with_owl = Vocabulary::build(words(&["owl", "bird"]).iter().map(Vec::as_slice), 1);
-        assert_eq!(find("great grey owl").in_vocabulary(&with_owl), Some("owl"));
+        assert_eq!(
+            find("great grey owl").in_vocabulary(&with_owl),
+            Some(Word {
+                singular: "owl",
+                plural: "owls"
+            })
+        );
     }
 }

@@ -1,0 +1,366 @@
+//! Naming what the encoder recognises. Flickr8k's decoder knows people, dogs and beaches; the
+//! encoder's ImageNet classifier knows 1,000 things. When the classifier is confident, the caption
+//! must say what it saw:
+//!
+//! 1. the class's nearest word in the decoder's vocabulary (what people call it, its name, or its
+//!    nearest hypernym: "great grey owl" -> "bird") is required by constrained beam search
+//!    (Anderson et al. 2017), so the decoder writes the sentence around it;
+//! 2. when the class itself is confident, its name then takes that word's place (the slot filling
+//!    of Neural Baby Talk, Lu et al. 2018) with article and number made to agree: "a bird" -> "an
+//!    owl", "two birds" -> "two owls".
+//!
+//! A class whose nearest word is a vague one ("instrument" for an hourglass) borrows that word's
+//! place in the sentence, as Deep Compositional Captioning lends a new object the output of its
+//! nearest known word, and is always named by filling. When no single class is confident, the
+//! nearest specific word that the probable classes share is required alone ("dog" for a photo the
+//! classifier splits between three breeds).
+
+use crate::generate::{search, search_constrained, Constraint, Generated, SearchOptions};
+use crate::model::Model;
+use crate::text::class_words::{class_words, Word};
+use crate::text::{Vocabulary, UNK_ID};
+use anyhow::Result;
+
+/// Confidence thresholds, tuned on `imagenet-sample` and Flickr8k's dev split (docs/RESULTS.md).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct GroundOptions {
+    /// The most probable class is named when its probability reaches this.
+    pub class_threshold: f32,
+    /// Otherwise a word shared by its probable classes is required when their summed probability
+    /// reaches this.
+    pub word_threshold: f32,
+}
+
+impl Default for GroundOptions {
+    fn default() -> Self {
+        GroundOptions {
+            class_threshold: 0.5,
+            word_threshold: 0.5,
+        }
+    }
+}
+
+/// Words too vague to name what is in a photo on their own (WordNet's upper categories, and the
+/// kinds of thing a Flickr8k caption names more precisely: "clothing", "vehicle"); a confident class
+/// may still borrow their place in a sentence.
+const VAGUE: [&str; 42] = [
+    "entity",
+    "object",
+    "whole",
+    "thing",
+    "artifact",
+    "organism",
+    "animal",
+    "creature",
+    "being",
+    "person",
+    "individual",
+    "device",
+    "structure",
+    "construction",
+    "equipment",
+    "instrument",
+    "instrumentality",
+    "covering",
+    "container",
+    "matter",
+    "substance",
+    "material",
+    "item",
+    "part",
+    "unit",
+    "commodity",
+    "article",
+    "implement",
+    "vehicle",
+    "conveyance",
+    "clothing",
+    "garment",
+    "attire",
+    "wear",
+    "apparel",
+    "furniture",
+    "furnishing",
+    "food",
+    "solid",
+    "formation",
+    "region",
+    "area",
+];
+
+/// What a caption is made to say about a photo.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Grounding {
+    /// The most probable ImageNet class and its probability.
+    pub class: usize,
+    pub probability: f32,
+    /// Words the decoder knows for it, nearest first ("retriever", "dog"): the caption must hold
+    /// one of them (or its plural).
+    pub words: Vec<Word>,
+    /// A confident class's name when the decoder has no word for it, with its article: it takes
+    /// the place of the word the caption holds.
+    pub name: Option<(Word, &'static str)>,
+}
+
+impl Grounding {
+    /// The grounding for a photo's class probabilities, or `None` when nothing is confident enough
+    /// or the vocabulary has no word for it.
+    pub fn choose(
+        probabilities: &[f32],
+        vocab: &Vocabulary,
+        options: &GroundOptions,
+    ) -> Option<Grounding> {
+        let table = class_words();
+        let (class, &probability) = probabilities
+            .iter()
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(b.1))?;
+        let class_words = table.get(class)?;
+        let known = |word: &str| !word.contains(' ') && vocab.id(word) != UNK_ID;
+        // The words the decoder knows for the class, up to the first vague one.
+        let specific: Vec<Word> = class_words
+            .words_up()
+            .filter(|w| known(w.singular))
+            .take_while(|w| !VAGUE.contains(&w.singular))
+            .collect();
+        if probability >= options.class_threshold {
+            let name = Word {
+                singular: class_words.short,
+                plural: class_words.short_plural,
+            };
+            let name = (!known(name.singular) && !VAGUE.contains(&name.singular))
+                .then_some((name, class_words.short_article));
+            let words = if specific.is_empty() {
+                // Only a vague word: the name will take its place.
+                name?;
+                vec![class_words.in_vocabulary(vocab)?]
+            } else {
+                specific
+            };
+            return Some(Grounding {
+                class,
+                probability,
+                words,
+                name,
+            });
+        }
+        // The probability of the classes that a word names ("dog": every breed).
+        let shared = |word: &str| -> f32 {
+            table
+                .iter()
+                .zip(probabilities)
+                .filter(|(other, _)| other.words_up().any(|w| w.singular == word))
+                .map(|(_, &p)| p)
+                .sum()
+        };
+        let first = specific
+            .iter()
+            .position(|w| shared(w.singular) >= options.word_threshold)?;
+        Some(Grounding {
+            class,
+            probability,
+            words: specific[first..].to_vec(),
+            name: None,
+        })
+    }
+
+    /// The constraint for the search: one of the words, singular or plural.
+    pub fn constraint(&self, model: &Model) -> Result<Constraint> {
+        let forms: Vec<&str> = self
+            .words
+            .iter()
+            .flat_map(|w| [w.singular, w.plural])
+            .filter(|w| model.vocab.id(w) != UNK_ID)
+            .collect();
+        Constraint::new(model, &forms)
+    }
+
+    /// Where a caption holds one of the words first: its position, the word, and whether it is
+    /// the plural.
+    pub fn held(&self, words: &[&str]) -> Option<(usize, Word, bool)> {
+        words.iter().enumerate().find_map(|(at, token)| {
+            self.words.iter().find_map(|w| {
+                if *token == w.singular {
+                    Some((at, *w, false))
+                } else if *token == w.plural {
+                    Some((at, *w, true))
+                } else {
+                    None
+                }
+            })
+        })
+    }
+
+    /// A caption's words with the class's name in the held word's place, one entry per word (a
+    /// name may be two words: "sea lion"); the article before a singular agrees with the name.
+    pub fn fill(&self, words: &[&str]) -> Vec<String> {
+        let mut out: Vec<String> = words.iter().map(|w| w.to_string()).collect();
+        let (Some((name, article)), Some((at, _, plural))) = (self.name, self.held(words)) else {
+            return out;
+        };
+        out[at] = if plural { name.plural } else { name.singular }.to_owned();
+        if !plural && at > 0 && matches!(words[at - 1], "a" | "an") {
+            out[at - 1] = article.to_owned();
+        }
+        out
+    }
+}
+
+/// A caption and what grounded it.
+pub struct GroundedCaption {
+    pub generated: Generated,
+    /// One entry per generated token, with the grounded class named ("an", "owl").
+    pub words: Vec<String>,
+    /// The grounding the caption holds and the word of it that the caption holds; `None` when
+    /// there was none or no caption within the maximum length could hold it.
+    pub grounding: Option<(Grounding, Word)>,
+}
+
+/// The plain caption when it already holds one of `grounding`'s words; else the best caption that
+/// does (constrained beam search), or the plain one when none within the maximum length can. A
+/// novel name is then filled in.
+pub fn caption(
+    model: &Model,
+    input: &[f32],
+    options: &SearchOptions,
+    grounding: Option<Grounding>,
+) -> Result<GroundedCaption> {
+    let plain = search(model, input, options);
+    let holds = |g: &Grounding| {
+        g.held(&crate::generate::words(model, &plain.tokens))
+            .is_some()
+    };
+    let generated = match &grounding {
+        Some(g) if !holds(g) => {
+            search_constrained(model, input, options, &[g.constraint(model)?])?.unwrap_or(plain)
+        }
+        _ => plain,
+    };
+    let tokens = crate::generate::words(model, &generated.tokens);
+    let grounding = grounding.and_then(|g| g.held(&tokens).map(|(_, word, _)| (g, word)));
+    let words = match &grounding {
+        Some((g, _)) => g.fill(&tokens),
+        None => tokens.iter().map(|w| w.to_string()).collect(),
+    };
+    Ok(GroundedCaption {
+        generated,
+        words,
+        grounding,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn grounding(
+        word: (&'static str, &'static str),
+        name: (&'static str, &'static str, &'static str),
+    ) -> Grounding {
+        Grounding {
+            class: 0,
+            probability: 0.9,
+            words: vec![Word {
+                singular: word.0,
+                plural: word.1,
+            }],
+            name: Some((
+                Word {
+                    singular: name.0,
+                    plural: name.1,
+                },
+                name.2,
+            )),
+        }
+    }
+
+    #[test]
+    fn the_name_takes_the_word_s_place_with_article_and_number_agreeing() {
+        let owl = grounding(("bird", "birds"), ("owl", "owls", "an"));
+        let cases = [
+            (
+                "a bird is sitting on a branch",
+                "an owl is sitting on a branch",
+            ),
+            (
+                "two birds fly over the water",
+                "two owls fly over the water",
+            ),
+            ("the bird looks at a man", "the owl looks at a man"),
+            ("a man holds a bird", "a man holds an owl"),
+            ("birds in a tree", "owls in a tree"),
+            ("a bird and a bird", "an owl and a bird"),
+            ("a dog runs", "a dog runs"),
+        ];
+        for (caption, expected) in cases {
+            let words: Vec<&str> = caption.split(' ').collect();
+            assert_eq!(owl.fill(&words).join(" "), expected, "{caption}");
+        }
+        let parrot = grounding(("animal", "animals"), ("parrot", "parrots", "a"));
+        assert_eq!(
+            parrot.fill(&["an", "animal", "on", "a", "perch"]).join(" "),
+            "a parrot on a perch"
+        );
+        let sea_lion = grounding(("animal", "animals"), ("sea lion", "sea lions", "a"));
+        let filled = sea_lion.fill(&["three", "animals", "swim"]);
+        assert_eq!(
+            filled,
+            ["three", "sea lions", "swim"],
+            "one entry per token"
+        );
+        let fish = grounding(("fish", "fish"), ("goldfish", "goldfish", "a"));
+        assert_eq!(
+            fish.fill(&["a", "fish", "swims"]).join(" "),
+            "a goldfish swims"
+        );
+        let unnamed = Grounding {
+            name: None,
+            ..owl.clone()
+        };
+        assert_eq!(unnamed.fill(&["a", "bird"]), ["a", "bird"]);
+    }
+
+    fn vocab(words: &[&str]) -> Vocabulary {
+        let caption: Vec<String> = words.iter().map(|w| w.to_string()).collect();
+        Vocabulary::build([caption.as_slice()], 1)
+    }
+
+    fn probabilities(pairs: &[(&str, f32)]) -> Vec<f32> {
+        let table = class_words();
+        let mut p = vec![0.0; table.len()];
+        for &(name, probability) in pairs {
+            let class = table.iter().position(|c| c.name == name).unwrap();
+            p[class] = probability;
+        }
+        p
+    }
+
+    #[test]
+    fn a_confident_class_is_named_and_shared_words_ground_the_rest() {
+        let vocab = vocab(&["a", "bird", "dog", "animal"]);
+        let options = GroundOptions {
+            class_threshold: 0.5,
+            word_threshold: 0.5,
+        };
+        let owl = Grounding::choose(&probabilities(&[("great grey owl", 0.8)]), &vocab, &options)
+            .unwrap();
+        assert_eq!(
+            owl.words.iter().map(|w| w.singular).collect::<Vec<_>>(),
+            ["bird"]
+        );
+        assert_eq!(owl.name.map(|(w, a)| (w.singular, a)), Some(("owl", "an")));
+        // No breed is sure, but they are all dogs.
+        let breeds = probabilities(&[("beagle", 0.3), ("basset", 0.25), ("bloodhound", 0.2)]);
+        let dog = Grounding::choose(&breeds, &vocab, &options).unwrap();
+        assert_eq!((dog.words[0].singular, dog.name), ("dog", None));
+        // An owl at 0.3 and a beagle at 0.3: they share only "animal", which is too vague alone.
+        let split = probabilities(&[("great grey owl", 0.3), ("beagle", 0.3), ("tabby", 0.2)]);
+        assert_eq!(Grounding::choose(&split, &vocab, &options), None);
+        // A confident class may borrow a vague word's place: it is named by filling.
+        let snail = Grounding::choose(&probabilities(&[("snail", 0.9)]), &vocab, &options).unwrap();
+        assert_eq!(
+            (snail.words[0].singular, snail.name.map(|(w, _)| w.singular)),
+            ("animal", Some("snail"))
+        );
+    }
+}
