@@ -3,14 +3,15 @@
 # allows: imagenet-sample (objects named, ../shared/tools/object_named.py) and the Flickr8k dev
 # split (beam-3 CIDEr-D with and without grounding). The test split is not touched.
 #   MODEL=work/mB WORK=work/ptb FEATURES=work/features.safetensors bash bench/ground_tune.sh [out]
-#   CLASS="0.3 0.5" WORD="0.5 0.7" ...   the grid (defaults below)
+#   CLASS="0.3 0.5" WORD="0.5 0.7" NEED="-0.8" ...   the grid (defaults below)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODEL=${MODEL:?model folder} WORK=${WORK:?work folder} FEATURES=${FEATURES:?features file}
 SAMPLE=${SAMPLE:-../shared/data/imagenet-sample}
 OUT=${1:-work/ground-tune}
-CLASS=${CLASS:-0.2 0.3 0.4 0.5 0.6 0.7}
-WORD=${WORD:-0.4 0.6 0.8}
+CLASS=${CLASS:-0.3 0.5}
+WORD=${WORD:-0.3 0.5}
+NEED=${NEED:-2.7 2.9 3.1 3.3}
 cargo build --release -q
 bin=./target/release/captioner
 mkdir -p "$OUT"
@@ -19,11 +20,14 @@ $bin evaluate --model "$MODEL" --work "$WORK" --features "$FEATURES" --split dev
 echo "off: dev CIDEr-D $(cider "$OUT/dev-off"), imagenet-sample $($bin caption --model "$MODEL" --json --ground off "$SAMPLE" | tee "$OUT/sample-off.jsonl" | python3 ../shared/tools/object_named.py /dev/stdin)"
 for c in $CLASS; do
   for w in $WORD; do
-    flags=(--ground-class-threshold "$c" --ground-word-threshold "$w")
-    $bin evaluate --model "$MODEL" --work "$WORK" --features "$FEATURES" --split dev --ground "${flags[@]}" \
-      --quiet --force --out "$OUT/dev-c$c-w$w" > /dev/null
-    named=$($bin caption --model "$MODEL" --json "${flags[@]}" "$SAMPLE" | tee "$OUT/sample-c$c-w$w.jsonl" \
-      | python3 ../shared/tools/object_named.py /dev/stdin)
-    echo "class $c word $w: dev CIDEr-D $(cider "$OUT/dev-c$c-w$w"), imagenet-sample $named"
+    for s in $NEED; do
+      flags=(--ground-class-threshold "$c" --ground-word-threshold "$w" --ground-need-threshold "$s")
+      name="c$c-w$w-n$s"
+      $bin evaluate --model "$MODEL" --work "$WORK" --features "$FEATURES" --split dev --ground "${flags[@]}" \
+        --quiet --force --out "$OUT/dev-$name" > /dev/null
+      named=$($bin caption --model "$MODEL" --json "${flags[@]}" "$SAMPLE" | tee "$OUT/sample-$name.jsonl" \
+        | python3 ../shared/tools/object_named.py /dev/stdin)
+      echo "class $c word $w need $s: dev CIDEr-D $(cider "$OUT/dev-$name"), imagenet-sample $named"
+    done
   done
 done

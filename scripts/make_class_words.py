@@ -28,7 +28,7 @@ COMMON = 3
 GENERIC = set("""entity object whole organism being animal artifact artefact device structure thing matter
 substance food person vertebrate invertebrate unit abstraction container commodity covering equipment
 implement plant mammal conveyance vehicle article part instrument instrumentality game piece system
-material fabric cloth protective_covering clothing garment attire wear apparel""".split())
+material fabric cloth protective_covering clothing garment attire wear apparel furniture furnishing""".split())
 # Plurals people use that WordNet's exception list does not give.
 SAME_PLURAL = set("fish sheep deer bison moose swine salmon trout".split())
 USUAL_PLURAL = {"person": "people"}
@@ -116,7 +116,7 @@ def short_name(synsets, counts, offsets):
     name = synsets[offsets[0]][0][0].lower()
     # "great grey owl" -> "owl" when an ancestor is called by the name's last word.
     head = name.rpartition(" ")[2]
-    if " " in name and any(head in [l.lower() for l in synsets[o][0]] for o in offsets[1:]):
+    if " " in name and head not in GENERIC and any(head in [l.lower() for l in synsets[o][0]] for o in offsets[1:]):
         return head
     # Else the first synset on the way up whose first lemma is one common word: "tabby" -> "cat". The
     # class's own word counts in all its senses ("hammer"); an ancestor's only in its own sense, so that

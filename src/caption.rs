@@ -2,7 +2,7 @@
 //! encoder -> decoder search -> words -> a sentence.
 
 use crate::decoder::ImageInput;
-use crate::generate::{caption_log_prob, SearchOptions};
+use crate::generate::{photo_gain, SearchOptions};
 use crate::ground::{GroundOptions, Grounding};
 use crate::image::{decode, to_network_input, Resize, RgbImage};
 use crate::model::Model;
@@ -120,20 +120,10 @@ impl Captioner {
         } else {
             Vec::new()
         };
-        let grounding = ground
-            .and_then(|options| Grounding::choose(&probabilities, &self.model.vocab, options));
-        let grounded = crate::ground::caption(&self.model, &feature, options, grounding)?;
+        let grounded =
+            crate::ground::caption(&self.model, &feature, options, ground, &probabilities)?;
         let generated = &grounded.generated;
-        // The same caption for an all-zero feature: what the language model says with no image.
-        let grounding = details.then(|| {
-            let blind = caption_log_prob(
-                &self.model,
-                &vec![0.0; feature.len()],
-                &generated.tokens,
-                generated.ended,
-            );
-            (generated.log_prob - blind) / generated.predicted() as f64
-        });
+        let grounding = details.then(|| photo_gain(&self.model, &feature, generated));
         let classes = if details {
             let mut order: Vec<usize> = (0..probabilities.len()).collect();
             order.sort_by(|&a, &b| probabilities[b].total_cmp(&probabilities[a]));

@@ -10,7 +10,7 @@ use crate::dataset::Split;
 use crate::features::Features;
 use crate::fsio::{create_output_dir, write_atomic};
 use crate::generate::SearchOptions;
-use crate::ground::{GroundOptions, Grounding};
+use crate::ground::GroundOptions;
 use crate::metrics::{bleu, cider, meteor, rouge, Sample};
 use crate::model::Model;
 use crate::text::{ptb_tokenize, Tokenization};
@@ -172,15 +172,15 @@ pub fn evaluate(model: &Model, options: &EvaluateOptions) -> Result<Evaluation> 
         })
         .collect::<Result<_>>()?;
 
-    let groundings = match &options.ground {
-        Some(ground) => {
+    let probabilities = match &options.ground {
+        Some(_) => {
             let pooled: Vec<&[f32]> = ids
                 .iter()
                 .map(|id| features.row(index[id.as_str()]))
                 .collect();
-            groundings(model, &pooled, ground, options.weights.as_deref())?
+            class_probabilities(model, &pooled, options.weights.as_deref())?
         }
-        None => vec![None; ids.len()],
+        None => vec![Vec::new(); ids.len()],
     };
     // Located (and fetched, if need be) once for both runs.
     let meteor_jar = meteor::locate(options.meteor_jar.as_deref()).map_err(|e| format!("{e:#}"));
@@ -200,9 +200,10 @@ pub fn evaluate(model: &Model, options: &EvaluateOptions) -> Result<Evaluation> 
         bar.set_prefix(name.clone());
         let captions: Vec<String> = rows
             .par_iter()
-            .zip(&groundings)
-            .map(|(row, grounding)| {
-                let caption = crate::ground::caption(model, row, &search, grounding.clone())?;
+            .zip(&probabilities)
+            .map(|(row, probabilities)| {
+                let ground = options.ground.as_ref();
+                let caption = crate::ground::caption(model, row, &search, ground, probabilities)?;
                 bar.inc(1);
                 Ok(caption.words.join(" "))
             })
@@ -263,14 +264,13 @@ pub fn evaluate(model: &Model, options: &EvaluateOptions) -> Result<Evaluation> 
     })
 }
 
-/// What each image's caption is made to name, from its pooled feature through the model's encoder's
-/// classifier.
-fn groundings(
+/// Each image's ImageNet class probabilities, from its pooled feature through the model's
+/// encoder's classifier.
+fn class_probabilities(
     model: &Model,
     pooled: &[&[f32]],
-    options: &GroundOptions,
     weights: Option<&std::path::Path>,
-) -> Result<Vec<Option<Grounding>>> {
+) -> Result<Vec<Vec<f32>>> {
     let kind = EncoderKind::parse(&model.config.encoder)
         .context("--ground needs the model's encoder, which this version cannot load")?;
     let encoder = Encoder::load(kind, weights)?;
@@ -282,10 +282,7 @@ fn groundings(
     }
     Ok(pooled
         .par_iter()
-        .map(|feature| {
-            let probabilities = encoder.class_probabilities(feature)?;
-            Grounding::choose(&probabilities, &model.vocab, options)
-        })
+        .map(|feature| encoder.class_probabilities(feature).unwrap_or_default())
         .collect())
 }
 

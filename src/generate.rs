@@ -54,7 +54,7 @@ fn repeated_bigram_ends(tokens: &[u32]) -> Vec<u32> {
 
 /// log p(tokens, endseq | image) under teacher forcing: how likely the model finds a given caption
 /// for a given image input (its pooled feature or grid, as the decoder reads).
-pub fn caption_log_prob(model: &Model, input: &[f32], tokens: &[u32], ended: bool) -> f64 {
+fn caption_log_prob(model: &Model, input: &[f32], tokens: &[u32], ended: bool) -> f64 {
     let generator = model.generator();
     let image = generator.image(input);
     let mut state = generator.initial_state(&image);
@@ -69,6 +69,20 @@ pub fn caption_log_prob(model: &Model, input: &[f32], tokens: &[u32], ended: boo
         previous = target;
     }
     total
+}
+
+/// The mean log-probability per token that a caption gains from the photo, against the same
+/// caption for an all-zero input (pointwise mutual information, nats): near 0 when the caption is
+/// the language model's guess (a blank photo, or one unlike anything in training), 1-2 for a
+/// caption drawn from the photo.
+pub fn photo_gain(model: &Model, input: &[f32], caption: &Generated) -> f64 {
+    let blind = caption_log_prob(
+        model,
+        &vec![0.0; input.len()],
+        &caption.tokens,
+        caption.ended,
+    );
+    (caption.log_prob - blind) / caption.predicted() as f64
 }
 
 /// A searched caption.

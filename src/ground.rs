@@ -15,7 +15,9 @@
 //! nearest specific word that the probable classes share is required alone ("dog" for a photo the
 //! classifier splits between three breeds).
 
-use crate::generate::{search, search_constrained, Constraint, Generated, SearchOptions};
+use crate::generate::{
+    photo_gain, search, search_constrained, Constraint, Generated, SearchOptions,
+};
 use crate::model::Model;
 use crate::text::class_words::{class_words, Word};
 use crate::text::{Vocabulary, UNK_ID};
@@ -29,15 +31,32 @@ pub struct GroundOptions {
     /// Otherwise a word shared by its probable classes is required when their summed probability
     /// reaches this.
     pub word_threshold: f32,
+    /// A photo is grounded when the classifier's confidence outweighs the decoder's: when
+    /// `need` (the top class's probability, plus `DECODER_WEIGHT` x the plain caption's negative
+    /// mean log-probability per token, minus `GAIN_WEIGHT` x the log-probability per token that
+    /// caption gains from the photo) reaches this. A photo like the training photos gets a caption
+    /// the decoder is sure of and that owes much to the photo, and keeps it.
+    pub need_threshold: f32,
 }
 
 impl Default for GroundOptions {
     fn default() -> Self {
         GroundOptions {
-            class_threshold: 0.5,
-            word_threshold: 0.5,
+            class_threshold: 0.3,
+            word_threshold: 0.3,
+            need_threshold: 3.1,
         }
     }
+}
+
+/// The weights of the decoder's doubt and of the photo's share in the caption in `need`, fitted
+/// with `need_threshold` on the tuning sets (docs/RESULTS.md).
+pub const DECODER_WEIGHT: f64 = 4.0;
+pub const GAIN_WEIGHT: f64 = 0.5;
+
+/// How much a photo needs grounding (see `GroundOptions::need_threshold`).
+pub fn need(class_probability: f32, plain: &Generated, photo_gain: f64) -> f64 {
+    f64::from(class_probability) - DECODER_WEIGHT * plain.mean_log_prob() - GAIN_WEIGHT * photo_gain
 }
 
 /// Words too vague to name what is in a photo on their own (WordNet's upper categories, and the
@@ -216,23 +235,32 @@ pub struct GroundedCaption {
     pub grounding: Option<(Grounding, Word)>,
 }
 
-/// The plain caption when it already holds one of `grounding`'s words; else the best caption that
-/// does (constrained beam search), or the plain one when none within the maximum length can. A
-/// novel name is then filled in.
+/// The decoder's plain caption when grounding is off, nothing is confident enough, the photo does
+/// not need it (see `GroundOptions::need_threshold`), or the caption already holds one of the
+/// grounded words; else the best caption that holds one (constrained beam search), or the plain
+/// one when none within the maximum length can. A novel name is then filled in.
 pub fn caption(
     model: &Model,
     input: &[f32],
-    options: &SearchOptions,
-    grounding: Option<Grounding>,
+    search_options: &SearchOptions,
+    ground: Option<&GroundOptions>,
+    probabilities: &[f32],
 ) -> Result<GroundedCaption> {
-    let plain = search(model, input, options);
+    let plain = search(model, input, search_options);
+    let grounding = ground.and_then(|options| {
+        let grounding = Grounding::choose(probabilities, &model.vocab, options)?;
+        let gain = photo_gain(model, input, &plain);
+        (need(grounding.probability, &plain, gain) >= f64::from(options.need_threshold))
+            .then_some(grounding)
+    });
     let holds = |g: &Grounding| {
         g.held(&crate::generate::words(model, &plain.tokens))
             .is_some()
     };
     let generated = match &grounding {
         Some(g) if !holds(g) => {
-            search_constrained(model, input, options, &[g.constraint(model)?])?.unwrap_or(plain)
+            search_constrained(model, input, search_options, &[g.constraint(model)?])?
+                .unwrap_or(plain)
         }
         _ => plain,
     };
@@ -341,6 +369,7 @@ mod tests {
         let options = GroundOptions {
             class_threshold: 0.5,
             word_threshold: 0.5,
+            need_threshold: 0.0,
         };
         let owl = Grounding::choose(&probabilities(&[("great grey owl", 0.8)]), &vocab, &options)
             .unwrap();

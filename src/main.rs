@@ -138,8 +138,8 @@ impl SearchArgs {
     }
 }
 
-/// How sure the encoder's classifier must be before a caption is made to name what it saw (shared
-/// by `evaluate` and `caption`).
+/// How sure the encoder's classifier must be, and how unsure the decoder, before a caption is made
+/// to name what the classifier saw (shared by `evaluate` and `caption`).
 #[derive(clap::Args)]
 struct GroundArgs {
     /// Name the most probable ImageNet class when its probability reaches this.
@@ -149,6 +149,12 @@ struct GroundArgs {
     /// breeds) when their summed probability reaches this.
     #[arg(long, default_value_t = GroundOptions::default().word_threshold, value_parser = probability)]
     ground_word_threshold: f32,
+    /// Ground a photo when need = (top class probability) + 4 x (the plain caption's negative mean
+    /// log-probability per token) - 0.5 x (what that caption gains per token from the photo)
+    /// reaches this: the classifier is sure, the decoder is not, and its caption is mostly a guess.
+    /// 0 grounds every photo whose class is confident enough.
+    #[arg(long, default_value_t = GroundOptions::default().need_threshold)]
+    ground_need_threshold: f32,
 }
 
 fn probability(text: &str) -> Result<f32, String> {
@@ -163,6 +169,7 @@ impl GroundArgs {
         GroundOptions {
             class_threshold: self.ground_class_threshold,
             word_threshold: self.ground_word_threshold,
+            need_threshold: self.ground_need_threshold,
         }
     }
 }
