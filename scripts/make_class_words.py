@@ -10,12 +10,13 @@ the same inputs give the same bytes (tests/class_words.rs checks that the binary
 
 One line per class, in class order, tab-separated:
   index  wnid  name  name_article  name_plural  short  short_article  short_plural  ancestors  ancestor_plurals
+  ancestor_articles
 name: the synset's first lemma ("great grey owl", "tabby", "tench"); short: what people call it, the first
 synset on the way up (itself included) whose one-word first lemma people use often in that sense, by
 WordNet's sense-tag counts ("owl", "cat", "fish"; "thimble" stays "thimble": "cap" is common, but not in the
 sense of thimble's parent); ancestors: the first lemma of each hypernym up to the root, '|'-separated,
-nearest first (the decoder's vocabulary picks the nearest one it knows); ancestor_plurals: their plurals, in
-the same order (a caption may say "two birds" where the class is one owl).
+nearest first (the decoder's vocabulary picks the nearest one it knows); ancestor_plurals and ancestor_articles:
+their plurals and articles, in the same order (a caption may say "two birds" or "an animal").
 """
 import argparse, glob, os, re, subprocess, sys, tempfile, zipfile
 
@@ -32,6 +33,8 @@ material fabric cloth protective_covering clothing garment attire wear apparel f
 # Plurals people use that WordNet's exception list does not give.
 SAME_PLURAL = set("fish sheep deer bison moose swine salmon trout".split())
 USUAL_PLURAL = {"person": "people"}
+# Singular nouns that end like plurals ("binoculars" and "sunglasses" are plural already).
+SINGULAR_S = {"lens", "bus", "canvas", "iris", "chassis", "species"}
 AN_EXCEPTIONS = ("uni", "use", "usu", "uti", "ure", "eu", "one", "ewe")
 AN_SILENT_H = ("hour", "honest", "honor", "honour", "heir")
 
@@ -93,6 +96,8 @@ def plural(phrase, irregular):
         return irregular[phrase]
     elif last in irregular:
         word = irregular[last]
+    elif re.search(r"[^aeiusy]s$|[^aeiu]es$", last) and last not in irregular and last not in SINGULAR_S:
+        word = last  # already plural: "binoculars", "sunglasses"
     elif re.search(r"(s|x|z|ch|sh)$", last):
         word = last + "es"
     elif re.search(r"[^aeiou]y$", last):
@@ -155,7 +160,8 @@ def main():
         ancestors = [synsets[o][0][0].lower() for o in offsets[1:]]
         lines.append("\t".join([str(index), wnid, name, article(name), plural(name, irregular),
                                 short, article(short), plural(short, irregular), "|".join(ancestors),
-                                "|".join(plural(a, irregular) for a in ancestors)]))
+                                "|".join(plural(a, irregular) for a in ancestors),
+                                "|".join(article(a) for a in ancestors)]))
     os.makedirs(os.path.dirname(a.out) or ".", exist_ok=True)
     with open(a.out, "w") as f:
         f.write("\n".join(lines) + "\n")

@@ -121,7 +121,7 @@ impl Captioner {
             Vec::new()
         };
         let grounded =
-            crate::ground::caption(&self.model, &feature, options, ground, &probabilities)?;
+            crate::ground::caption(&self.model, &feature, options, ground, &probabilities, true)?;
         let generated = &grounded.generated;
         let grounding = details.then(|| photo_gain(&self.model, &feature, generated));
         let classes = if details {

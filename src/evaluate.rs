@@ -203,7 +203,8 @@ pub fn evaluate(model: &Model, options: &EvaluateOptions) -> Result<Evaluation> 
             .zip(&probabilities)
             .map(|(row, probabilities)| {
                 let ground = options.ground.as_ref();
-                let caption = crate::ground::caption(model, row, &search, ground, probabilities)?;
+                let caption =
+                    crate::ground::caption(model, row, &search, ground, probabilities, false)?;
                 bar.inc(1);
                 Ok(caption.words.join(" "))
             })

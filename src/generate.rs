@@ -133,6 +133,9 @@ fn score(h: &Hypothesis, alpha: f64) -> f64 {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Constraint {
     ids: Vec<u32>,
+    /// When not empty: the words after which one of `ids` may be placed (an article before a
+    /// noun), so that the search cannot meet the constraint by putting a noun where a verb goes.
+    after: Vec<u32>,
 }
 
 /// Most constraints one search takes: its hypotheses are grouped by which constraints they have
@@ -161,7 +164,21 @@ impl Constraint {
                 ids.push(id);
             }
         }
-        Ok(Constraint { ids })
+        Ok(Constraint {
+            ids,
+            after: Vec::new(),
+        })
+    }
+
+    /// The same constraint, its words placed only right after one of `words` (those the
+    /// vocabulary lacks are left out).
+    pub fn after(self, model: &Model, words: &[&str]) -> Self {
+        let after = words
+            .iter()
+            .map(|w| model.vocab.id(w))
+            .filter(|&id| id != UNK_ID)
+            .collect();
+        Constraint { after, ..self }
     }
 }
 
@@ -212,6 +229,14 @@ fn beam_search(
     let all_met = groups - 1;
     // Each constraint word with the set of constraints it meets.
     let mut meeting: Vec<(u32, usize)> = Vec::new();
+    // The constraints a hypothesis may meet next, by its last word.
+    let placeable = |last: Option<&u32>| -> usize {
+        constraints
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.after.is_empty() || last.is_some_and(|id| c.after.contains(id)))
+            .fold(0, |mask, (bit, _)| mask | 1 << bit)
+    };
     for (bit, constraint) in constraints.iter().enumerate() {
         for &id in &constraint.ids {
             match meeting.iter_mut().find(|(word, _)| *word == id) {
@@ -256,10 +281,18 @@ fn beam_search(
             } else {
                 Vec::new()
             };
-            let moving: Vec<(u32, usize)> = meeting
+            let placeable = placeable(hypothesis.tokens.last());
+            // Words that would meet a constraint not met yet move the hypothesis to a fuller
+            // group, where they may be placed; elsewhere they are not emitted at all.
+            let unmet: Vec<(u32, usize)> = meeting
                 .iter()
+                .filter(|&&(_, mask)| mask & !group != 0)
+                .copied()
+                .collect();
+            let moving: Vec<(u32, usize)> = unmet
+                .iter()
+                .filter(|&&(id, mask)| mask & !group & !placeable == 0 && !repeats.contains(&id))
                 .map(|&(id, mask)| (id, group | mask))
-                .filter(|&(id, to)| to != group && !repeats.contains(&id))
                 .collect();
             let mut blocked = repeats;
             if group != all_met
@@ -270,7 +303,7 @@ fn beam_search(
             {
                 blocked.push(end);
             }
-            blocked.extend(moving.iter().map(|&(id, _)| id));
+            blocked.extend(unmet.iter().map(|&(id, _)| id));
             for (lp, id) in best_words(row, width, &banned, &blocked) {
                 candidates[group].push((hypothesis.log_prob + f64::from(lp), b, id));
             }

@@ -698,7 +698,7 @@ fn run_caption(args: CaptionArgs) -> anyhow::Result<ExitCode> {
                         "class": class_words[g.class].name,
                         "probability": (f64::from(g.probability) * 1e4).round() / 1e4,
                         "word": word.singular,
-                        "name": g.name.map(|(name, _)| name.singular),
+                        "name": g.name.map(|name| name.singular),
                     }),
                     None => serde_json::Value::Null,
                 };

@@ -8,7 +8,7 @@ const TABLE: &str = include_str!("../../data/imagenet_class_words.tsv");
 
 /// One class: its WordNet name ("great grey owl"), what people call it ("owl"), each with its
 /// article and plural, and the first lemmas of its hypernyms up to the root, nearest first, each
-/// with its plural.
+/// with its plural and article.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClassWords {
     pub wnid: &'static str,
@@ -21,11 +21,12 @@ pub struct ClassWords {
     pub ancestors: Vec<Word>,
 }
 
-/// A word or phrase and its plural ("bird", "birds").
+/// A word or phrase, its plural and its article ("owl", "owls", "an").
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Word {
     pub singular: &'static str,
     pub plural: &'static str,
+    pub article: &'static str,
 }
 
 /// The table, in class order (the classifiers' logit order).
@@ -39,7 +40,7 @@ pub fn class_words() -> &'static [ClassWords] {
                 let fields: Vec<&'static str> = line.split('\t').collect();
                 // The file is generated and embedded at build time; tests/class_words.rs reads every line.
                 assert!(
-                    fields.len() == 10 && fields[0] == index.to_string(),
+                    fields.len() == 11 && fields[0] == index.to_string(),
                     "data/imagenet_class_words.tsv line {}: malformed",
                     index + 1
                 );
@@ -54,8 +55,13 @@ pub fn class_words() -> &'static [ClassWords] {
                     ancestors: fields[8]
                         .split('|')
                         .zip(fields[9].split('|'))
-                        .filter(|(singular, _)| !singular.is_empty())
-                        .map(|(singular, plural)| Word { singular, plural })
+                        .zip(fields[10].split('|'))
+                        .filter(|((singular, _), _)| !singular.is_empty())
+                        .map(|((singular, plural), article)| Word {
+                            singular,
+                            plural,
+                            article,
+                        })
                         .collect(),
                 }
             })
@@ -78,10 +84,12 @@ impl ClassWords {
         let short = Word {
             singular: self.short,
             plural: self.short_plural,
+            article: self.short_article,
         };
         let name = Word {
             singular: self.name,
             plural: self.name_plural,
+            article: self.name_article,
         };
         [short, name]
             .into_iter()
@@ -116,7 +124,8 @@ mod tests {
         assert_eq!(find("goldfish").name_plural, "goldfish");
         assert!(owl.ancestors.contains(&Word {
             singular: "bird",
-            plural: "birds"
+            plural: "birds",
+            article: "a"
         }));
     }
 
@@ -144,7 +153,8 @@ mod tests {
             find("great grey owl").in_vocabulary(&with_owl),
             Some(Word {
                 singular: "owl",
-                plural: "owls"
+                plural: "owls",
+                article: "an"
             })
         );
     }
