@@ -585,6 +585,24 @@ mod tests {
     }
 
     #[test]
+    fn a_placed_constraint_word_follows_one_of_its_words() {
+        for (model, feature) in random_cases(30) {
+            let constraint = Constraint::new(&model, &["fast"])
+                .unwrap()
+                .after(&model, &["the"]);
+            for beam in [1, 3] {
+                let caption =
+                    search_constrained(&model, &feature, &options(beam), &[constraint.clone()])
+                        .unwrap()
+                        .expect("room for \"the fast\"");
+                let words = words(&model, &caption.tokens);
+                let first = words.iter().position(|w| *w == "fast").unwrap();
+                assert!(first > 0 && words[first - 1] == "the", "{words:?}");
+            }
+        }
+    }
+
+    #[test]
     fn a_constraint_every_caption_meets_changes_nothing() {
         // Every word but the markers: a hypothesis meets it with its first word, so the search is
         // plain beam search except that it may not end before that word.

@@ -44,7 +44,7 @@ impl Default for GroundOptions {
         GroundOptions {
             class_threshold: 0.3,
             word_threshold: 0.3,
-            need_threshold: 3.1,
+            need_threshold: 3.0,
         }
     }
 }
@@ -145,6 +145,11 @@ impl Grounding {
             .enumerate()
             .max_by(|a, b| a.1.total_cmp(b.1))?;
         let class_words = table.get(class)?;
+        // People are what the decoder knows best; ImageNet's few person classes (a ballplayer, a
+        // groom, a scuba diver) are read from people it already describes.
+        if class_words.words_up().any(|w| w.singular == "person") {
+            return None;
+        }
         let known = |word: &str| !word.contains(' ') && vocab.id(word) != UNK_ID;
         // The words the decoder knows for the class, up to the first vague one.
         let specific: Vec<Word> = class_words

@@ -1,0 +1,75 @@
+//! Grounded captions end to end (CAPTIONER_DATA): the shipped model and the real EfficientNet-Lite0
+//! (its classifier included) on photos from outside Flickr8k's world, with grounding (the default)
+//! and without.
+
+mod common;
+
+use common::{real_data, run_ok};
+
+fn caption_json(photos: &[String], extra: &[&str]) -> Vec<serde_json::Value> {
+    let mut args = vec!["caption", "--json"];
+    args.extend(extra);
+    args.extend(photos.iter().map(String::as_str));
+    let out = run_ok(&args);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
+}
+
+#[cfg_attr(
+    not(captioner_data),
+    ignore = "needs CAPTIONER_DATA: the imagenet-sample photos"
+)]
+#[test]
+fn grounding_names_what_the_classifier_sees_and_off_turns_it_off() {
+    let sample = real_data().join("imagenet-sample");
+    // (photo, the name the caption must hold): a penguin and a beaver, which the decoder's
+    // vocabulary lacks (named by filling the place of "bird" and "animal"), and an oboe (an article
+    // that must agree: "an").
+    let cases = [
+        ("n02056570_king_penguin.JPEG", "penguin"),
+        ("n02363005_beaver.JPEG", "beaver"),
+        ("n03838899_oboe.JPEG", "oboe"),
+    ];
+    let photos: Vec<String> = cases
+        .iter()
+        .map(|(file, _)| sample.join(file).display().to_string())
+        .collect();
+    let grounded = caption_json(&photos, &[]);
+    let plain = caption_json(&photos, &["--ground", "off"]);
+    for (((_, name), with), without) in cases.iter().zip(&grounded).zip(&plain) {
+        let caption = with["caption"].as_str().unwrap().to_lowercase();
+        let words: Vec<&str> = caption
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .collect();
+        assert!(words.contains(name), "{with}");
+        assert_eq!(with["grounded"]["name"], *name, "{with}");
+        assert!(with["grounded"]["probability"].as_f64().unwrap() > 0.5);
+        let word = with["grounded"]["word"].as_str().unwrap();
+        assert!(
+            !with["tokens"]
+                .as_str()
+                .unwrap()
+                .split(' ')
+                .any(|t| t == word),
+            "the name took the place of \"{word}\": {with}"
+        );
+        // An article before the name agrees with it.
+        let at = words.iter().position(|w| w == name).unwrap();
+        if at > 0 && matches!(words[at - 1], "a" | "an") {
+            let article = if name.starts_with('o') { "an" } else { "a" };
+            assert_eq!(words[at - 1], article, "{with}");
+        }
+        assert!(without["grounded"].is_null(), "{without}");
+        assert!(
+            !without["caption"]
+                .as_str()
+                .unwrap()
+                .to_lowercase()
+                .contains(name),
+            "the decoder alone does not know the word: {without}"
+        );
+    }
+}
