@@ -591,10 +591,14 @@ mod tests {
                 .unwrap()
                 .after(&model, &["the"]);
             for beam in [1, 3] {
-                let caption =
-                    search_constrained(&model, &feature, &options(beam), &[constraint.clone()])
-                        .unwrap()
-                        .expect("room for \"the fast\"");
+                let caption = search_constrained(
+                    &model,
+                    &feature,
+                    &options(beam),
+                    std::slice::from_ref(&constraint),
+                )
+                .unwrap()
+                .expect("room for \"the fast\"");
                 let words = words(&model, &caption.tokens);
                 let first = words.iter().position(|w| *w == "fast").unwrap();
                 assert!(first > 0 && words[first - 1] == "the", "{words:?}");
