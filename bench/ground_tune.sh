@@ -3,7 +3,7 @@
 # allows: imagenet-sample (objects named, ../shared/tools/object_named.py) and the Flickr8k dev
 # split (beam-3 CIDEr-D with and without grounding). The test split is not touched.
 #   MODEL=work/mB WORK=work/ptb FEATURES=work/features.safetensors bash bench/ground_tune.sh [out]
-#   CLASS="0.3 0.5" WORD="0.5 0.7" NEED="-0.8" ...   the grid (defaults below)
+#   CLASS="0.3 0.5" WORD="0.5 0.7" NEED="3.0" NAME=0.5 ...   the grid (defaults below)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODEL=${MODEL:?model folder} WORK=${WORK:?work folder} FEATURES=${FEATURES:?features file}
@@ -12,6 +12,7 @@ OUT=${1:-work/ground-tune}
 CLASS=${CLASS:-0.3 0.5}
 WORD=${WORD:-0.3 0.5}
 NEED=${NEED:-2.7 2.9 3.1 3.3}
+NAME=${NAME:-0.3}
 cargo build --release -q
 bin=./target/release/captioner
 mkdir -p "$OUT"
@@ -21,7 +22,8 @@ echo "off: dev CIDEr-D $(cider "$OUT/dev-off"), imagenet-sample $($bin caption -
 for c in $CLASS; do
   for w in $WORD; do
     for s in $NEED; do
-      flags=(--ground-class-threshold "$c" --ground-word-threshold "$w" --ground-need-threshold "$s")
+      flags=(--ground-class-threshold "$c" --ground-word-threshold "$w" --ground-need-threshold "$s"
+             --ground-name-threshold "$NAME")
       name="c$c-w$w-n$s"
       $bin evaluate --model "$MODEL" --work "$WORK" --features "$FEATURES" --split dev --ground "${flags[@]}" \
         --quiet --force --out "$OUT/dev-$name" > /dev/null

@@ -26,8 +26,12 @@ use anyhow::Result;
 /// Confidence thresholds, tuned on `imagenet-sample` and Flickr8k's dev split (docs/RESULTS.md).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct GroundOptions {
-    /// The most probable class is named when its probability reaches this.
+    /// The decoder's words for the most probable class are required when its probability reaches
+    /// this.
     pub class_threshold: f32,
+    /// Its own name takes their place (when the decoder has no word for it) when its probability
+    /// reaches this.
+    pub name_threshold: f32,
     /// Otherwise a word shared by its probable classes is required when their summed probability
     /// reaches this.
     pub word_threshold: f32,
@@ -43,6 +47,7 @@ impl Default for GroundOptions {
     fn default() -> Self {
         GroundOptions {
             class_threshold: 0.3,
+            name_threshold: 0.3,
             word_threshold: 0.3,
             need_threshold: 3.0,
         }
@@ -163,7 +168,10 @@ impl Grounding {
                 plural: class_words.short_plural,
                 article: class_words.short_article,
             };
-            let name = (!known(name.singular) && !VAGUE.contains(&name.singular)).then_some(name);
+            let name = (probability >= options.name_threshold
+                && !known(name.singular)
+                && !VAGUE.contains(&name.singular))
+            .then_some(name);
             let words = if specific.is_empty() {
                 // Only a vague word: the name will take its place.
                 name?;
@@ -437,6 +445,7 @@ mod tests {
         let vocab = vocab(&["a", "bird", "dog", "animal"]);
         let options = GroundOptions {
             class_threshold: 0.5,
+            name_threshold: 0.5,
             word_threshold: 0.5,
             need_threshold: 0.0,
         };

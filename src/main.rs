@@ -142,9 +142,14 @@ impl SearchArgs {
 /// to name what the classifier saw (shared by `evaluate` and `caption`).
 #[derive(clap::Args)]
 struct GroundArgs {
-    /// Name the most probable ImageNet class when its probability reaches this.
+    /// Require the decoder's words for the most probable ImageNet class ("bird" for an owl) when its
+    /// probability reaches this.
     #[arg(long, default_value_t = GroundOptions::default().class_threshold, value_parser = probability)]
     ground_class_threshold: f32,
+    /// Put its own name in the place of the decoder's word ("owl" for "bird") when its probability
+    /// reaches this.
+    #[arg(long, default_value_t = GroundOptions::default().name_threshold, value_parser = probability)]
+    ground_name_threshold: f32,
     /// Otherwise require the nearest specific word its probable classes share ("dog" for three
     /// breeds) when their summed probability reaches this.
     #[arg(long, default_value_t = GroundOptions::default().word_threshold, value_parser = probability)]
@@ -168,6 +173,7 @@ impl GroundArgs {
     fn options(&self) -> GroundOptions {
         GroundOptions {
             class_threshold: self.ground_class_threshold,
+            name_threshold: self.ground_name_threshold,
             word_threshold: self.ground_word_threshold,
             need_threshold: self.ground_need_threshold,
         }
