@@ -168,7 +168,7 @@ pub enum Source {
     Url(String),
 }
 
-/// Command-line arguments -> photos: files as given, folders as their JPEG/PNG files sorted by path
+/// Command-line arguments -> photos: files as given, folders as their photo files sorted by path
 /// (subfolders too with `recursive`), `-` as standard input. A path that does not exist is kept, so
 /// its error is reported in order.
 pub fn expand(args: &[PathBuf], recursive: bool) -> Result<Vec<(String, Source)>> {
@@ -180,10 +180,11 @@ pub fn expand(args: &[PathBuf], recursive: bool) -> Result<Vec<(String, Source)>
         } else if text.starts_with("http://") || text.starts_with("https://") {
             out.push((text.clone().into_owned(), Source::Url(text.into_owned())));
         } else if arg.is_dir() {
-            let files = crate::image::image_files(arg, recursive)?;
+            let (files, others) = crate::image::image_files(arg, recursive)?;
+            crate::image::report_others(arg, &others);
             if files.is_empty() {
                 bail!(
-                    "{} holds no JPEG or PNG files{}",
+                    "{} holds no photos (JPEG, PNG, WebP, GIF, BMP, TIFF, PNM, QOI, ICO){}",
                     arg.display(),
                     if recursive {
                         ""

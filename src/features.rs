@@ -231,7 +231,7 @@ pub fn preprocessing_description(kind: EncoderKind, resize: Resize) -> String {
 
 /// Which images to encode.
 pub enum Selection {
-    /// Every JPEG/PNG in the folder, sorted by name.
+    /// Every photo in the folder (by extension), sorted by name.
     All,
     /// File names or ids, one per line (as in Flickr_8k.testImages.txt).
     SplitFile(PathBuf),
@@ -286,7 +286,8 @@ fn select(options: &FeaturesOptions) -> Result<Vec<(String, Option<PathBuf>)>> {
     };
     Ok(match &options.selection {
         Selection::All => {
-            let files = crate::image::image_files(dir, false)?;
+            let (files, others) = crate::image::image_files(dir, false)?;
+            crate::image::report_others(dir, &others);
             files
                 .into_iter()
                 .map(|p| {

@@ -193,7 +193,7 @@ enum SplitArg {
     Test,
 }
 
-/// Caption photos: files, folders (their JPEG and PNG files) or - for image bytes on standard input.
+/// Caption photos: files, folders (their photo files) or - for image bytes on standard input.
 ///
 /// Prints `<image><TAB><caption>` per photo (a sentence: "A dog runs through the grass."), or one
 /// JSON object per line with --json. An unreadable
@@ -351,7 +351,8 @@ enum ResizeArg {
 
 /// Encode photos into a features file (safetensors: `features` [N, D] + ids and encoder in metadata).
 ///
-/// Decodes JPEG and PNG of any colour type (EXIF orientation applied), resizes like PIL's bilinear,
+/// Decodes photos by content (JPEG, PNG, WebP, GIF, BMP, TIFF, PNM, QOI, ICO; any colour type, EXIF
+/// orientation applied, alpha dropped as PIL's convert("RGB")), resizes like PIL's bilinear,
 /// and runs the encoder, one image per thread. An interrupted run resumes from <out>.partial;
 /// rerunning with more images reuses the rows already in <out>. Unreadable images are listed at
 /// the end with the reason; the rest are still written, and the exit code is 2.

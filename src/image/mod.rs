@@ -1,22 +1,42 @@
-//! Photos in: decode any JPEG or PNG (any colour type, EXIF orientation applied) to 8-bit RGB, then
-//! resize exactly like PIL's `Image.resize(..., Image.BILINEAR)` (antialiased triangle filter, 8-bit
-//! fixed point), either the whole frame ("squash", the seed's Keras `load_img`) or a centre crop.
+//! Photos in: decode a photo by its content (JPEG, PNG, WebP, GIF, BMP, TIFF, PNM, QOI, ICO; any
+//! colour type, EXIF orientation applied, alpha dropped as PIL's `convert("RGB")` does) to 8-bit RGB,
+//! then resize exactly like PIL's `Image.resize(..., Image.BILINEAR)` (antialiased triangle filter,
+//! 8-bit fixed point), either the whole frame ("squash", the seed's Keras `load_img`) or a centre crop.
 
 mod resize;
 
 pub use resize::resize_bilinear;
 
 use anyhow::{bail, Context, Result};
-use image::ImageDecoder;
+use image::{ImageDecoder, ImageFormat};
 use std::io::Cursor;
+use std::path::{Path, PathBuf};
 
-/// File extensions (any case) read as photos when a folder is given.
-pub const EXTENSIONS: [&str; 3] = ["jpg", "jpeg", "png"];
+/// File extensions (any case) taken as photos when a folder is given. AVIF and HEIC are listed so
+/// that their files get an error that says how to convert them instead of being passed over.
+pub const EXTENSIONS: [&str; 19] = [
+    "jpg", "jpeg", "jpe", "jfif", "png", "webp", "gif", "bmp", "dib", "tif", "tiff", "pbm", "pgm",
+    "ppm", "pnm", "qoi", "ico", "avif", "heic",
+];
 
-/// The JPEG and PNG files of a folder, sorted by path; with `recursive`, of its subfolders too.
-/// Hidden files and folders (names starting with ".") are left out.
-pub fn image_files(dir: &std::path::Path, recursive: bool) -> Result<Vec<std::path::PathBuf>> {
-    let mut files = Vec::new();
+/// The formats decoded, recognised by their first bytes.
+const FORMATS: [ImageFormat; 9] = [
+    ImageFormat::Jpeg,
+    ImageFormat::Png,
+    ImageFormat::WebP,
+    ImageFormat::Gif,
+    ImageFormat::Bmp,
+    ImageFormat::Tiff,
+    ImageFormat::Pnm,
+    ImageFormat::Qoi,
+    ImageFormat::Ico,
+];
+
+/// A folder's photos (by extension), sorted by path, and its other files, which callers report;
+/// with `recursive`, its subfolders' too. Hidden files and folders (names starting with ".") are
+/// left out.
+pub fn image_files(dir: &Path, recursive: bool) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
+    let (mut photos, mut others) = (Vec::new(), Vec::new());
     let mut folders = vec![dir.to_owned()];
     while let Some(folder) = folders.pop() {
         let entries = std::fs::read_dir(&folder)
@@ -36,12 +56,40 @@ pub fn image_files(dir: &std::path::Path, recursive: bool) -> Result<Vec<std::pa
                 .extension()
                 .is_some_and(|e| EXTENSIONS.contains(&e.to_string_lossy().to_lowercase().as_str()))
             {
-                files.push(path);
+                photos.push(path);
+            } else {
+                others.push(path);
             }
         }
     }
-    files.sort();
-    Ok(files)
+    photos.sort();
+    others.sort();
+    Ok((photos, others))
+}
+
+/// Says on stderr which files of a folder were left out for not being photos.
+pub fn report_others(dir: &Path, others: &[PathBuf]) {
+    if others.is_empty() {
+        return;
+    }
+    let names: Vec<String> = others
+        .iter()
+        .take(5)
+        .map(|p| p.strip_prefix(dir).unwrap_or(p).display().to_string())
+        .collect();
+    let more = others.len().saturating_sub(names.len());
+    eprintln!(
+        "note: {}: {} file{} left out, not photos by their extension: {}{}",
+        dir.display(),
+        others.len(),
+        if others.len() == 1 { "" } else { "s" },
+        names.join(", "),
+        if more > 0 {
+            format!(" and {more} more")
+        } else {
+            String::new()
+        }
+    );
 }
 
 /// Largest accepted side in pixels; beyond it an image is treated as a decompression bomb.
@@ -73,22 +121,35 @@ impl Resize {
     }
 }
 
-/// Decodes a JPEG or PNG to RGB; the error says why the bytes are not a usable image.
+/// Decodes a photo to RGB, its format found from its content; the error says why the bytes are not
+/// a usable image.
 pub fn decode(bytes: &[u8]) -> Result<RgbImage> {
     if bytes.is_empty() {
         bail!("empty file");
+    }
+    if let Some(brand) = heif_brand(bytes) {
+        bail!(
+            "{brand} photos need a decoder that no pure-Rust library provides yet; convert it first, e.g. `{}`",
+            if brand == "AVIF" {
+                "avifdec photo.avif photo.png"
+            } else {
+                "heif-convert photo.heic photo.jpg"
+            }
+        );
     }
     let mut reader = image::ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .context("cannot read the image header")?;
     match reader.format() {
-        None => bail!("not a JPEG or PNG image (captioner reads JPEG and PNG photos)"),
-        Some(image::ImageFormat::Jpeg) if !jpeg_is_complete(bytes) => {
+        None => bail!(
+            "not an image captioner reads (JPEG, PNG, WebP, GIF, BMP, TIFF, PNM, QOI or ICO, recognised by content)"
+        ),
+        Some(ImageFormat::Jpeg) if !jpeg_is_complete(bytes) => {
             bail!("truncated JPEG: no end-of-image marker after its last scan")
         }
-        Some(image::ImageFormat::Jpeg | image::ImageFormat::Png) => {}
+        Some(format) if FORMATS.contains(&format) => {}
         Some(other) => bail!(
-            "{} images are not supported yet: captioner reads JPEG and PNG (convert it, e.g. `convert photo.{} photo.png`)",
+            "{} images are not supported: convert it to PNG or JPEG first (e.g. `convert photo.{} photo.png`)",
             format!("{other:?}").to_uppercase(),
             other.extensions_str().first().unwrap_or(&"img")
         ),
@@ -114,6 +175,17 @@ pub fn decode(bytes: &[u8]) -> Result<RgbImage> {
         height: rgb.height() as usize,
         pixels: rgb.into_raw(),
     })
+}
+
+/// "HEIC" or "AVIF" for an ISO base media file whose brand says it holds such an image.
+fn heif_brand(bytes: &[u8]) -> Option<&'static str> {
+    let brand = bytes.get(4..12)?;
+    match brand {
+        b"ftypavif" | b"ftypavis" => Some("AVIF"),
+        b"ftypheic" | b"ftypheix" | b"ftyphevc" | b"ftypheim" | b"ftypheis" | b"ftypmif1"
+        | b"ftypmsf1" => Some("HEIC"),
+        _ => None,
+    }
 }
 
 /// A JPEG's last scan (FF DA) must be followed by the end-of-image marker (FF D9). The decoder
@@ -195,7 +267,14 @@ mod tests {
         assert!(decode(b"hello, not an image")
             .unwrap_err()
             .to_string()
-            .contains("not a JPEG or PNG"));
+            .contains("not an image captioner reads"));
+        let mut heic = vec![0, 0, 0, 24];
+        heic.extend_from_slice(b"ftypheic\0\0\0\0mif1heic");
+        let err = decode(&heic).unwrap_err().to_string();
+        assert!(
+            err.contains("HEIC") && err.contains("heif-convert"),
+            "{err}"
+        );
         let png = encode_png(image::DynamicImage::ImageRgb8(image::RgbImage::new(20, 20)));
         assert!(decode(&png[..png.len() / 2]).is_err());
     }
@@ -213,16 +292,142 @@ mod tests {
         assert!(err.contains("truncated JPEG"), "{err}");
     }
 
+    fn encode(img: &image::DynamicImage, format: ImageFormat) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        img.write_to(&mut Cursor::new(&mut bytes), format)
+            .unwrap_or_else(|e| panic!("{format:?}: {e}"));
+        bytes
+    }
+
+    /// 37 x 23 pixels of 60 colours: few enough for a GIF palette, odd sizes for row padding.
+    fn test_photo() -> image::RgbImage {
+        image::RgbImage::from_fn(37, 23, |x, y| {
+            let k = ((x / 3) + 7 * (y / 4)) % 60;
+            image::Rgb([(k * 4) as u8, (255 - k * 3) as u8, ((k * 37) % 256) as u8])
+        })
+    }
+
     #[test]
-    fn oversized_images_are_refused() {
-        // A valid PNG header claiming 20000 x 20000 pixels: refused before any pixel is decoded.
-        let mut png = encode_png(image::DynamicImage::ImageRgb8(image::RgbImage::new(1, 1)));
-        png[16..20].copy_from_slice(&20_000u32.to_be_bytes());
-        png[20..24].copy_from_slice(&20_000u32.to_be_bytes());
+    fn the_same_pixels_in_every_lossless_format_decode_identically() {
+        let photo = test_photo();
+        let rgb = image::DynamicImage::ImageRgb8(photo.clone());
+        let rgba = image::DynamicImage::ImageRgba8(
+            image::DynamicImage::ImageRgb8(photo.clone()).to_rgba8(),
+        );
+        let cases = [
+            (&rgb, ImageFormat::Png),
+            (&rgb, ImageFormat::Bmp),
+            (&rgb, ImageFormat::Tiff),
+            (&rgba, ImageFormat::WebP),
+            (&rgba, ImageFormat::Gif),
+            (&rgb, ImageFormat::Pnm),
+            (&rgb, ImageFormat::Qoi),
+            (&rgba, ImageFormat::Ico),
+        ];
+        for (img, format) in cases {
+            let decoded =
+                decode(&encode(img, format)).unwrap_or_else(|e| panic!("{format:?}: {e}"));
+            assert_eq!((decoded.width, decoded.height), (37, 23), "{format:?}");
+            assert!(
+                decoded.pixels == photo.as_raw().as_slice(),
+                "{format:?}: other pixels"
+            );
+        }
+    }
+
+    #[test]
+    fn alpha_is_dropped_as_pil_convert_rgb_does() {
+        // PIL's convert("RGB") keeps the colour channels of a transparent pixel as they are.
+        let rgba =
+            image::RgbaImage::from_fn(4, 4, |x, _| image::Rgba([200, 100, 50, (x * 60) as u8]));
+        let decoded = decode(&encode(
+            &image::DynamicImage::ImageRgba8(rgba),
+            ImageFormat::WebP,
+        ))
+        .unwrap();
+        assert!(decoded.pixels.chunks(3).all(|p| p == [200, 100, 50]));
+    }
+
+    /// Refused as a bomb, before any pixel buffer is allocated.
+    fn assert_bomb(bytes: &[u8], format: &str) {
+        let err = format!("{:#}", decode(bytes).unwrap_err());
+        assert!(err.contains("decompression bomb"), "{format}: {err}");
+    }
+
+    #[test]
+    fn every_format_refuses_a_tiny_file_that_declares_a_huge_image() {
+        let one = image::DynamicImage::ImageRgb8(image::RgbImage::new(1, 1));
+        let huge = 40_000u32;
+        // PNG: IHDR's width and height, then its CRC.
+        let mut png = encode(&one, ImageFormat::Png);
+        png[16..20].copy_from_slice(&huge.to_be_bytes());
+        png[20..24].copy_from_slice(&huge.to_be_bytes());
         let crc = crc32(&png[12..29]);
         png[29..33].copy_from_slice(&crc.to_be_bytes());
-        let err = decode(&png).unwrap_err().to_string();
-        assert!(err.contains("decompression bomb"), "{err}");
+        assert_bomb(&png, "PNG");
+        // BMP: the info header's width and height.
+        let mut bmp = encode(&one, ImageFormat::Bmp);
+        bmp[18..22].copy_from_slice(&(huge as i32).to_le_bytes());
+        bmp[22..26].copy_from_slice(&(huge as i32).to_le_bytes());
+        assert_bomb(&bmp, "BMP");
+        // GIF: the logical screen and the frame.
+        let mut gif = encode(
+            &image::DynamicImage::ImageRgba8(one.to_rgba8()),
+            ImageFormat::Gif,
+        );
+        gif[6..8].copy_from_slice(&60_000u16.to_le_bytes());
+        gif[8..10].copy_from_slice(&60_000u16.to_le_bytes());
+        let frame = gif.iter().position(|&b| b == 0x2C).unwrap();
+        gif[frame + 5..frame + 7].copy_from_slice(&60_000u16.to_le_bytes());
+        gif[frame + 7..frame + 9].copy_from_slice(&60_000u16.to_le_bytes());
+        assert_bomb(&gif, "GIF");
+        // JPEG: the frame header's height and width.
+        let mut jpeg = encode(&one, ImageFormat::Jpeg);
+        let sof = jpeg.windows(2).position(|w| w == [0xFF, 0xC0]).unwrap();
+        jpeg[sof + 5..sof + 7].copy_from_slice(&60_000u16.to_be_bytes());
+        jpeg[sof + 7..sof + 9].copy_from_slice(&60_000u16.to_be_bytes());
+        assert_bomb(&jpeg, "JPEG");
+        // TIFF: the ImageWidth and ImageLength entries (tags 256 and 257) of the first directory.
+        let mut tiff = encode(&one, ImageFormat::Tiff);
+        let ifd = u32::from_le_bytes(tiff[4..8].try_into().unwrap()) as usize;
+        let entries = u16::from_le_bytes(tiff[ifd..ifd + 2].try_into().unwrap()) as usize;
+        for e in 0..entries {
+            let at = ifd + 2 + 12 * e;
+            let tag = u16::from_le_bytes(tiff[at..at + 2].try_into().unwrap());
+            let kind = u16::from_le_bytes(tiff[at + 2..at + 4].try_into().unwrap());
+            if tag == 256 || tag == 257 {
+                match kind {
+                    3 => tiff[at + 8..at + 10].copy_from_slice(&60_000u16.to_le_bytes()),
+                    _ => tiff[at + 8..at + 12].copy_from_slice(&huge.to_le_bytes()),
+                }
+            }
+        }
+        assert_bomb(&tiff, "TIFF");
+        // PNM and QOI: their plain headers.
+        assert_bomb(b"P6\n40000 40000\n255\n\0\0\0", "PNM");
+        let mut qoi = encode(&one, ImageFormat::Qoi);
+        // (Within QOI's own 400-megapixel limit, so that ours is what refuses it.)
+        qoi[4..8].copy_from_slice(&18_000u32.to_be_bytes());
+        qoi[8..12].copy_from_slice(&18_000u32.to_be_bytes());
+        assert_bomb(&qoi, "QOI");
+        // WebP: an extended header's canvas (24 bits a side) over a 1 x 1 lossless image.
+        let webp = encode(
+            &image::DynamicImage::ImageRgba8(one.to_rgba8()),
+            ImageFormat::WebP,
+        );
+        let body = &webp[12..];
+        let mut vp8x = b"VP8X".to_vec();
+        vp8x.extend_from_slice(&10u32.to_le_bytes());
+        vp8x.extend_from_slice(&[0x10, 0, 0, 0]);
+        let side = (huge - 1).to_le_bytes();
+        vp8x.extend_from_slice(&side[..3]);
+        vp8x.extend_from_slice(&side[..3]);
+        let mut extended = b"RIFF".to_vec();
+        extended.extend_from_slice(&((4 + vp8x.len() + body.len()) as u32).to_le_bytes());
+        extended.extend_from_slice(b"WEBP");
+        extended.extend_from_slice(&vp8x);
+        extended.extend_from_slice(body);
+        assert_bomb(&extended, "WebP");
     }
 
     fn crc32(bytes: &[u8]) -> u32 {
