@@ -25,13 +25,14 @@ fn usual_mistakes_get_messages_that_name_the_fix() {
         stderr(&url)
     );
 
-    // A format we do not read yet says which ones we do.
-    let gif = dir.join("anim.gif");
-    std::fs::write(&gif, b"GIF89a\x01\x00\x01\x00\x00\x00\x00;").unwrap();
-    let run = captioner(&["caption", "--weights", weights, gif.to_str().unwrap()]);
+    // A phone's HEIC photo, which no pure-Rust decoder reads: the error says how to convert it.
+    let heic = dir.join("IMG_0001.HEIC");
+    std::fs::write(&heic, b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic").unwrap();
+    let run = captioner(&["caption", "--weights", weights, heic.to_str().unwrap()]);
     assert!(!run.status.success());
     assert!(
-        stderr(&run).contains("GIF images are not supported yet: captioner reads JPEG and PNG"),
+        stderr(&run).contains("HEIC photos need a decoder")
+            && stderr(&run).contains("heif-convert photo.heic photo.jpg"),
         "{}",
         stderr(&run)
     );
