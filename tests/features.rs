@@ -66,7 +66,10 @@ fn unreadable_images_are_reported_and_the_rest_are_written() {
     assert!(err.contains("4 images failed"), "{err}");
     assert!(err.contains("2004_truncated.jpg: truncated JPEG"), "{err}");
     assert!(err.contains("2002_empty.jpg: empty file"), "{err}");
-    assert!(err.contains("2003_text.jpg: not an image captioner reads"), "{err}");
+    assert!(
+        err.contains("2003_text.jpg: not an image captioner reads"),
+        "{err}"
+    );
     assert!(err.contains("2001_truncated.png: cannot decode"), "{err}");
 
     let file = Features::load(&out).unwrap();
