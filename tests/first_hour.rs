@@ -43,7 +43,7 @@ fn usual_mistakes_get_messages_that_name_the_fix() {
         "caption",
         "--model",
         missing.to_str().unwrap(),
-        gif.to_str().unwrap(),
+        heic.to_str().unwrap(),
     ]);
     assert!(!run.status.success());
     assert!(
@@ -53,7 +53,7 @@ fn usual_mistakes_get_messages_that_name_the_fix() {
     );
 
     // A beam of width 0 is refused by the argument parser, with the reason.
-    let run = captioner(&["caption", "--beam", "0", gif.to_str().unwrap()]);
+    let run = captioner(&["caption", "--beam", "0", heic.to_str().unwrap()]);
     assert!(!run.status.success());
     assert!(
         stderr(&run).contains("the beam width is at least 1"),
