@@ -70,3 +70,64 @@ fn the_same_pixels_in_five_formats_give_one_caption_and_one_feature() {
         );
     }
 }
+
+/// Pillow's `convert("RGB")` pixels (fixtures/formats/make_formats.py) against ours, per file:
+/// (largest difference, mean difference) over the channels.
+fn differences_from_pillow() -> Vec<(String, Result<(u8, f64), String>)> {
+    let dir = common::repo_path("fixtures/formats");
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.ends_with(".rgb") && !n.ends_with(".py"))
+        .collect();
+    names.sort();
+    names
+        .into_iter()
+        .map(|name| {
+            let bytes = std::fs::read(dir.join(&name)).unwrap();
+            let want = std::fs::read(dir.join(format!("{name}.rgb"))).unwrap();
+            let got = captioner::image::decode(&bytes).map(|img| {
+                assert_eq!((img.width, img.height), (32, 24), "{name}");
+                let diffs: Vec<u8> = img
+                    .pixels
+                    .iter()
+                    .zip(&want)
+                    .map(|(a, b)| a.abs_diff(*b))
+                    .collect();
+                let mean = diffs.iter().map(|&d| f64::from(d)).sum::<f64>() / diffs.len() as f64;
+                (diffs.into_iter().max().unwrap_or(0), mean)
+            });
+            (name, got.map_err(|e| format!("{e:#}")))
+        })
+        .collect()
+}
+
+#[test]
+fn every_encoding_decodes_to_pillows_pixels() {
+    let gray = std::fs::read(common::repo_path("fixtures/formats/gray.pgm.rgb")).unwrap();
+    for (name, result) in differences_from_pillow() {
+        match name.as_str() {
+            // Pillow's libjpeg and the pure-Rust decoder round the inverse DCT differently.
+            "progressive.jpg" => {
+                let (largest, mean) = result.unwrap();
+                assert!(largest <= 4 && mean < 1.0, "{name}: {largest} {mean}");
+            }
+            // Full-range 16-bit grey: Pillow clips it to white, we scale it to 8 bits.
+            "gray16.png" => {
+                let bytes =
+                    std::fs::read(common::repo_path("fixtures/formats/gray16.png")).unwrap();
+                let ours = captioner::image::decode(&bytes).unwrap();
+                assert!(
+                    ours.pixels == gray,
+                    "{name}: the 8-bit values it was made from"
+                );
+            }
+            // An icon holding an RGB (not RGBA) PNG, which the ICO decoder refuses: a clear error.
+            "icon.ico" => {
+                let err = result.unwrap_err();
+                assert!(err.contains("Ico") && err.contains("RGBA"), "{name}: {err}");
+            }
+            _ => assert_eq!(result, Ok((0, 0.0)), "{name}: other pixels than Pillow's"),
+        }
+    }
+}
