@@ -10,6 +10,7 @@ pub mod features;
 pub mod fetch;
 pub mod figure;
 pub mod fsio;
+pub mod fuzz;
 pub mod generate;
 pub mod ground;
 pub mod image;

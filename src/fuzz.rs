@@ -1,0 +1,129 @@
+//! Mutation fuzzing on stable Rust for the parsers that read user input: seed files are mutated
+//! (bit flips, byte changes, interesting values, cuts, repeats, splices with another seed) and fed
+//! to a parser; a panic is a crash (its input is kept), a slow input is reported. `examples/fuzz.rs`
+//! runs it for a budget; `tests/fuzz.rs` runs a short pass in CI.
+
+use crate::engine::rng::Rng;
+use std::time::{Duration, Instant};
+
+/// A parser under test: it may refuse any input (false), never panic.
+pub type Target = fn(&[u8]) -> bool;
+
+/// The image decoder, then the resize a decoded photo goes through.
+pub fn decode_image(bytes: &[u8]) -> bool {
+    match crate::image::decode(bytes) {
+        Ok(img) => {
+            crate::image::to_network_input(&img, crate::image::Resize::CenterCrop, 17);
+            true
+        }
+        Err(_) => false,
+    }
+}
+
+/// What a run found.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub inputs: u64,
+    /// Inputs the parser accepted (the rest it refused with an error).
+    pub accepted: u64,
+    /// Inputs that made the parser panic, with the panic's message.
+    pub crashes: Vec<(Vec<u8>, String)>,
+    /// The slowest input's time.
+    pub slowest: Duration,
+}
+
+/// One mutation of `seed` (another seed may be spliced in).
+pub fn mutate(rng: &mut Rng, seed: &[u8], seeds: &[Vec<u8>]) -> Vec<u8> {
+    let mut data = seed.to_vec();
+    let rounds = 1 + rng.below(4);
+    for _ in 0..rounds {
+        let len = data.len().max(1);
+        match rng.below(8) {
+            0 if !data.is_empty() => {
+                let at = rng.below(data.len());
+                data[at] ^= 1 << rng.below(8);
+            }
+            1 if !data.is_empty() => {
+                let at = rng.below(data.len());
+                data[at] = rng.next_u64() as u8;
+            }
+            2 if data.len() >= 4 => {
+                // Values that break size arithmetic: 0, all ones, sign bits, large powers of two.
+                let values: [u32; 6] = [0, u32::MAX, 0x7fff_ffff, 0x8000_0000, 0xffff, 1 << 20];
+                let value = values[rng.below(values.len())].to_le_bytes();
+                let at = rng.below(data.len() - 3);
+                let width = [1, 2, 4][rng.below(3)];
+                data[at..at + width].copy_from_slice(&value[..width]);
+            }
+            3 => data.truncate(rng.below(len)),
+            4 if !data.is_empty() => {
+                let start = rng.below(data.len());
+                let end = (start + 1 + rng.below(64)).min(data.len());
+                let copy = data[start..end].to_vec();
+                let at = rng.below(data.len());
+                data.splice(at..at, copy);
+            }
+            5 if !data.is_empty() => {
+                let start = rng.below(data.len());
+                let end = (start + 1 + rng.below(64)).min(data.len());
+                data.drain(start..end);
+            }
+            6 => {
+                let other = &seeds[rng.below(seeds.len())];
+                let cut = rng.below(len).min(data.len());
+                let from = rng.below(other.len().max(1)).min(other.len());
+                data.truncate(cut);
+                data.extend_from_slice(&other[from..]);
+            }
+            _ => {
+                let at = rng.below(len).min(data.len());
+                let byte = rng.next_u64() as u8;
+                data.insert(at, byte);
+            }
+        }
+    }
+    data
+}
+
+/// Feeds `inputs` mutations of `seeds` to `target`; `progress` is called every 10,000 inputs.
+pub fn run(
+    target: Target,
+    seeds: &[Vec<u8>],
+    inputs: u64,
+    seed: u64,
+    mut progress: impl FnMut(&Report),
+) -> Report {
+    let mut rng = Rng::new(seed);
+    let mut report = Report::default();
+    // Panics are expected here and reported as crashes, not printed.
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    for i in 0..inputs {
+        let base = &seeds[rng.below(seeds.len())];
+        let input = if i < seeds.len() as u64 {
+            seeds[i as usize].clone()
+        } else {
+            mutate(&mut rng, base, seeds)
+        };
+        let start = Instant::now();
+        let outcome = std::panic::catch_unwind(|| target(&input));
+        report.slowest = report.slowest.max(start.elapsed());
+        report.inputs += 1;
+        match outcome {
+            Ok(accepted) => report.accepted += u64::from(accepted),
+            Err(panic) => {
+                let message = panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_default();
+                report.crashes.push((input, message));
+            }
+        }
+        if (i + 1) % 10_000 == 0 {
+            progress(&report);
+        }
+    }
+    std::panic::set_hook(previous);
+    report
+}
