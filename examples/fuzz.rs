@@ -1,9 +1,11 @@
-//! Mutation fuzzing of the image decoder (src/fuzz.rs) for a budget of inputs:
+//! Mutation fuzzing of one parser (src/fuzz.rs) for a budget of inputs:
 //!
-//!   cargo run --release --example fuzz -- [--inputs 1000000] [--seed 1] [--crashes DIR] [SEED_FILE_OR_DIR ...]
+//!   cargo run --release --example fuzz -- [--target image] [--inputs 1000000] [--seed 1]
+//!       [--crashes DIR] [SEED_FILE_OR_DIR ...]
 //!
-//! Seeds default to fixtures/formats and fixtures/tiny/images. Prints progress on stderr and one JSON
-//! line at the end; each crashing input is written to --crashes (default fuzz-crashes/).
+//! Targets: image, pth, safetensors, features, vocab, config, flickr8k, karpathy, kaggle. Seeds
+//! default to the target's fixtures. Prints progress on stderr and one JSON line at the end; each
+//! crashing input is written to --crashes (default fuzz-crashes/).
 
 use std::path::PathBuf;
 
@@ -15,16 +17,22 @@ fn main() -> anyhow::Result<()> {
         PathBuf::from("fuzz-crashes"),
         Vec::new(),
     );
+    let mut target = "image".to_owned();
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--inputs" => inputs = args.next().unwrap_or_default().parse()?,
             "--seed" => seed = args.next().unwrap_or_default().parse()?,
             "--crashes" => crashes = PathBuf::from(args.next().unwrap_or_default()),
+            "--target" => target = args.next().unwrap_or_default(),
             _ => paths.push(PathBuf::from(arg)),
         }
     }
+    let Some(&(name, parse, fixtures)) = captioner::fuzz::TARGETS.iter().find(|t| t.0 == target)
+    else {
+        anyhow::bail!("no target {target:?}: image, pth, safetensors, features, vocab, config, flickr8k, karpathy or kaggle");
+    };
     if paths.is_empty() {
-        paths = vec!["fixtures/formats".into(), "fixtures/tiny/images".into()];
+        paths = fixtures.iter().map(PathBuf::from).collect();
     }
     let mut seeds = Vec::new();
     for path in &paths {
@@ -44,7 +52,7 @@ fn main() -> anyhow::Result<()> {
     }
     anyhow::ensure!(!seeds.is_empty(), "no seed files");
     let start = std::time::Instant::now();
-    let report = captioner::fuzz::run(captioner::fuzz::decode_image, &seeds, inputs, seed, |r| {
+    let report = captioner::fuzz::run(parse, &seeds, inputs, seed, |r| {
         let rate = r.inputs as f64 / start.elapsed().as_secs_f64();
         eprint!(
             "\r{} / {inputs} inputs, {} crashes, {:.0}/s, ETA {:.0} s   ",
@@ -65,7 +73,7 @@ fn main() -> anyhow::Result<()> {
     println!(
         "{}",
         serde_json::json!({
-            "target": "image decode + resize",
+            "target": name,
             "seeds": seeds.len(),
             "inputs": report.inputs,
             "accepted": report.accepted,

@@ -1,7 +1,9 @@
 //! Mutation fuzzing on stable Rust for the parsers that read user input: seed files are mutated
 //! (bit flips, byte changes, interesting values, cuts, repeats, splices with another seed) and fed
 //! to a parser; a panic is a crash (its input is kept), a slow input is reported. `examples/fuzz.rs`
-//! runs it for a budget; `tests/fuzz.rs` runs a short pass in CI.
+//! runs it for a budget; `tests/fuzz.rs` runs a short pass in CI. The targets (`TARGETS`) are every
+//! parser of user input: photos, encoder weights, features files, vocabularies, model configs and the
+//! three caption-dataset forms.
 
 use crate::engine::rng::Rng;
 use std::time::{Duration, Instant};
@@ -19,6 +21,108 @@ pub fn decode_image(bytes: &[u8]) -> bool {
         Err(_) => false,
     }
 }
+
+/// `read` on `bytes` written to a file named `name` in a folder of this process's own.
+fn through_file(bytes: &[u8], name: &str, read: impl Fn(&std::path::Path) -> bool) -> bool {
+    let dir = std::env::temp_dir().join(format!("captioner-fuzz-{}", std::process::id()));
+    let path = dir.join(name);
+    if std::fs::create_dir_all(&dir).is_err() || std::fs::write(&path, bytes).is_err() {
+        return false;
+    }
+    read(&path)
+}
+
+/// Encoder weights: a PyTorch checkpoint (zip or legacy pickle) or safetensors, by file name.
+pub fn pth_weights(bytes: &[u8]) -> bool {
+    through_file(bytes, "w.pth", |p| {
+        crate::vision::weights::Weights::load(p).is_ok()
+    })
+}
+
+pub fn safetensors_weights(bytes: &[u8]) -> bool {
+    crate::vision::weights::read_safetensors(bytes).is_ok()
+}
+
+/// A features file (safetensors with captioner's metadata).
+pub fn features_file(bytes: &[u8]) -> bool {
+    through_file(bytes, "f.safetensors", |p| {
+        crate::features::Features::load(p).is_ok()
+    })
+}
+
+pub fn vocab_json(bytes: &[u8]) -> bool {
+    crate::text::Vocabulary::from_json(&String::from_utf8_lossy(bytes)).is_ok()
+}
+
+/// A model folder's config.json, and the parameter layout it declares.
+pub fn model_config(bytes: &[u8]) -> bool {
+    match serde_json::from_str::<crate::model::ModelConfig>(&String::from_utf8_lossy(bytes)) {
+        Ok(config) => {
+            config.decoder.layout();
+            true
+        }
+        Err(_) => false,
+    }
+}
+
+fn dataset(bytes: &[u8], name: &str, format: crate::dataset::Format) -> bool {
+    through_file(bytes, name, |p| {
+        crate::dataset::load(p, Some(format), None).is_ok()
+    })
+}
+
+pub fn flickr8k_tokens(bytes: &[u8]) -> bool {
+    dataset(
+        bytes,
+        "Flickr8k.token.txt",
+        crate::dataset::Format::Flickr8k,
+    )
+}
+
+pub fn karpathy_json(bytes: &[u8]) -> bool {
+    dataset(
+        bytes,
+        "dataset_flickr8k.json",
+        crate::dataset::Format::Karpathy,
+    )
+}
+
+pub fn kaggle_csv(bytes: &[u8]) -> bool {
+    dataset(bytes, "captions.txt", crate::dataset::Format::Kaggle)
+}
+
+/// Every target by name, with the fixture files (relative to the repository) that seed it.
+pub const TARGETS: [(&str, Target, &[&str]); 9] = [
+    ("image", decode_image, &["fixtures/formats"]),
+    (
+        "pth",
+        pth_weights,
+        &["fixtures/fuzz/zip.pth", "fixtures/fuzz/legacy.pth"],
+    ),
+    (
+        "safetensors",
+        safetensors_weights,
+        &["fixtures/attention_golden_f32.safetensors"],
+    ),
+    (
+        "features",
+        features_file,
+        &["fixtures/fuzz/features.safetensors"],
+    ),
+    ("vocab", vocab_json, &["fixtures/fuzz/vocab.json"]),
+    ("config", model_config, &["models/default/config.json"]),
+    (
+        "flickr8k",
+        flickr8k_tokens,
+        &["fixtures/tiny/Flickr8k.token.txt"],
+    ),
+    (
+        "karpathy",
+        karpathy_json,
+        &["fixtures/tiny/dataset_tiny.json"],
+    ),
+    ("kaggle", kaggle_csv, &["fixtures/tiny/captions.txt"]),
+];
 
 /// What a run found.
 #[derive(Debug, Default)]
