@@ -123,7 +123,11 @@ impl Captioner {
         let grounded =
             crate::ground::caption(&self.model, &feature, options, ground, &probabilities, true)?;
         let generated = &grounded.generated;
-        let grounding = details.then(|| photo_gain(&self.model, &feature, generated));
+        let grounding = details.then(|| {
+            grounded
+                .gain
+                .unwrap_or_else(|| photo_gain(&self.model, &feature, generated))
+        });
         let classes = if details {
             let mut order: Vec<usize> = (0..probabilities.len()).collect();
             order.sort_by(|&a, &b| probabilities[b].total_cmp(&probabilities[a]));

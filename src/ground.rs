@@ -274,6 +274,8 @@ pub struct GroundedCaption {
     /// The grounding the caption holds and the word of it that the caption holds; `None` when
     /// there was none or no caption within the maximum length could hold it.
     pub grounding: Option<(Grounding, Word)>,
+    /// The caption's gain from the photo (`photo_gain`), when it was computed on the way.
+    pub gain: Option<f64>,
 }
 
 /// The decoder's plain caption when grounding is off, nothing is confident enough, the photo does
@@ -320,13 +322,16 @@ pub fn caption(
         g.held(&crate::generate::words(model, &plain.tokens))
             .is_some()
     };
-    let generated = match &grounding {
+    let constrained = match &grounding {
         Some(g) if !holds(g) => match speculative {
             Some(result) => result?,
             None => constrained(g)?,
-        }
-        .unwrap_or(plain),
-        _ => plain,
+        },
+        _ => None,
+    };
+    let (generated, gain) = match constrained {
+        Some(generated) => (generated, None),
+        None => (plain, gain),
     };
     let tokens = crate::generate::words(model, &generated.tokens);
     let grounding = grounding.and_then(|g| g.held(&tokens).map(|(_, word, _)| (g, word)));
@@ -338,6 +343,7 @@ pub fn caption(
         generated,
         words,
         grounding,
+        gain,
     })
 }
 

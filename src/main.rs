@@ -642,6 +642,11 @@ fn run_evaluate(args: EvaluateArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Four decimals: what a JSON line reports of a probability or score.
+fn round4(value: f64) -> f64 {
+    (value * 1e4).round() / 1e4
+}
+
 fn run_caption(args: CaptionArgs) -> anyhow::Result<ExitCode> {
     use captioner::caption::{expand, read_source, Captioner};
     captioner::engine::set_threads(args.threads);
@@ -683,8 +688,8 @@ fn run_caption(args: CaptionArgs) -> anyhow::Result<ExitCode> {
                     "image": name,
                     "caption": caption.sentence,
                     "tokens": caption.tokens,
-                    "score": (caption.score * 1e4).round() / 1e4,
-                    "grounding": caption.grounding.map(|g| (g * 1e4).round() / 1e4),
+                    "score": round4(caption.score),
+                    "grounding": caption.grounding.map(round4),
                 });
                 let class_words = captioner::text::class_words::class_words();
                 let classes: Vec<serde_json::Value> = caption
@@ -694,7 +699,7 @@ fn run_caption(args: CaptionArgs) -> anyhow::Result<ExitCode> {
                         let words = &class_words[index];
                         serde_json::json!({
                             "class": words.name,
-                            "probability": (f64::from(probability) * 1e4).round() / 1e4,
+                            "probability": round4(f64::from(probability)),
                             "word": words.in_vocabulary(&captioner.model.vocab).map(|w| w.singular),
                         })
                     })
@@ -703,14 +708,14 @@ fn run_caption(args: CaptionArgs) -> anyhow::Result<ExitCode> {
                 line["grounded"] = match &caption.grounded {
                     Some((g, word)) => serde_json::json!({
                         "class": class_words[g.class].name,
-                        "probability": (f64::from(g.probability) * 1e4).round() / 1e4,
+                        "probability": round4(f64::from(g.probability)),
                         "word": word.singular,
                         "name": g.name.map(|name| name.singular),
                     }),
                     None => serde_json::Value::Null,
                 };
                 if let Some(map) = &caption.attention {
-                    let round = |w: &f32| (f64::from(*w) * 1e4).round() / 1e4;
+                    let round = |w: &f32| round4(f64::from(*w));
                     let words: Vec<Vec<f64>> = map
                         .words
                         .iter()
