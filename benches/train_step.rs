@@ -131,7 +131,14 @@ fn main() -> anyhow::Result<()> {
             config.groups(threads),
         );
         let start = Instant::now();
-        optimizer.step(&mut params, &config, &batch, &mut ws, &mut rng, adam.lr);
+        optimizer.step(
+            &mut params,
+            &config,
+            &batch,
+            &mut ws,
+            Some(&mut rng),
+            adam.lr,
+        );
         if step >= 5 {
             times.push(start.elapsed().as_secs_f64());
             positions += batch.positions();

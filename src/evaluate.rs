@@ -7,16 +7,13 @@
 //! against the seed-cleaned references, as the Keras tutorial scores.
 
 use crate::dataset::Split;
-use crate::features::Features;
 use crate::fsio::{create_output_dir, write_atomic};
 use crate::generate::SearchOptions;
 use crate::ground::GroundOptions;
 use crate::metrics::{bleu, cider, meteor, rouge, Sample};
 use crate::model::Model;
 use crate::text::{ptb_tokenize, Tokenization};
-use crate::train::{
-    image_rows, read_descriptions, read_split, require_features, work_tokenization,
-};
+use crate::train::{model_images, split_images, work_tokenization, SplitImages};
 use crate::vision::{Encoder, EncoderKind};
 use anyhow::{bail, Context, Result};
 use rayon::prelude::*;
@@ -113,21 +110,7 @@ struct CocoResult<'a> {
 }
 
 pub fn evaluate(model: &Model, options: &EvaluateOptions) -> Result<Evaluation> {
-    let features = Features::load(&options.features)?;
-    if features.encoder != model.config.encoder {
-        bail!(
-            "{} holds {} features but the model was trained on {}: extract features with --encoder {}",
-            options.features.display(),
-            features.encoder,
-            model.config.encoder,
-            model.config.encoder
-        );
-    }
-    let images = image_rows(
-        &features,
-        model.config.decoder.image_input(),
-        &options.features,
-    )?;
+    let (features, images) = model_images(model, &options.features)?;
     if let Some(out) = options.out.as_ref().filter(|_| !options.force) {
         if out.join("scores.json").exists() {
             bail!(
@@ -147,37 +130,16 @@ pub fn evaluate(model: &Model, options: &EvaluateOptions) -> Result<Evaluation> 
             tokenize.name()
         );
     }
-    let ids = read_split(&options.work, options.split)?;
-    if ids.is_empty() {
-        bail!(
-            "{}: the {} split is empty",
-            options.work.display(),
-            options.split
-        );
-    }
-    require_features(&features, &ids, &options.features, options.split)?;
-    let descriptions = read_descriptions(&options.work.join("descriptions.txt"))?;
-    let index = features.index();
-    let rows: Vec<&[f32]> = ids
-        .iter()
-        .map(|id| images.row(index[id.as_str()]))
-        .collect();
-    let references: Vec<Vec<String>> = ids
-        .iter()
-        .map(|id| {
-            descriptions
-                .get(id)
-                .map(|caps| caps.iter().map(|words| words.join(" ")).collect())
-                .with_context(|| format!("{} has no captions in descriptions.txt", id))
-        })
-        .collect::<Result<_>>()?;
+    let SplitImages {
+        ids,
+        rows: feature_rows,
+        references,
+    } = split_images(&options.work, options.split, &features, &options.features)?;
+    let rows: Vec<&[f32]> = feature_rows.iter().map(|&row| images.row(row)).collect();
 
     let probabilities = match &options.ground {
         Some(_) => {
-            let pooled: Vec<&[f32]> = ids
-                .iter()
-                .map(|id| features.row(index[id.as_str()]))
-                .collect();
+            let pooled: Vec<&[f32]> = feature_rows.iter().map(|&row| features.row(row)).collect();
             class_probabilities(model, &pooled, options.weights.as_deref())?
         }
         None => vec![Vec::new(); ids.len()],

@@ -3,6 +3,7 @@
 //! words and scores the whole vocabulary. Padding, `<unk>` and `startseq` can never be chosen (the
 //! next best word is taken instead); a caption ends at `endseq` or at the model's maximum length.
 
+use crate::engine::rng::Rng;
 use crate::model::Model;
 use crate::text::{END_TOKEN, PAD_ID, START_TOKEN, UNK_ID};
 use anyhow::{bail, Result};
@@ -376,6 +377,73 @@ fn beam_search(
         log_prob,
         attention,
     })
+}
+
+/// `count` captions drawn from the model's distribution, word by word (multinomial, temperature 1),
+/// as self-critical training samples them: padding, `<unk>` and startseq are never drawn (the other
+/// words keep their relative probabilities); a caption ends at endseq or at the maximum length.
+/// `log_prob` is under the model's full distribution. Single-threaded, like `search`.
+pub fn sample(model: &Model, input: &[f32], count: usize, rng: &mut Rng) -> Vec<Generated> {
+    let generator = model.generator();
+    let (size, v) = (generator.state_size(), model.config.decoder.vocab());
+    let image = generator.image(input);
+    let (start, end) = (model.vocab.id(START_TOKEN), model.vocab.id(END_TOKEN));
+    let banned = banned(model);
+    let max_new = model.config.max_length.saturating_sub(1).max(1);
+    let mut captions = vec![Generated::empty(); count];
+    // The captions still being written, and their states in the same order.
+    let mut active: Vec<usize> = (0..count).collect();
+    let mut states = generator.initial_state(&image).repeat(count);
+    let mut log_probs = Vec::new();
+    for t in 0..max_new {
+        let tokens: Vec<u32> = active
+            .iter()
+            .map(|&k| captions[k].tokens.last().copied().unwrap_or(start))
+            .collect();
+        generator.step(&image, &tokens, &mut states, &mut log_probs);
+        let mut still = Vec::with_capacity(active.len());
+        for (row, &k) in active.iter().enumerate() {
+            let log_probs = &log_probs[row * v..][..v];
+            let id = draw(log_probs, &banned, rng);
+            captions[k].log_prob += f64::from(log_probs[id as usize]);
+            if id == end {
+                captions[k].ended = true;
+            } else {
+                captions[k].tokens.push(id);
+                if t + 1 < max_new {
+                    states.copy_within(row * size..(row + 1) * size, still.len() * size);
+                    still.push(k);
+                }
+            }
+        }
+        states.truncate(still.len() * size);
+        active = still;
+        if active.is_empty() {
+            break;
+        }
+    }
+    captions
+}
+
+/// A word drawn with probability proportional to exp(log-probability), leaving out `banned`.
+fn draw(log_probs: &[f32], banned: &[u32], rng: &mut Rng) -> u32 {
+    let allowed = |id: usize| !banned.contains(&(id as u32));
+    let total: f64 = log_probs
+        .iter()
+        .enumerate()
+        .filter(|&(id, _)| allowed(id))
+        .map(|(_, &lp)| f64::from(lp).exp())
+        .sum();
+    let mut left = rng.uniform() * total;
+    let mut last = 0;
+    for (id, &lp) in log_probs.iter().enumerate().filter(|&(id, _)| allowed(id)) {
+        left -= f64::from(lp).exp();
+        last = id;
+        if left < 0.0 {
+            break;
+        }
+    }
+    last as u32
 }
 
 /// The `width` most probable words of a row of log-probabilities, most probable first, leaving out

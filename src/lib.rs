@@ -19,6 +19,7 @@ pub mod model;
 pub mod nn;
 pub mod prepare;
 pub mod progress;
+pub mod scst;
 pub mod text;
 pub mod train;
 pub mod vision;

@@ -17,7 +17,8 @@ use std::process::ExitCode;
 ///
 ///   prepare   caption dataset -> work folder (descriptions.txt, vocab.json, splits.json, summary.json)
 ///   features  photos -> features.safetensors (one feature vector per image)
-///   train     features + work folder -> model folder (the merge decoder)
+///   train     features + work folder -> model folder (merge or attention decoder, cross-entropy)
+///   scst      model folder + features + work folder -> a model finished on CIDEr-D (self-critical)
 ///   evaluate  model + features -> BLEU, METEOR, ROUGE-L, CIDEr-D on a split (greedy and beam)
 ///   caption   model + photos -> one caption per photo
 ///   export    model folder -> a smaller copy (f16 weights), e.g. to ship
@@ -33,6 +34,7 @@ enum Command {
     Prepare(PrepareArgs),
     Features(FeaturesArgs),
     Train(TrainArgs),
+    Scst(ScstArgs),
     Evaluate(EvaluateArgs),
     Caption(CaptionArgs),
     Export(ExportArgs),
@@ -292,12 +294,20 @@ struct TrainArgs {
     /// about once over a caption).
     #[arg(long, default_value_t = 1.0)]
     alpha_c: f64,
-    /// Seed of the initialisation, shuffling and dropout (same seed and threads: same model).
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
     /// Stop after this many epochs without a better dev loss.
     #[arg(long, default_value_t = 3)]
     patience: usize,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+/// How a training run is driven (shared by `train` and `scst`).
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Seed of the initialisation, shuffling, dropout and sampling (same seed and threads: same
+    /// model).
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
     /// Threads (0 = all cores). Resuming reproduces a run exactly only with the same count.
     #[arg(long, default_value_t = 0)]
     threads: usize,
@@ -313,6 +323,54 @@ struct TrainArgs {
     /// No progress bar or per-epoch lines.
     #[arg(long)]
     quiet: bool,
+}
+
+/// Self-critical training (Rennie et al. 2017): finish a cross-entropy model on CIDEr-D, the score
+/// its captions are judged by.
+///
+/// Each step samples --samples captions for each of --batch training images, rewards each with its
+/// CIDEr-D against that image's references, and moves the weights toward the samples that beat the
+/// mean reward of the image's other samples. The dev split is captioned greedily after every epoch
+/// and the best checkpoint by dev CIDEr-D is kept (epoch 0: the starting model).
+///
+/// Writes into --out: config.json, vocab.json, weights.safetensors (best dev CIDEr-D), log.jsonl
+/// (one JSON line per epoch: mean reward, dev CIDEr-D) and last.safetensors (for --resume).
+/// --from stays as it is. A resumed run gives exactly the weights of an uninterrupted one with the
+/// same seed and threads.
+///
+///   captioner scst --from model --work work --features features.safetensors --out model-scst
+#[derive(clap::Args)]
+#[command(verbatim_doc_comment)]
+struct ScstArgs {
+    /// Model folder written by `captioner train` (either decoder).
+    #[arg(long)]
+    from: PathBuf,
+    /// The work folder the model was trained with (`captioner prepare`).
+    #[arg(long)]
+    work: PathBuf,
+    /// Features file the model reads (grids for the attention decoder), covering train and dev.
+    #[arg(long)]
+    features: PathBuf,
+    /// Model folder to write.
+    #[arg(long)]
+    out: PathBuf,
+    /// Epochs over the training images.
+    #[arg(long, default_value_t = 10)]
+    epochs: usize,
+    /// Images per step.
+    #[arg(long, default_value_t = 32)]
+    batch: usize,
+    /// Captions sampled per image (at least 2: each one's baseline is the others' mean reward).
+    #[arg(long, default_value_t = 5)]
+    samples: usize,
+    /// Adam learning rate.
+    #[arg(long, default_value_t = 5e-5)]
+    lr: f64,
+    /// Learning-rate factor applied after every epoch.
+    #[arg(long, default_value_t = 1.0)]
+    lr_decay: f64,
+    #[command(flatten)]
+    run: RunArgs,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -469,6 +527,7 @@ fn main() -> ExitCode {
         Command::Prepare(args) => run_prepare(args).map(|()| ExitCode::SUCCESS),
         Command::Features(args) => run_features(args),
         Command::Train(args) => run_train(args).map(|()| ExitCode::SUCCESS),
+        Command::Scst(args) => run_scst(args).map(|()| ExitCode::SUCCESS),
         Command::Evaluate(args) => run_evaluate(args).map(|()| ExitCode::SUCCESS),
         Command::Caption(args) => run_caption(args),
         Command::Export(args) => run_export(args).map(|()| ExitCode::SUCCESS),
@@ -567,7 +626,7 @@ fn run_features(args: FeaturesArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn run_train(args: TrainArgs) -> anyhow::Result<()> {
-    captioner::engine::set_threads(args.threads);
+    captioner::engine::set_threads(args.run.threads);
     let options = TrainOptions {
         decoder: match args.decoder {
             DecoderArg::Merge => DecoderKind::Merge,
@@ -584,12 +643,12 @@ fn run_train(args: TrainArgs) -> anyhow::Result<()> {
         hidden: args.hidden,
         attention_dim: args.attention_dim,
         alpha_c: args.alpha_c,
-        seed: args.seed,
+        seed: args.run.seed,
         patience: args.patience,
-        resume: args.resume,
-        force: args.force,
-        progress: !args.quiet,
-        max_steps: args.max_steps,
+        resume: args.run.resume,
+        force: args.run.force,
+        progress: !args.run.quiet,
+        max_steps: args.run.max_steps,
     };
     let report = train(&options)?;
     println!(
@@ -603,6 +662,42 @@ fn run_train(args: TrainArgs) -> anyhow::Result<()> {
         } else {
             ""
         },
+        options.out.display()
+    );
+    Ok(())
+}
+
+fn run_scst(args: ScstArgs) -> anyhow::Result<()> {
+    captioner::engine::set_threads(args.run.threads);
+    let options = captioner::scst::ScstOptions {
+        from: args.from,
+        work: args.work,
+        features: args.features,
+        out: args.out,
+        epochs: args.epochs,
+        batch: args.batch,
+        samples: args.samples,
+        lr: args.lr,
+        lr_decay: args.lr_decay,
+        dev_search: captioner::generate::SearchOptions {
+            beam: 1,
+            length_penalty: 0.0,
+            block_repeats: true,
+        },
+        seed: args.run.seed,
+        resume: args.run.resume,
+        force: args.run.force,
+        progress: !args.run.quiet,
+        max_steps: args.run.max_steps,
+    };
+    let report = captioner::scst::train_scst(&options)?;
+    println!(
+        "best dev CIDEr-D {:.2} at epoch {} (start {:.2}, {} epoch{} run); model in {}",
+        report.best_dev_cider * 100.0,
+        report.best_epoch,
+        report.start_dev_cider * 100.0,
+        report.epochs.len(),
+        if report.epochs.len() == 1 { "" } else { "s" },
         options.out.display()
     );
     Ok(())

@@ -134,6 +134,12 @@ impl Model {
             .as_ref()
     }
 
+    /// Forgets the packed decoder after `params` changed (in training), so that the next
+    /// `generator()` packs the new weights.
+    pub fn params_changed(&mut self) {
+        self.generation = OnceLock::new();
+    }
+
     /// Writes the model folder; `f16` halves the weights file (for shipping).
     pub fn save(&self, dir: &Path, f16: bool) -> Result<()> {
         crate::fsio::create_output_dir(dir)?;

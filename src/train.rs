@@ -14,7 +14,7 @@ use crate::decoder::{Batch, DecoderConfig, ImageInput, Workspace};
 use crate::engine::rng::Rng;
 use crate::features::Features;
 use crate::fsio::{read_text, safetensors_bytes, write_atomic};
-use crate::model::{weights_bytes, ModelConfig};
+use crate::model::{weights_bytes, Model, ModelConfig};
 use crate::nn::adam::{adam_update, AdamConfig};
 use crate::prepare::trains_on;
 use crate::text::{wrap_caption, Tokenization, Vocabulary};
@@ -119,6 +119,33 @@ pub fn image_rows(features: &Features, input: ImageInput, path: &Path) -> Result
     }
 }
 
+/// A features file and the rows that `model`'s decoder reads of it, or an error that says how to
+/// make the right features.
+pub fn model_images(model: &Model, path: &Path) -> Result<(Features, ImageRows)> {
+    let features = Features::load(path)?;
+    if features.encoder != model.config.encoder {
+        bail!(
+            "{} holds {} features but the model was trained on {}: make them with `captioner features --encoder {}`",
+            path.display(),
+            features.encoder,
+            model.config.encoder,
+            model.config.encoder
+        );
+    }
+    let images = image_rows(&features, model.config.decoder.image_input(), path)?;
+    Ok((features, images))
+}
+
+/// Appends one epoch's line to a model folder's log.jsonl.
+pub(crate) fn append_log<T: Serialize>(out: &Path, entry: &T) -> Result<()> {
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(out.join("log.jsonl"))?;
+    writeln!(file, "{}", serde_json::to_string(entry)?)?;
+    Ok(())
+}
+
 pub struct TrainingData {
     pub vocab: Vocabulary,
     pub tokenize: Tokenization,
@@ -196,6 +223,45 @@ pub fn require_features(
         );
     }
     Ok(())
+}
+
+/// A split's images: their ids, rows in the features file and reference captions (tokens joined
+/// by spaces), in the order of splits.json.
+pub struct SplitImages {
+    pub ids: Vec<String>,
+    pub rows: Vec<usize>,
+    pub references: Vec<Vec<String>>,
+}
+
+/// The images of `split`, which must be non-empty and covered by `features`.
+pub fn split_images(
+    work: &Path,
+    split: Split,
+    features: &Features,
+    features_path: &Path,
+) -> Result<SplitImages> {
+    let ids = read_split(work, split)?;
+    if ids.is_empty() {
+        bail!("{}: the {split} split is empty", work.display());
+    }
+    require_features(features, &ids, features_path, split)?;
+    let descriptions = read_descriptions(&work.join("descriptions.txt"))?;
+    let index = features.index();
+    let rows = ids.iter().map(|id| index[id.as_str()]).collect();
+    let references = ids
+        .iter()
+        .map(|id| {
+            descriptions
+                .get(id)
+                .map(|caps| caps.iter().map(|words| words.join(" ")).collect())
+                .with_context(|| format!("{id} has no captions in descriptions.txt"))
+        })
+        .collect::<Result<_>>()?;
+    Ok(SplitImages {
+        ids,
+        rows,
+        references,
+    })
 }
 
 /// The tokenisation a work folder was prepared with (folders from before PTB tokens: the seed's).
@@ -352,20 +418,20 @@ impl Optimizer {
         }
     }
 
-    /// The batch's gradients (dropout on), then one Adam update with learning rate `lr`.
-    /// Returns the batch loss; a non-finite loss leaves the parameters untouched.
+    /// The batch's gradients (dropout on with `dropout`), then one Adam update with learning rate
+    /// `lr`. Returns the batch loss; a non-finite loss leaves the parameters untouched.
     pub fn step(
         &mut self,
         params: &mut [f32],
         config: &DecoderConfig,
         batch: &Batch<f32>,
         ws: &mut Workspace,
-        rng: &mut Rng,
+        dropout: Option<&mut Rng>,
         lr: f64,
     ) -> f64 {
         // The gradients are zero here: `Optimizer::new` makes them so, and each step leaves them so.
         let loss =
-            config.forward_backward(params, &mut self.grads, batch, ws, Some(rng), self.threads);
+            config.forward_backward(params, &mut self.grads, batch, ws, dropout, self.threads);
         if loss.is_finite() {
             self.step += 1;
             adam_update(
@@ -385,14 +451,20 @@ impl Optimizer {
 }
 
 /// Everything a resumed run needs: parameters, Adam moments and the loop state.
-struct Checkpoint {
-    params: Vec<f32>,
-    m: Vec<f32>,
-    v: Vec<f32>,
-    state: TrainState,
+pub(crate) struct Checkpoint<S> {
+    pub params: Vec<f32>,
+    pub m: Vec<f32>,
+    pub v: Vec<f32>,
+    pub state: S,
 }
 
-fn save_last(path: &Path, params: &[f32], optimizer: &Optimizer, state: &TrainState) -> Result<()> {
+/// Writes the last epoch's checkpoint (parameters, Adam moments, the loop state as JSON).
+pub(crate) fn save_last<S: Serialize>(
+    path: &Path,
+    params: &[f32],
+    optimizer: &Optimizer,
+    state: &S,
+) -> Result<()> {
     let metadata = HashMap::from([("state".to_owned(), serde_json::to_string(state)?)]);
     let named: Vec<(&str, Vec<u8>)> = [
         ("params", params),
@@ -416,12 +488,15 @@ fn save_last(path: &Path, params: &[f32], optimizer: &Optimizer, state: &TrainSt
     write_atomic(path, &safetensors_bytes(views, metadata)?)
 }
 
-fn load_last(path: &Path, total: usize) -> Result<Checkpoint> {
+pub(crate) fn load_last<S: serde::de::DeserializeOwned>(
+    path: &Path,
+    total: usize,
+) -> Result<Checkpoint<S>> {
     let bytes =
         std::fs::read(path).with_context(|| format!("--resume: cannot read {}", path.display()))?;
     let (_, header) = safetensors::SafeTensors::read_metadata(&bytes)
         .with_context(|| format!("{} is corrupt", path.display()))?;
-    let state: TrainState = serde_json::from_str(
+    let state: S = serde_json::from_str(
         header
             .metadata()
             .as_ref()
@@ -613,8 +688,14 @@ pub fn train(options: &TrainOptions) -> Result<TrainReport> {
                 break;
             }
             fill_batch(&mut batch, &data.train, indices, &images, groups);
-            let step_loss =
-                optimizer.step(&mut params, &config, &batch, &mut ws, &mut rng, state.lr);
+            let step_loss = optimizer.step(
+                &mut params,
+                &config,
+                &batch,
+                &mut ws,
+                Some(&mut rng),
+                state.lr,
+            );
             if !step_loss.is_finite() {
                 bail!(
                     "the training loss became {step_loss} at epoch {epoch}, step {}: stopped; {} holds the last good checkpoint (epoch {}). Try a lower --lr",
@@ -662,11 +743,7 @@ pub fn train(options: &TrainOptions) -> Result<TrainReport> {
         state.rng = rng.state;
         state.lr *= options.lr_decay;
         save_last(&last_path, &params, &optimizer, &state)?;
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(out.join("log.jsonl"))?;
-        writeln!(file, "{}", serde_json::to_string(&log)?)?;
+        append_log(out, &log)?;
         if options.progress {
             eprintln!(
                 "epoch {epoch}: train loss {:.4}, dev loss {dev_loss:.4}{}, {:.0} captions/s",

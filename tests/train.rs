@@ -3,51 +3,9 @@
 
 mod common;
 
-use captioner::features::Features;
-use common::{captioner, repo_path, scratch, stderr};
+use common::{captioner, repo_path, scratch, stderr, tiny_work};
 use std::fs;
 use std::path::Path;
-
-/// Prepares the fixture and writes `dim`-d pseudo-random features for its images, except `skip`.
-fn setup(dir: &Path, dim: usize, skip: &[&str]) {
-    let run = captioner(&[
-        "prepare",
-        "--data",
-        repo_path("fixtures/tiny").to_str().unwrap(),
-        "--out",
-        dir.join("work").to_str().unwrap(),
-        "--min-count",
-        "1",
-    ]);
-    assert!(run.status.success(), "{}", stderr(&run));
-    let ids: Vec<String> = [
-        "1001_ball_grass",
-        "1002_sun_sky",
-        "1003_box_sand",
-        "1004_snow_dog",
-        "1005_ball_sand",
-        "1006_box_grass",
-        "1007_dog_grass",
-        "1008_sun_snow",
-    ]
-    .iter()
-    .filter(|id| !skip.contains(id))
-    .map(|s| s.to_string())
-    .collect();
-    let data = (0..ids.len() * dim)
-        .map(|i| (i * 37 % 101) as f32 / 101.0)
-        .collect();
-    let features = Features {
-        ids,
-        encoder: "efficientnet-lite0".into(),
-        preprocessing: "test".into(),
-        dim,
-        data,
-        grid: None,
-        classes: None,
-    };
-    features.save(&dir.join("features.safetensors")).unwrap();
-}
 
 fn train(dir: &Path, out: &str, extra: &[&str]) -> std::process::Output {
     let (work, features, out) = (
@@ -82,7 +40,7 @@ fn train(dir: &Path, out: &str, extra: &[&str]) -> std::process::Output {
 #[test]
 fn training_writes_a_model_folder_and_resumes_exactly() {
     let dir = scratch("train");
-    setup(&dir, 16, &[]);
+    tiny_work(&dir, 16, &[]);
     let full = train(&dir, "full", &["--epochs", "4"]);
     assert!(full.status.success(), "{}", stderr(&full));
     for file in [
@@ -133,7 +91,7 @@ fn training_writes_a_model_folder_and_resumes_exactly() {
 #[test]
 fn bad_inputs_are_clear_errors() {
     let dir = scratch("train-bad");
-    setup(&dir, 16, &["1002_sun_sky", "1005_ball_sand"]);
+    tiny_work(&dir, 16, &["1002_sun_sky", "1005_ball_sand"]);
     let run = train(&dir, "m", &["--epochs", "1"]);
     assert!(!run.status.success());
     let err = stderr(&run);
@@ -142,7 +100,7 @@ fn bad_inputs_are_clear_errors() {
         "{err}"
     );
 
-    setup(&dir, 16, &[]);
+    tiny_work(&dir, 16, &[]);
     let nan = train(&dir, "nan", &["--epochs", "3", "--lr", "1e30"]);
     assert!(!nan.status.success());
     assert!(
@@ -171,7 +129,7 @@ fn bad_inputs_are_clear_errors() {
         "{}",
         stderr(&nothing)
     );
-    setup(&dir, 24, &[]);
+    tiny_work(&dir, 24, &[]);
     let resumed = train(&dir, "m", &["--epochs", "2", "--resume"]);
     assert!(!resumed.status.success());
     assert!(
@@ -181,7 +139,7 @@ fn bad_inputs_are_clear_errors() {
     );
 
     // A model trained on PTB tokens does not resume on a work folder of the seed's cleaning.
-    setup(&dir, 16, &[]);
+    tiny_work(&dir, 16, &[]);
     let seed_work = dir.join("work-seed");
     let prepared = captioner(&[
         "prepare",

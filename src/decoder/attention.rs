@@ -629,7 +629,13 @@ pub fn loss<T: FastMath>(
     threads: usize,
 ) -> f64 {
     forward(params, config, batch, ws, None, threads);
-    softmax_xent_forward_backward(&mut ws.logits, &batch.targets, config.vocab, None)
+    softmax_xent_forward_backward(
+        &mut ws.logits,
+        &batch.targets,
+        &batch.weights,
+        config.vocab,
+        None,
+    )
 }
 
 /// One group's per-position backward buffers and its per-caption recurrent gradients.
@@ -684,8 +690,13 @@ pub fn forward_backward<T: FastMath>(
         grad: &mut *g.out_b,
         partials: &mut ws.bias_partials,
     };
-    let cross_entropy =
-        softmax_xent_forward_backward(&mut ws.logits, &batch.targets, v, Some(bias));
+    let cross_entropy = softmax_xent_forward_backward(
+        &mut ws.logits,
+        &batch.targets,
+        &batch.weights,
+        v,
+        Some(bias),
+    );
     let (dh_out, logits, h_drop) = (&mut ws.dh_out, &ws.logits, &ws.h_drop);
     linear_backward(
         Some(dh_out),
@@ -1244,6 +1255,34 @@ mod tests {
                 },
             );
         }
+    }
+
+    #[test]
+    fn policy_gradient_matches_finite_differences() {
+        // Self-critical training's step: every position weighted by its caption's advantage (of
+        // either sign), no doubly stochastic term, dropout off.
+        let config = crate::decoder::DecoderConfig::Attention(CONFIG).without_regulariser();
+        let crate::decoder::DecoderConfig::Attention(config) = config else {
+            unreachable!()
+        };
+        let params: Vec<f64> = config
+            .init(&mut Rng::new(9))
+            .iter()
+            .map(|&v| f64::from(v))
+            .collect();
+        let mut batch = batch(2);
+        batch.weigh_captions(|k| (k as f64 - 8.5) / 40.0);
+        let mut grads = vec![0.0; params.len()];
+        let mut ws = Workspace::default();
+        let value = forward_backward(&params, &mut grads, &config, &batch, &mut ws, None, 2);
+        let policy_loss = |v: &[f64]| loss(v, &config, &batch, &mut Workspace::default(), 2);
+        assert!((value - policy_loss(&params)).abs() < 1e-12);
+        check("all parameters", &grads, &params, policy_loss);
+        // No advantage, no gradient.
+        batch.weigh_captions(|_| 0.0);
+        let mut grads = vec![0.0; params.len()];
+        forward_backward(&params, &mut grads, &config, &batch, &mut ws, None, 2);
+        assert!(grads.iter().all(|&g| g == 0.0));
     }
 
     #[test]

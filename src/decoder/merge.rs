@@ -317,7 +317,13 @@ pub fn loss<T: FastMath>(
     threads: usize,
 ) -> f64 {
     forward(params, config, batch, ws, None, threads);
-    softmax_xent_forward_backward(&mut ws.logits, &batch.targets, config.vocab, None)
+    softmax_xent_forward_backward(
+        &mut ws.logits,
+        &batch.targets,
+        &batch.weights,
+        config.vocab,
+        None,
+    )
 }
 
 /// One training step's forward and backward: returns the mean loss and adds the gradients to `grads`.
@@ -346,7 +352,13 @@ pub fn forward_backward<T: FastMath>(
         grad: g.out_b,
         partials: &mut ws.bias_partials,
     };
-    let loss = softmax_xent_forward_backward(&mut ws.logits, &batch.targets, v, Some(bias));
+    let loss = softmax_xent_forward_backward(
+        &mut ws.logits,
+        &batch.targets,
+        &batch.weights,
+        v,
+        Some(bias),
+    );
     linear_backward(
         Some(&mut ws.dd),
         g.out_w,

@@ -31,6 +31,9 @@ pub struct Batch<T> {
     pub groups: Vec<Group>,
     pub inputs: Vec<u32>,
     pub targets: Vec<u32>,
+    /// Each position's weight in the loss; empty (as `fill` leaves it): every position 1/positions,
+    /// the mean cross-entropy.
+    pub weights: Vec<T>,
     /// Packed row of each position's caption (index into `features` rows).
     pub caption: Vec<usize>,
     /// `order[k]` is the caller's index of packed caption k.
@@ -67,6 +70,7 @@ impl<T: Real> Batch<T> {
         }
         self.inputs.clear();
         self.targets.clear();
+        self.weights.clear();
         self.caption.clear();
         self.groups.clear();
         for captions in balanced_ranges(&self.lengths, groups) {
@@ -87,6 +91,14 @@ impl<T: Real> Batch<T> {
                 packing,
             });
         }
+    }
+
+    /// Weighs every position of caller's caption k by `weight(k)` (a policy gradient's advantage).
+    pub fn weigh_captions(&mut self, weight: impl Fn(usize) -> T) {
+        self.weights.clear();
+        let order = &self.order;
+        self.weights
+            .extend(self.caption.iter().map(|&row| weight(order[row])));
     }
 
     pub fn captions(&self) -> usize {
@@ -184,6 +196,17 @@ impl DecoderConfig {
         match self {
             DecoderConfig::Merge(_) => 1,
             DecoderConfig::Attention(_) => threads.max(1),
+        }
+    }
+
+    /// The same decoder without its cross-entropy regulariser (the attention decoder's doubly
+    /// stochastic term): self-critical training follows the policy gradient alone.
+    pub fn without_regulariser(&self) -> DecoderConfig {
+        match *self {
+            DecoderConfig::Merge(c) => DecoderConfig::Merge(c),
+            DecoderConfig::Attention(c) => {
+                DecoderConfig::Attention(AttentionConfig { alpha_c: 0.0, ..c })
+            }
         }
     }
 

@@ -1,9 +1,12 @@
 //! Softmax cross-entropy over the vocabulary, fused with its gradient (as llm.c's classifier):
 //! the logits buffer is overwritten with d loss / d logits.
 //!
-//!   loss = (1/N) sum_p -log softmax(z_p)[y_p]
-//!   dz_p = (softmax(z_p) - onehot(y_p)) / N
+//!   loss = sum_p w_p * -log softmax(z_p)[y_p]      (w_p = 1/N: the mean, as cross-entropy training)
+//!   dz_p = w_p * (softmax(z_p) - onehot(y_p))
 //!   db  += sum_p dz_p          (optional: the bias gradient of the layer that produced z)
+//!
+//! Other weights make a policy gradient of it: self-critical training gives each position of a
+//! sampled caption that caption's advantage (negative for a caption worse than its baseline).
 
 use crate::engine::math::FastMath;
 use crate::engine::Real;
@@ -60,16 +63,25 @@ pub struct BiasGrad<'a, T> {
     pub partials: &'a mut [T],
 }
 
-/// Returns the mean loss over the `targets.len()` rows and leaves the gradient in `logits`.
+/// Returns the weighted loss over the `targets.len()` rows (`weights` per row; empty: the mean) and
+/// leaves the gradient in `logits`.
 pub fn softmax_xent_forward_backward<T: FastMath>(
     logits: &mut [T],
     targets: &[u32],
+    weights: &[T],
     vocab: usize,
     bias: Option<BiasGrad<T>>,
 ) -> f64 {
     let rows = targets.len();
-    let scale = T::one() / T::from_usize(rows).unwrap_or(T::one());
-    let row_loss = |row: &mut [T], target: u32| {
+    let mean;
+    let weights = if weights.is_empty() {
+        mean = vec![T::one() / T::from_usize(rows).unwrap_or(T::one()); rows];
+        &mean[..]
+    } else {
+        assert_eq!(weights.len(), rows, "one weight per target");
+        weights
+    };
+    let row_loss = |row: &mut [T], (target, scale): (u32, T)| {
         with_avx2!({
             let max = row_max(row);
             let sum = exp_shifted_sum(row, max);
@@ -77,30 +89,32 @@ pub fn softmax_xent_forward_backward<T: FastMath>(
             let inv = scale / sum;
             row.iter_mut().for_each(|v| *v = *v * inv);
             row[target as usize] = row[target as usize] - scale;
-            -p_target.ln().to_f64().unwrap_or(f64::NAN)
+            -p_target.ln().to_f64().unwrap_or(f64::NAN) * scale.to_f64().unwrap_or(f64::NAN)
         })
     };
     let logits = &mut logits[..rows * vocab];
     let Some(bias) = bias else {
         let total: f64 = logits
             .par_chunks_mut(vocab)
-            .zip(targets.par_iter())
+            .zip(targets.par_iter().zip(weights))
             .with_min_len(16)
-            .map(|(row, &target)| row_loss(row, target))
+            .map(|(row, (&target, &scale))| row_loss(row, (target, scale)))
             .sum();
-        return total / rows as f64;
+        return total;
     };
     let blocks = rows.div_ceil(BIAS_BLOCK_ROWS);
     let partials = &mut bias.partials[..blocks * vocab];
     let total: f64 = logits
         .par_chunks_mut(BIAS_BLOCK_ROWS * vocab)
         .zip(targets.par_chunks(BIAS_BLOCK_ROWS))
+        .zip(weights.par_chunks(BIAS_BLOCK_ROWS))
         .zip(partials.par_chunks_mut(vocab))
-        .map(|((block, targets), partial)| {
+        .map(|(((block, targets), weights), partial)| {
             partial.fill(T::zero());
             let mut loss = 0.0;
-            for (row, &target) in block.chunks_exact_mut(vocab).zip(targets) {
-                loss += row_loss(row, target);
+            for ((row, &target), &scale) in block.chunks_exact_mut(vocab).zip(targets).zip(weights)
+            {
+                loss += row_loss(row, (target, scale));
                 with_avx2!(partial.iter_mut().zip(&*row).for_each(|(s, v)| *s += *v));
             }
             loss
@@ -117,7 +131,7 @@ pub fn softmax_xent_forward_backward<T: FastMath>(
                 with_avx2!(grad.iter_mut().zip(part).for_each(|(g, v)| *g += *v));
             }
         });
-    total / rows as f64
+    total
 }
 
 /// Columns per parallel task when the partial sums are added up.
@@ -163,7 +177,29 @@ mod tests {
             total / targets.len() as f64
         };
         let mut grad = z.clone();
-        let value = softmax_xent_forward_backward(&mut grad, &targets, vocab, None);
+        let value = softmax_xent_forward_backward(&mut grad, &targets, &[], vocab, None);
+        assert!((value - loss(&z)).abs() < 1e-12);
+        check("dz", &grad, &z, loss);
+    }
+
+    #[test]
+    fn weighted_gradient_matches_finite_differences() {
+        // A policy gradient's weights: per row, of either sign.
+        let vocab = 5;
+        let targets = [1u32, 4, 3, 0];
+        let weights = [0.5, -0.25, 1.5, -2.0];
+        let z = random(targets.len() * vocab, 17);
+        let loss = |z: &[f64]| {
+            let mut total = 0.0;
+            for ((row, &t), &w) in z.chunks(vocab).zip(&targets).zip(&weights) {
+                let mut row = row.to_vec();
+                log_softmax(&mut row);
+                total -= w * row[t as usize];
+            }
+            total
+        };
+        let mut grad = z.clone();
+        let value = softmax_xent_forward_backward(&mut grad, &targets, &weights, vocab, None);
         assert!((value - loss(&z)).abs() < 1e-12);
         check("dz", &grad, &z, loss);
     }
@@ -175,7 +211,7 @@ mod tests {
         let targets: Vec<u32> = (0..rows).map(|r| (r * 37 % vocab) as u32).collect();
         let z = random(rows * vocab, 5);
         let mut plain = z.clone();
-        let plain_loss = softmax_xent_forward_backward(&mut plain, &targets, vocab, None);
+        let plain_loss = softmax_xent_forward_backward(&mut plain, &targets, &[], vocab, None);
         let start = random(vocab, 6);
         let (mut grad, mut partials) = (start.clone(), vec![0.0; 3 * vocab]);
         let mut fused = z.clone();
@@ -183,7 +219,8 @@ mod tests {
             grad: &mut grad,
             partials: &mut partials,
         };
-        let fused_loss = softmax_xent_forward_backward(&mut fused, &targets, vocab, Some(bias));
+        let fused_loss =
+            softmax_xent_forward_backward(&mut fused, &targets, &[], vocab, Some(bias));
         assert!((fused_loss - plain_loss).abs() < 1e-12);
         assert_eq!(fused, plain);
         for j in 0..vocab {

@@ -27,6 +27,47 @@ pub fn fixture_setup(name: &str) -> (PathBuf, PathBuf, PathBuf) {
     (dir, weights, repo_path("fixtures/tiny"))
 }
 
+/// Prepares the fixture and writes `dim`-d pseudo-random features for its images, except `skip`.
+pub fn tiny_work(dir: &Path, dim: usize, skip: &[&str]) {
+    let run = captioner(&[
+        "prepare",
+        "--data",
+        repo_path("fixtures/tiny").to_str().unwrap(),
+        "--out",
+        dir.join("work").to_str().unwrap(),
+        "--min-count",
+        "1",
+    ]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let ids: Vec<String> = [
+        "1001_ball_grass",
+        "1002_sun_sky",
+        "1003_box_sand",
+        "1004_snow_dog",
+        "1005_ball_sand",
+        "1006_box_grass",
+        "1007_dog_grass",
+        "1008_sun_snow",
+    ]
+    .iter()
+    .filter(|id| !skip.contains(id))
+    .map(|s| s.to_string())
+    .collect();
+    let data = (0..ids.len() * dim)
+        .map(|i| (i * 37 % 101) as f32 / 101.0)
+        .collect();
+    let features = captioner::features::Features {
+        ids,
+        encoder: "efficientnet-lite0".into(),
+        preprocessing: "test".into(),
+        dim,
+        data,
+        grid: None,
+        classes: None,
+    };
+    features.save(&dir.join("features.safetensors")).unwrap();
+}
+
 pub fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }

@@ -1,0 +1,458 @@
+//! Self-critical sequence training (Rennie et al. 2017), the `scst` stage: a cross-entropy model
+//! samples `samples` captions per training image, each is rewarded by its CIDEr-D against that
+//! image's references (document frequencies from all training references, computed once), and the
+//! policy gradient moves the weights toward the captions that beat their baseline, the mean reward
+//! of the image's other samples (the "new self-critical" baseline of Luo 2020):
+//!
+//!   loss = sum over samples s of A_s * sum_t -log p(w_t | w_<t, image) / T,   A_s = r_s - mean_{j!=s} r_j
+//!
+//! with T the predicted tokens of the step's samples. Its gradient is cross-entropy's with every
+//! position weighted by its caption's advantage, so the step is the decoder's training step on the
+//! sampled captions (dropout off: the captions were sampled without it). The dev split is captioned
+//! greedily after every epoch; the checkpoint with the best dev CIDEr-D is kept (the starting model
+//! is epoch 0). Sampling draws from one generator per image, seeded from the run's RNG, so a run is
+//! the same for a seed and thread count, and `--resume` continues it exactly.
+
+use crate::dataset::Split;
+use crate::decoder::{Batch, DecoderConfig};
+use crate::engine::rng::Rng;
+use crate::fsio::write_atomic;
+use crate::generate::{sample, search, words, Generated, SearchOptions};
+use crate::metrics::cider::CiderD;
+use crate::model::{weights_bytes, Model};
+use crate::nn::adam::AdamConfig;
+use crate::text::{Vocabulary, END_TOKEN, START_TOKEN};
+use crate::train::{
+    append_log, load_last, model_images, save_last, split_images, Checkpoint, ImageRows, Optimizer,
+    SplitImages,
+};
+use anyhow::{bail, Context, Result};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+pub struct ScstOptions {
+    /// The cross-entropy model to start from (`train`'s output folder).
+    pub from: PathBuf,
+    pub work: PathBuf,
+    pub features: PathBuf,
+    pub out: PathBuf,
+    pub epochs: usize,
+    /// Images per step (each gives `samples` captions).
+    pub batch: usize,
+    pub samples: usize,
+    pub lr: f64,
+    /// Multiply the learning rate by this after every epoch.
+    pub lr_decay: f64,
+    /// The search behind the dev CIDEr-D of every epoch (greedy by default).
+    pub dev_search: SearchOptions,
+    pub seed: u64,
+    pub resume: bool,
+    pub force: bool,
+    pub progress: bool,
+    /// Stop after this many steps in total (tests and benchmarks).
+    pub max_steps: Option<u64>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+struct ScstState {
+    /// Epochs completed.
+    epoch: usize,
+    /// Steps taken (a step whose samples all tie with their baselines changes nothing).
+    steps: u64,
+    adam_step: u64,
+    rng: u64,
+    lr: f64,
+    best_dev_cider: f64,
+    best_epoch: usize,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ScstEpochLog {
+    pub epoch: usize,
+    /// Mean CIDEr-D of the epoch's sampled captions (x1, as coco-caption reports it).
+    pub reward: f64,
+    pub dev_cider: f64,
+    pub lr: f64,
+    pub seconds: f64,
+    pub images_per_s: f64,
+    pub best: bool,
+}
+
+pub struct ScstReport {
+    /// Dev CIDEr-D of the starting model.
+    pub start_dev_cider: f64,
+    pub epochs: Vec<ScstEpochLog>,
+    pub best_epoch: usize,
+    pub best_dev_cider: f64,
+}
+
+/// The advantage of each of one image's sampled captions: its reward minus the mean of the others'.
+pub fn advantages(rewards: &[f64]) -> Vec<f64> {
+    let (total, k) = (rewards.iter().sum::<f64>(), rewards.len() as f64);
+    rewards
+        .iter()
+        .map(|&r| r - (total - r) / (k - 1.0))
+        .collect()
+}
+
+/// The CIDEr-D of a generated caption for image `image` of `cider`'s set.
+fn reward(model: &Model, cider: &CiderD, image: usize, caption: &Generated) -> f64 {
+    cider.score(image, &words(model, &caption.tokens))
+}
+
+/// Dev CIDEr-D of the model's captions (the search of `options.dev_search`).
+fn dev_cider(
+    model: &Model,
+    dev: &SplitImages,
+    cider: &CiderD,
+    images: &ImageRows,
+    search_options: &SearchOptions,
+) -> f64 {
+    let scores: Vec<f64> = dev
+        .rows
+        .par_iter()
+        .enumerate()
+        .map(|(i, &row)| {
+            reward(
+                model,
+                cider,
+                i,
+                &search(model, images.row(row), search_options),
+            )
+        })
+        .collect();
+    scores.iter().sum::<f64>() / scores.len() as f64
+}
+
+/// The policy-gradient batch of one step: every sampled caption with a non-zero advantage, its
+/// positions weighted by advantage / (predicted tokens of all the step's samples).
+fn policy_batch(
+    batch: &mut Batch<f32>,
+    model: &Model,
+    inputs: &[&[f32]],
+    samples: &[Vec<Generated>],
+    advantages: &[Vec<f64>],
+    groups: usize,
+) {
+    let (start, end) = (model.vocab.id(START_TOKEN), model.vocab.id(END_TOKEN));
+    let mut captions: Vec<(usize, Vec<u32>, f64)> = Vec::new();
+    let mut predicted = 0;
+    for (image, (image_samples, image_advantages)) in samples.iter().zip(advantages).enumerate() {
+        for (caption, &advantage) in image_samples.iter().zip(image_advantages) {
+            predicted += caption.predicted();
+            if advantage != 0.0 {
+                let tokens: Vec<u32> = std::iter::once(start)
+                    .chain(caption.tokens.iter().copied())
+                    .chain(caption.ended.then_some(end))
+                    .collect();
+                captions.push((image, tokens, advantage));
+            }
+        }
+    }
+    batch.fill(captions.len(), groups, |k| {
+        (inputs[captions[k].0], captions[k].1.as_slice())
+    });
+    let scale = 1.0 / predicted.max(1) as f64;
+    batch.weigh_captions(|k| (captions[k].2 * scale) as f32);
+}
+
+/// Everything a run reads: the model to train, the features' decoder inputs, both splits' images
+/// and the reward's references.
+struct ScstData {
+    model: Model,
+    images: ImageRows,
+    train: SplitImages,
+    dev: SplitImages,
+    train_cider: CiderD,
+    dev_cider: CiderD,
+}
+
+fn load_data(options: &ScstOptions, model: Model) -> Result<ScstData> {
+    let vocab = Vocabulary::load(&options.work.join("vocab.json"))?;
+    if vocab.to_json() != model.vocab.to_json() {
+        bail!(
+            "{} was trained on another vocabulary than {}'s: pass the work folder the model was trained with",
+            options.from.display(),
+            options.work.display()
+        );
+    }
+    let (features, images) = model_images(&model, &options.features)?;
+    let train = split_images(&options.work, Split::Train, &features, &options.features)?;
+    let dev = split_images(&options.work, Split::Dev, &features, &options.features)?;
+    let train_cider = CiderD::new(&train.references);
+    let dev_cider = CiderD::new(&dev.references);
+    Ok(ScstData {
+        model,
+        images,
+        train,
+        dev,
+        train_cider,
+        dev_cider,
+    })
+}
+
+fn write_best(out: &Path, model: &Model, epoch: usize, dev_cider: f64) -> Result<()> {
+    let metadata = HashMap::from([
+        ("epoch".to_owned(), epoch.to_string()),
+        ("dev_cider".to_owned(), dev_cider.to_string()),
+    ]);
+    write_atomic(
+        &out.join("weights.safetensors"),
+        &weights_bytes(
+            &model.config.decoder.layout(),
+            &model.params,
+            metadata,
+            false,
+        )?,
+    )
+}
+
+/// Checks the options and the output folder, and loads the model to train: the starting model, or
+/// the interrupted run's last epoch with its optimiser and loop state.
+fn start(options: &ScstOptions) -> Result<(Model, Checkpoint<Option<ScstState>>)> {
+    if options.samples < 2 {
+        bail!(
+            "--samples must be at least 2: each sample's baseline is the mean reward of the others"
+        );
+    }
+    if options.batch == 0 {
+        bail!("--batch must be at least 1 image");
+    }
+    let out = &options.out;
+    let last_path = out.join("last.safetensors");
+    if options.resume {
+        if !last_path.is_file() {
+            bail!(
+                "--resume: {} holds no self-critical run to continue (no last.safetensors): drop --resume to start one there",
+                out.display()
+            );
+        }
+        let mut model = Model::load(out)?;
+        let Checkpoint {
+            params,
+            m,
+            v,
+            state,
+        } = load_last::<ScstState>(&last_path, model.config.decoder.layout().total)?;
+        model.params = params;
+        let state = Some(state);
+        let params = Vec::new();
+        return Ok((
+            model,
+            Checkpoint {
+                params,
+                m,
+                v,
+                state,
+            },
+        ));
+    }
+    let model_files = ["config.json", "weights.safetensors", "last.safetensors"];
+    if !options.force && model_files.iter().any(|f| out.join(f).exists()) {
+        bail!(
+            "{} already holds a model: pass --resume to continue its training, --force to replace it, or choose another --out",
+            out.display()
+        );
+    }
+    if options.from == *out {
+        bail!("--out must differ from --from: the cross-entropy model is kept as it is");
+    }
+    let model =
+        Model::load(&options.from).with_context(|| format!("--from {}", options.from.display()))?;
+    let total = model.params.len();
+    Ok((
+        model,
+        Checkpoint {
+            params: Vec::new(),
+            m: vec![0.0; total],
+            v: vec![0.0; total],
+            state: None,
+        },
+    ))
+}
+
+pub fn train_scst(options: &ScstOptions) -> Result<ScstReport> {
+    let (model, checkpoint) = start(options)?;
+    let ScstData {
+        mut model,
+        images,
+        train,
+        dev,
+        train_cider,
+        dev_cider: dev_references,
+    } = load_data(options, model)?;
+    let out = &options.out;
+    let threads = crate::engine::threads();
+    let start_dev_cider = dev_cider(&model, &dev, &dev_references, &images, &options.dev_search);
+    let mut state = match checkpoint.state {
+        Some(state) => state,
+        None => {
+            crate::fsio::create_output_dir(out)?;
+            let _ = std::fs::remove_file(out.join("log.jsonl"));
+            let _ = std::fs::remove_file(out.join("last.safetensors"));
+            model.save(out, false)?;
+            write_best(out, &model, 0, start_dev_cider)?;
+            ScstState {
+                epoch: 0,
+                steps: 0,
+                adam_step: 0,
+                rng: Rng::new(options.seed).state,
+                lr: options.lr,
+                best_dev_cider: start_dev_cider,
+                best_epoch: 0,
+            }
+        }
+    };
+    if options.progress {
+        eprintln!(
+            "starting from dev CIDEr-D {:.2} ({})",
+            start_dev_cider * 100.0,
+            if state.epoch == 0 {
+                "the cross-entropy model".to_owned()
+            } else {
+                format!("epoch {} of this run", state.epoch)
+            }
+        );
+    }
+    let adam = AdamConfig {
+        lr: options.lr,
+        ..AdamConfig::default()
+    };
+    let mut optimizer = Optimizer::new(checkpoint.m, checkpoint.v, state.adam_step, adam, threads);
+    let config: DecoderConfig = model.config.decoder.without_regulariser();
+    let mut ws = config.workspace();
+    let mut batch = Batch::default();
+    let groups = config.groups(threads);
+    let mut rng = Rng::new(state.rng);
+    let mut report = ScstReport {
+        start_dev_cider,
+        epochs: Vec::new(),
+        best_epoch: state.best_epoch,
+        best_dev_cider: state.best_dev_cider,
+    };
+    while state.epoch < options.epochs {
+        if options.max_steps.is_some_and(|max| state.steps >= max) {
+            break;
+        }
+        let epoch = state.epoch + 1;
+        let started = Instant::now();
+        let mut order: Vec<usize> = (0..train.rows.len()).collect();
+        rng.shuffle(&mut order);
+        let bar = crate::progress::bar(order.len() as u64, "images", options.progress);
+        bar.set_prefix(format!("scst {epoch}"));
+        let (mut reward_sum, mut sampled, mut seen) = (0.0, 0usize, 0usize);
+        for chunk in order.chunks(options.batch) {
+            if options.max_steps.is_some_and(|max| state.steps >= max) {
+                break;
+            }
+            let step_seed = rng.next_u64();
+            let inputs: Vec<&[f32]> = chunk.iter().map(|&i| images.row(train.rows[i])).collect();
+            let (samples, rewards): (Vec<Vec<Generated>>, Vec<Vec<f64>>) = chunk
+                .par_iter()
+                .zip(&inputs)
+                .map(|(&image, input)| {
+                    let mut image_rng = Rng::new(step_seed ^ (image as u64).wrapping_mul(PHI));
+                    let captions = sample(&model, input, options.samples, &mut image_rng);
+                    let rewards = captions
+                        .iter()
+                        .map(|c| reward(&model, &train_cider, image, c))
+                        .collect();
+                    (captions, rewards)
+                })
+                .unzip();
+            let image_advantages: Vec<Vec<f64>> = rewards.iter().map(|r| advantages(r)).collect();
+            policy_batch(
+                &mut batch,
+                &model,
+                &inputs,
+                &samples,
+                &image_advantages,
+                groups,
+            );
+            if batch.captions() > 0 {
+                let loss =
+                    optimizer.step(&mut model.params, &config, &batch, &mut ws, None, state.lr);
+                if !loss.is_finite() {
+                    bail!(
+                        "the policy-gradient loss became {loss} at epoch {epoch}: stopped; {} holds the last good checkpoint (epoch {}). Try a lower --lr",
+                        out.display(),
+                        state.epoch
+                    );
+                }
+                model.params_changed();
+            }
+            state.steps += 1;
+            state.adam_step = optimizer.step;
+            reward_sum += rewards.iter().flatten().sum::<f64>();
+            sampled += rewards.iter().map(Vec::len).sum::<usize>();
+            seen += chunk.len();
+            bar.inc(chunk.len() as u64);
+            bar.set_message(format!("reward {:.3}", reward_sum / sampled as f64));
+        }
+        bar.finish_and_clear();
+        let train_seconds = started.elapsed().as_secs_f64();
+        let dev = dev_cider(&model, &dev, &dev_references, &images, &options.dev_search);
+        let best = dev > state.best_dev_cider;
+        if best {
+            state.best_dev_cider = dev;
+            state.best_epoch = epoch;
+            write_best(out, &model, epoch, dev)?;
+        }
+        let log = ScstEpochLog {
+            epoch,
+            reward: reward_sum / sampled.max(1) as f64,
+            dev_cider: dev,
+            lr: state.lr,
+            seconds: started.elapsed().as_secs_f64(),
+            images_per_s: seen as f64 / train_seconds,
+            best,
+        };
+        state.epoch = epoch;
+        state.rng = rng.state;
+        state.lr *= options.lr_decay;
+        save_last(
+            &out.join("last.safetensors"),
+            &model.params,
+            &optimizer,
+            &state,
+        )?;
+        append_log(out, &log)?;
+        if options.progress {
+            eprintln!(
+                "scst epoch {epoch}: mean reward {:.3}, dev CIDEr-D {:.2}{}, {:.0} images/s",
+                log.reward,
+                dev * 100.0,
+                if best { " (best)" } else { "" },
+                log.images_per_s
+            );
+        }
+        report.epochs.push(log);
+    }
+    report.best_epoch = state.best_epoch;
+    report.best_dev_cider = state.best_dev_cider;
+    Ok(report)
+}
+
+/// Spreads image indices over the seed space (the golden ratio in 64 bits).
+const PHI: u64 = 0x9E37_79B9_7F4A_7C15;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn advantages_sum_to_zero_and_vanish_for_a_constant_reward() {
+        // The leave-one-out baseline: sum_s (r_s - mean_{j!=s} r_j) = 0 for any rewards, so the
+        // samples of an image pull up and down by the same total.
+        let rewards = [0.3, 1.2, 0.0, 0.7, 2.5];
+        let a = advantages(&rewards);
+        assert!(a.iter().sum::<f64>().abs() < 1e-12);
+        assert!((a[1] - (1.2 - (0.3 + 0.0 + 0.7 + 2.5) / 4.0)).abs() < 1e-12);
+        // A reward that does not depend on the caption gives no advantage at all, hence no
+        // gradient: the weights stay where they are.
+        assert!(advantages(&[0.8; 5]).iter().all(|&x| x == 0.0));
+    }
+}
