@@ -8,6 +8,9 @@
 #   DECODER=attention bash bench/full_run.sh work/attention
 #                                                      the attention decoder (grid features; flags
 #                                                      default to docs/RESULTS.md's attention run)
+#   DECODER=attention SCST=1 bash bench/full_run.sh work/scst
+#                                                      then self-critical training from it (the
+#                                                      shipped model; SCST_FLAGS as in docs/RESULTS.md)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${DATA:-../shared/data/flickr8k}
@@ -15,11 +18,13 @@ OUT=${1:-work/full}
 TOKENIZE=${TOKENIZE:-ptb}
 DECODER=${DECODER:-merge}
 case "$DECODER" in
-  merge) default_flags="--hidden 512 --epochs 10 --lr-decay 0.8"; grid=() ;;
-  attention) default_flags="--hidden 512 --attention-dim 256 --lr 1e-3 --lr-decay 0.8 --epochs 10"; grid=(--grid) ;;
+  merge) default_flags="--hidden 512 --epochs 10 --lr-decay 0.8 --patience 3"; grid=() ;;
+  attention) default_flags="--hidden 512 --attention-dim 256 --lr 1e-3 --lr-decay 0.8 --epochs 10 --patience 3"; grid=(--grid) ;;
   *) echo "DECODER=$DECODER: merge or attention" >&2; exit 2 ;;
 esac
 TRAIN_FLAGS=${TRAIN_FLAGS:-$default_flags}
+SCST=${SCST:-}
+SCST_FLAGS=${SCST_FLAGS:-}
 EVAL_FLAGS=${EVAL_FLAGS:-}
 mkdir -p "$OUT"
 cargo build --release -q
@@ -31,8 +36,15 @@ rm -f "$OUT/features.safetensors"
 stage features $bin features --images "$DATA/Images" --out "$OUT/features.safetensors" "${grid[@]}" --quiet
 # shellcheck disable=SC2086
 stage train    $bin train --decoder "$DECODER" --work "$OUT/work" --features "$OUT/features.safetensors" \
-                 --out "$OUT/model" --patience 3 $TRAIN_FLAGS --force --quiet
+                 --out "$OUT/model" $TRAIN_FLAGS --force --quiet
+final="$OUT/model"
+if [ -n "$SCST" ]; then
+  # shellcheck disable=SC2086
+  stage scst   $bin scst --from "$OUT/model" --work "$OUT/work" --features "$OUT/features.safetensors" \
+                 --out "$OUT/model-scst" $SCST_FLAGS --force --quiet
+  final="$OUT/model-scst"
+fi
 # shellcheck disable=SC2086
-stage evaluate $bin evaluate --model "$OUT/model" --work "$OUT/work" --features "$OUT/features.safetensors" \
+stage evaluate $bin evaluate --model "$final" --work "$OUT/work" --features "$OUT/features.safetensors" \
                  --split test --beam 3 $EVAL_FLAGS --out "$OUT/eval" --force --quiet | tee "$OUT/test_scores.txt"
 cat "$OUT/times.txt"

@@ -56,6 +56,18 @@ fn check_set(name: &str, set: &Value) {
     }
     let (cider, cider_per_image) = cider::cider_d(&samples);
     close(&format!("{name} cider"), cider, &scores["coco"]["cider"]);
+    // Self-critical training's reward: the same references built once, candidates scored one at a
+    // time in any order (here last to first), as sampled captions are.
+    let references: Vec<Vec<String>> = samples.iter().map(|s| s.references.clone()).collect();
+    let reward = cider::CiderD::new(&references);
+    for (i, sample) in samples.iter().enumerate().rev() {
+        let words: Vec<&str> = sample.candidate.split_whitespace().collect();
+        close(
+            &format!("{name} {} reward", names[i]),
+            reward.score(i, &words),
+            &scores["coco_per_image"][&names[i]]["cider"],
+        );
+    }
     let (rouge, rouge_per_image) = rouge::rouge_l(&samples);
     close(
         &format!("{name} rouge_l"),
