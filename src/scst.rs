@@ -2,7 +2,10 @@
 //! samples `samples` captions per training image, each is rewarded by its CIDEr-D against that
 //! image's references (document frequencies from all training references, computed once), and the
 //! policy gradient moves the weights toward the captions that beat their baseline, the mean reward
-//! of the image's other samples (the "new self-critical" baseline of Luo 2020):
+//! of the image's other samples (the "new self-critical" baseline of Luo 2020). As in Luo's
+//! self-critical.pytorch, the end marker counts as a word of the sample and of the references in the
+//! reward: without it, stopping before a noun one might get wrong pays ("running in the" scores
+//! above "running in the grass" for a snow photo), and the captions lose their endings.
 //!
 //!   loss = sum over samples s of A_s * sum_t -log p(w_t | w_<t, image) / T,   A_s = r_s - mean_{j!=s} r_j
 //!
@@ -103,6 +106,17 @@ fn reward(model: &Model, cider: &CiderD, image: usize, caption: &Generated) -> f
     cider.score(image, &words(model, &caption.tokens))
 }
 
+/// The training reward: CIDEr-D with the end marker as a word of the sample (when it ended) and of
+/// every reference, so that n-grams ending a sentence count ("the snow endseq") and a sample cut
+/// before its noun ("running in the") earns no credit for stopping there.
+fn ended_reward(model: &Model, cider: &CiderD, image: usize, caption: &Generated) -> f64 {
+    let mut words = words(model, &caption.tokens);
+    if caption.ended {
+        words.push(END_TOKEN);
+    }
+    cider.score(image, &words)
+}
+
 /// Dev CIDEr-D of the model's captions (the search of `options.dev_search`).
 fn dev_cider(
     model: &Model,
@@ -182,7 +196,12 @@ fn load_data(options: &ScstOptions, model: Model) -> Result<ScstData> {
     let (features, images) = model_images(&model, &options.features)?;
     let train = split_images(&options.work, Split::Train, &features, &options.features)?;
     let dev = split_images(&options.work, Split::Dev, &features, &options.features)?;
-    let train_cider = CiderD::new(&train.references);
+    let ended_references: Vec<Vec<String>> = train
+        .references
+        .iter()
+        .map(|refs| refs.iter().map(|r| format!("{r} {END_TOKEN}")).collect())
+        .collect();
+    let train_cider = CiderD::new(&ended_references);
     let dev_cider = CiderD::new(&dev.references);
     Ok(ScstData {
         model,
@@ -358,7 +377,7 @@ pub fn train_scst(options: &ScstOptions) -> Result<ScstReport> {
                     let captions = sample(&model, input, options.samples, &mut image_rng);
                     let rewards = captions
                         .iter()
-                        .map(|c| reward(&model, &train_cider, image, c))
+                        .map(|c| ended_reward(&model, &train_cider, image, c))
                         .collect();
                     (captions, rewards)
                 })
