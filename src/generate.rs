@@ -27,8 +27,8 @@ struct Hypothesis {
     attention: Vec<Vec<f32>>,
 }
 
-/// Word ids the search may never emit.
-fn banned(model: &Model) -> [u32; 3] {
+/// Word ids a search or a sample may never emit.
+pub fn banned(model: &Model) -> [u32; 3] {
     [PAD_ID, UNK_ID, model.vocab.id(START_TOKEN)]
 }
 

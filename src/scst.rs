@@ -20,7 +20,7 @@ use crate::dataset::Split;
 use crate::decoder::{Batch, DecoderConfig};
 use crate::engine::rng::Rng;
 use crate::fsio::write_atomic;
-use crate::generate::{sample, search, words, Generated, SearchOptions};
+use crate::generate::{banned, sample, search, words, Generated, SearchOptions};
 use crate::metrics::cider::CiderD;
 use crate::model::{weights_bytes, Model};
 use crate::nn::adam::AdamConfig;
@@ -344,6 +344,8 @@ pub fn train_scst(options: &ScstOptions) -> Result<ScstReport> {
     let config: DecoderConfig = model.config.decoder.without_regulariser();
     let mut ws = config.workspace();
     let mut batch = Batch::default();
+    // The policy is the distribution the captions are sampled from, without these words.
+    batch.excluded = banned(&model).to_vec();
     let groups = config.groups(threads);
     let mut rng = Rng::new(state.rng);
     let mut report = ScstReport {

@@ -633,6 +633,7 @@ pub fn loss<T: FastMath>(
         &mut ws.logits,
         &batch.targets,
         &batch.weights,
+        &batch.excluded,
         config.vocab,
         None,
     )
@@ -694,6 +695,7 @@ pub fn forward_backward<T: FastMath>(
         &mut ws.logits,
         &batch.targets,
         &batch.weights,
+        &batch.excluded,
         v,
         Some(bias),
     );

@@ -321,6 +321,7 @@ pub fn loss<T: FastMath>(
         &mut ws.logits,
         &batch.targets,
         &batch.weights,
+        &batch.excluded,
         config.vocab,
         None,
     )
@@ -356,6 +357,7 @@ pub fn forward_backward<T: FastMath>(
         &mut ws.logits,
         &batch.targets,
         &batch.weights,
+        &batch.excluded,
         v,
         Some(bias),
     );

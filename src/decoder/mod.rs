@@ -34,6 +34,9 @@ pub struct Batch<T> {
     /// Each position's weight in the loss; empty (as `fill` leaves it): every position 1/positions,
     /// the mean cross-entropy.
     pub weights: Vec<T>,
+    /// Words left out of the loss's softmax (self-critical training: those never sampled); kept by
+    /// `fill`.
+    pub excluded: Vec<u32>,
     /// Packed row of each position's caption (index into `features` rows).
     pub caption: Vec<usize>,
     /// `order[k]` is the caller's index of packed caption k.

@@ -7,6 +7,10 @@
 //!
 //! Other weights make a policy gradient of it: self-critical training gives each position of a
 //! sampled caption that caption's advantage (negative for a caption worse than its baseline).
+//! `excluded` words are left out of the softmax (probability 0, no gradient): the distribution is
+//! then the one the captions were sampled from, which never draws them. Without that, the score
+//! function of the sampled words, E_q[grad log p], is not zero but -grad p_excluded / (1 -
+//! p_excluded), and the baseline's share of every advantage pushes the excluded words up.
 
 use crate::engine::math::FastMath;
 use crate::engine::Real;
@@ -69,6 +73,7 @@ pub fn softmax_xent_forward_backward<T: FastMath>(
     logits: &mut [T],
     targets: &[u32],
     weights: &[T],
+    excluded: &[u32],
     vocab: usize,
     bias: Option<BiasGrad<T>>,
 ) -> f64 {
@@ -84,7 +89,11 @@ pub fn softmax_xent_forward_backward<T: FastMath>(
     let row_loss = |row: &mut [T], (target, scale): (u32, T)| {
         with_avx2!({
             let max = row_max(row);
-            let sum = exp_shifted_sum(row, max);
+            let mut sum = exp_shifted_sum(row, max);
+            for &id in excluded {
+                sum = sum - row[id as usize];
+                row[id as usize] = T::zero();
+            }
             let p_target = row[target as usize] / sum;
             let inv = scale / sum;
             row.iter_mut().for_each(|v| *v = *v * inv);
@@ -177,7 +186,7 @@ mod tests {
             total / targets.len() as f64
         };
         let mut grad = z.clone();
-        let value = softmax_xent_forward_backward(&mut grad, &targets, &[], vocab, None);
+        let value = softmax_xent_forward_backward(&mut grad, &targets, &[], &[], vocab, None);
         assert!((value - loss(&z)).abs() < 1e-12);
         check("dz", &grad, &z, loss);
     }
@@ -199,9 +208,38 @@ mod tests {
             total
         };
         let mut grad = z.clone();
-        let value = softmax_xent_forward_backward(&mut grad, &targets, &weights, vocab, None);
+        let value = softmax_xent_forward_backward(&mut grad, &targets, &weights, &[], vocab, None);
         assert!((value - loss(&z)).abs() < 1e-12);
         check("dz", &grad, &z, loss);
+    }
+
+    #[test]
+    fn excluded_words_get_no_probability_and_no_gradient() {
+        // The softmax over the other words: log q_t = z_t - log sum_{j not excluded} exp z_j.
+        let vocab = 6;
+        let targets = [2u32, 5, 3];
+        let weights = [0.7, -0.4, 1.1];
+        let excluded = [0u32, 1];
+        let z = random(targets.len() * vocab, 23);
+        let loss = |z: &[f64]| {
+            let mut total = 0.0;
+            for ((row, &t), &w) in z.chunks(vocab).zip(&targets).zip(&weights) {
+                let kept: f64 = (0..vocab)
+                    .filter(|j| !excluded.contains(&(*j as u32)))
+                    .map(|j| row[j].exp())
+                    .sum();
+                total -= w * (row[t as usize] - kept.ln());
+            }
+            total
+        };
+        let mut grad = z.clone();
+        let value =
+            softmax_xent_forward_backward(&mut grad, &targets, &weights, &excluded, vocab, None);
+        assert!((value - loss(&z)).abs() < 1e-12);
+        check("dz", &grad, &z, loss);
+        for row in grad.chunks(vocab) {
+            assert_eq!((row[0], row[1]), (0.0, 0.0));
+        }
     }
 
     #[test]
@@ -211,7 +249,7 @@ mod tests {
         let targets: Vec<u32> = (0..rows).map(|r| (r * 37 % vocab) as u32).collect();
         let z = random(rows * vocab, 5);
         let mut plain = z.clone();
-        let plain_loss = softmax_xent_forward_backward(&mut plain, &targets, &[], vocab, None);
+        let plain_loss = softmax_xent_forward_backward(&mut plain, &targets, &[], &[], vocab, None);
         let start = random(vocab, 6);
         let (mut grad, mut partials) = (start.clone(), vec![0.0; 3 * vocab]);
         let mut fused = z.clone();
@@ -220,7 +258,7 @@ mod tests {
             partials: &mut partials,
         };
         let fused_loss =
-            softmax_xent_forward_backward(&mut fused, &targets, &[], vocab, Some(bias));
+            softmax_xent_forward_backward(&mut fused, &targets, &[], &[], vocab, Some(bias));
         assert!((fused_loss - plain_loss).abs() < 1e-12);
         assert_eq!(fused, plain);
         for j in 0..vocab {
