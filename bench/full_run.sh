@@ -24,7 +24,7 @@ case "$DECODER" in
 esac
 TRAIN_FLAGS=${TRAIN_FLAGS:-$default_flags}
 SCST=${SCST:-}
-SCST_FLAGS=${SCST_FLAGS:-}
+SCST_FLAGS=${SCST_FLAGS:---lr 2e-5 --epochs 4}
 EVAL_FLAGS=${EVAL_FLAGS:-}
 mkdir -p "$OUT"
 cargo build --release -q

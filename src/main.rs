@@ -354,8 +354,8 @@ struct ScstArgs {
     /// Model folder to write.
     #[arg(long)]
     out: PathBuf,
-    /// Epochs over the training images.
-    #[arg(long, default_value_t = 10)]
+    /// Epochs over the training images (on Flickr8k the dev CIDEr-D peaked at the second).
+    #[arg(long, default_value_t = 4)]
     epochs: usize,
     /// Images per step.
     #[arg(long, default_value_t = 32)]
@@ -363,8 +363,8 @@ struct ScstArgs {
     /// Captions sampled per image (at least 2: each one's baseline is the others' mean reward).
     #[arg(long, default_value_t = 5)]
     samples: usize,
-    /// Adam learning rate.
-    #[arg(long, default_value_t = 5e-5)]
+    /// Adam learning rate (tuned on the Flickr8k dev split: 5e-5 and above fell apart there).
+    #[arg(long, default_value_t = 2e-5)]
     lr: f64,
     /// Learning-rate factor applied after every epoch.
     #[arg(long, default_value_t = 1.0)]
