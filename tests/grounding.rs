@@ -24,12 +24,12 @@ fn caption_json(photos: &[String], extra: &[&str]) -> Vec<serde_json::Value> {
 #[test]
 fn grounding_names_what_the_classifier_sees_and_off_turns_it_off() {
     let sample = real_data().join("imagenet-sample");
-    // (photo, the name the caption must hold): a penguin and a beaver, which the decoder's
+    // (photo, the name the caption must hold): a penguin and a hamster, which the decoder's
     // vocabulary lacks (named by filling the place of "bird" and "animal"), and an oboe (an article
-    // that must agree: "an").
+    // before it must agree: "an").
     let cases = [
         ("n02056570_king_penguin.JPEG", "penguin"),
-        ("n02363005_beaver.JPEG", "beaver"),
+        ("n02342885_hamster.JPEG", "hamster"),
         ("n03838899_oboe.JPEG", "oboe"),
     ];
     let photos: Vec<String> = cases
