@@ -141,6 +141,31 @@ fn dev_cider(
     scores.iter().sum::<f64>() / scores.len() as f64
 }
 
+/// `count` sampled captions for each training image of `chunk` (inputs in the same order), one
+/// image per thread with its own generator seeded from `seed` and the image, and their rewards.
+fn sample_and_reward(
+    model: &Model,
+    cider: &CiderD,
+    chunk: &[usize],
+    inputs: &[&[f32]],
+    count: usize,
+    seed: u64,
+) -> (Vec<Vec<Generated>>, Vec<Vec<f64>>) {
+    chunk
+        .par_iter()
+        .zip(inputs)
+        .map(|(&image, input)| {
+            let mut image_rng = Rng::new(seed ^ (image as u64).wrapping_mul(PHI));
+            let captions = sample(model, input, count, &mut image_rng);
+            let rewards = captions
+                .iter()
+                .map(|c| ended_reward(model, cider, image, c))
+                .collect();
+            (captions, rewards)
+        })
+        .unzip()
+}
+
 /// The policy-gradient batch of one step: every sampled caption with a non-zero advantage, its
 /// positions weighted by advantage / (predicted tokens of all the step's samples).
 fn policy_batch(
@@ -371,19 +396,14 @@ pub fn train_scst(options: &ScstOptions) -> Result<ScstReport> {
             }
             let step_seed = rng.next_u64();
             let inputs: Vec<&[f32]> = chunk.iter().map(|&i| images.row(train.rows[i])).collect();
-            let (samples, rewards): (Vec<Vec<Generated>>, Vec<Vec<f64>>) = chunk
-                .par_iter()
-                .zip(&inputs)
-                .map(|(&image, input)| {
-                    let mut image_rng = Rng::new(step_seed ^ (image as u64).wrapping_mul(PHI));
-                    let captions = sample(&model, input, options.samples, &mut image_rng);
-                    let rewards = captions
-                        .iter()
-                        .map(|c| ended_reward(&model, &train_cider, image, c))
-                        .collect();
-                    (captions, rewards)
-                })
-                .unzip();
+            let (samples, rewards) = sample_and_reward(
+                &model,
+                &train_cider,
+                chunk,
+                &inputs,
+                options.samples,
+                step_seed,
+            );
             let image_advantages: Vec<Vec<f64>> = rewards.iter().map(|r| advantages(r)).collect();
             policy_batch(
                 &mut batch,
