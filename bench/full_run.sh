@@ -11,12 +11,15 @@
 #   DECODER=attention SCST=1 bash bench/full_run.sh work/scst
 #                                                      then self-critical training from it (the
 #                                                      shipped model; SCST_FLAGS as in docs/RESULTS.md)
+#   ENCODER=efficientnet-lite2 DECODER=attention SCST=1 bash bench/full_run.sh work/lite2
+#                                                      the same with a larger encoder (default: lite0)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${DATA:-../shared/data/flickr8k}
 OUT=${1:-work/full}
 TOKENIZE=${TOKENIZE:-ptb}
 DECODER=${DECODER:-merge}
+ENCODER=${ENCODER:-efficientnet-lite0}
 case "$DECODER" in
   merge) default_flags="--hidden 512 --epochs 10 --lr-decay 0.8 --patience 3"; grid=() ;;
   attention) default_flags="--hidden 512 --attention-dim 256 --lr 1e-3 --lr-decay 0.8 --epochs 10 --patience 3"; grid=(--grid) ;;
@@ -33,7 +36,7 @@ stage() { local name=$1; shift; local s; s=$(date +%s.%N); "$@"; echo "$name $(e
 : > "$OUT/times.txt"
 stage prepare  $bin prepare --data "$DATA" --out "$OUT/work" --tokenize "$TOKENIZE" --min-count 5
 rm -f "$OUT/features.safetensors"
-stage features $bin features --images "$DATA/Images" --out "$OUT/features.safetensors" "${grid[@]}" --quiet
+stage features $bin features --images "$DATA/Images" --out "$OUT/features.safetensors" --encoder "$ENCODER" "${grid[@]}" --quiet
 # shellcheck disable=SC2086
 stage train    $bin train --decoder "$DECODER" --work "$OUT/work" --features "$OUT/features.safetensors" \
                  --out "$OUT/model" $TRAIN_FLAGS --force --quiet

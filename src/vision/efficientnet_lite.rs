@@ -1,4 +1,5 @@
-//! EfficientNet-Lite0 (Tan & Le 2019, the "Lite" variant for mobile CPUs): the default encoder.
+//! EfficientNet-Lite0/1/2 (Tan & Le 2019, the "Lite" variant for mobile CPUs); Lite0 is the
+//! default encoder. Lite0 below; Lite1 and Lite2 are deeper (and Lite2 wider) at 240 and 260 pixels.
 //!
 //! image 224x224x3, x = (p - 127) / 128
 //!   -> stem conv 3x3 s2 (32) + BN + ReLU6
@@ -28,19 +29,60 @@ pub struct Config {
 
 impl Config {
     pub fn lite0() -> Self {
+        Config::scaled(224, 1.0, 1.0)
+    }
+
+    /// Lite1: Lite0 with 10% more blocks per middle stage, at 240x240 (grid 8x8).
+    pub fn lite1() -> Self {
+        Config::scaled(240, 1.0, 1.1)
+    }
+
+    /// Lite2: 10% wider and 20% deeper than Lite0, at 260x260 (grid 9x9).
+    pub fn lite2() -> Self {
+        Config::scaled(260, 1.1, 1.2)
+    }
+
+    /// Lite0's stages scaled as the EfficientNet-Lite builder does: every stage's channels times
+    /// `width` (rounded to a multiple of 8, never down by more than 10%), the middle stages'
+    /// repeats times `depth` (rounded up); the stem, the head and the first and last stages' repeats
+    /// are not scaled ("fix_head_stem").
+    fn scaled(image_size: usize, width: f64, depth: f64) -> Self {
+        const LITE0_STAGES: [(usize, usize, usize, usize, usize); 7] = [
+            (1, 3, 1, 1, 16),
+            (2, 3, 2, 6, 24),
+            (2, 5, 2, 6, 40),
+            (3, 3, 2, 6, 80),
+            (3, 5, 1, 6, 112),
+            (4, 5, 2, 6, 192),
+            (1, 3, 1, 6, 320),
+        ];
+        let channels = |c: usize| {
+            let wide = c as f64 * width;
+            let rounded = ((wide + 4.0) as usize / 8 * 8).max(8);
+            if (rounded as f64) < 0.9 * wide {
+                rounded + 8
+            } else {
+                rounded
+            }
+        };
+        let last = LITE0_STAGES.len() - 1;
+        let stages = LITE0_STAGES
+            .iter()
+            .enumerate()
+            .map(|(i, &(repeats, k, stride, expand, cout))| {
+                let repeats = if i == 0 || i == last {
+                    repeats
+                } else {
+                    (repeats as f64 * depth).ceil() as usize
+                };
+                (repeats, k, stride, expand, channels(cout))
+            })
+            .collect();
         Config {
-            image_size: 224,
+            image_size,
             stem_channels: 32,
             head_channels: 1280,
-            stages: vec![
-                (1, 3, 1, 1, 16),
-                (2, 3, 2, 6, 24),
-                (2, 5, 2, 6, 40),
-                (3, 3, 2, 6, 80),
-                (3, 5, 1, 6, 112),
-                (4, 5, 2, 6, 192),
-                (1, 3, 1, 6, 320),
-            ],
+            stages,
             bn_eps: 1e-3,
             classes: 1000,
         }

@@ -21,6 +21,8 @@ use weights::Weights;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EncoderKind {
     EfficientNetLite0,
+    EfficientNetLite1,
+    EfficientNetLite2,
     Vgg16,
 }
 
@@ -28,6 +30,8 @@ impl EncoderKind {
     pub fn name(self) -> &'static str {
         match self {
             EncoderKind::EfficientNetLite0 => "efficientnet-lite0",
+            EncoderKind::EfficientNetLite1 => "efficientnet-lite1",
+            EncoderKind::EfficientNetLite2 => "efficientnet-lite2",
             EncoderKind::Vgg16 => "vgg16",
         }
     }
@@ -35,80 +39,102 @@ impl EncoderKind {
     pub fn parse(name: &str) -> Result<Self> {
         match name {
             "efficientnet-lite0" => Ok(EncoderKind::EfficientNetLite0),
+            "efficientnet-lite1" => Ok(EncoderKind::EfficientNetLite1),
+            "efficientnet-lite2" => Ok(EncoderKind::EfficientNetLite2),
             "vgg16" => Ok(EncoderKind::Vgg16),
-            other => bail!("unknown encoder {other:?} (known: efficientnet-lite0, vgg16)"),
+            other => bail!(
+                "unknown encoder {other:?} (known: efficientnet-lite0, efficientnet-lite1, efficientnet-lite2, vgg16)"
+            ),
+        }
+    }
+
+    /// The EfficientNet-Lite network of this kind, None for VGG16.
+    fn lite_config(self) -> Option<Config> {
+        match self {
+            EncoderKind::EfficientNetLite0 => Some(Config::lite0()),
+            EncoderKind::EfficientNetLite1 => Some(Config::lite1()),
+            EncoderKind::EfficientNetLite2 => Some(Config::lite2()),
+            EncoderKind::Vgg16 => None,
         }
     }
 
     pub fn feature_dim(self) -> usize {
-        match self {
-            EncoderKind::EfficientNetLite0 => 1280,
-            EncoderKind::Vgg16 => vgg::FEATURE_DIM,
+        match self.lite_config() {
+            Some(config) => config.head_channels,
+            None => vgg::FEATURE_DIM,
         }
     }
 
-    /// (height, width, channels) of the grid at the input size.
+    /// (height, width, channels) of the grid at the input size: the input halved five times
+    /// (rounded up, as "SAME" padding does) for EfficientNet-Lite, pool5 for VGG16.
     pub fn grid_shape(self) -> (usize, usize, usize) {
-        match self {
-            EncoderKind::EfficientNetLite0 => (7, 7, 1280),
-            EncoderKind::Vgg16 => (7, 7, 512),
+        match self.lite_config() {
+            Some(config) => {
+                let side = config.image_size.div_ceil(32);
+                (side, side, config.head_channels)
+            }
+            None => (7, 7, 512),
         }
     }
 
     pub fn input_size(self) -> usize {
-        224
+        self.lite_config().map_or(224, |config| config.image_size)
     }
 
     /// How pixels become network input, recorded in every features file.
     pub fn normalisation(self) -> &'static str {
         match self {
-            EncoderKind::EfficientNetLite0 => "(p - 127) / 128",
+            EncoderKind::EfficientNetLite0
+            | EncoderKind::EfficientNetLite1
+            | EncoderKind::EfficientNetLite2 => "(p - 127) / 128",
             EncoderKind::Vgg16 => "(p / 255 - [0.485, 0.456, 0.406]) / [0.229, 0.224, 0.225]",
         }
     }
 }
 
 pub enum Encoder {
-    EfficientNetLite0(EfficientNetLite),
+    EfficientNetLite(EfficientNetLite, EncoderKind),
     Vgg16(Vgg16),
 }
 
 impl Encoder {
-    /// Loads `kind` from `weights`; without a path, EfficientNet-Lite0 is fetched into the cache and
-    /// VGG16 is an error (its weights are the user's to supply).
+    /// Loads `kind` from `weights`; without a path, EfficientNet-Lite's are fetched into the cache
+    /// and VGG16 is an error (its weights are the user's to supply).
     pub fn load(kind: EncoderKind, weights: Option<&Path>) -> Result<Self> {
         let path = match (weights, kind) {
             (Some(path), _) => path.to_owned(),
-            (None, EncoderKind::EfficientNetLite0) => fetch::efficientnet_lite0_weights()?,
+            (None, EncoderKind::EfficientNetLite0) => fetch::EFFICIENTNET_LITE0.path()?,
+            (None, EncoderKind::EfficientNetLite1) => fetch::EFFICIENTNET_LITE1.path()?,
+            (None, EncoderKind::EfficientNetLite2) => fetch::EFFICIENTNET_LITE2.path()?,
             (None, EncoderKind::Vgg16) => bail!(
                 "VGG16 needs its weights: pass --weights with torchvision's vgg16-397923af.pth or a safetensors file"
             ),
         };
         let weights = Weights::load(&path)?;
-        Ok(match kind {
-            EncoderKind::EfficientNetLite0 => {
-                Encoder::EfficientNetLite0(EfficientNetLite::load(&weights, &Config::lite0())?)
+        Ok(match kind.lite_config() {
+            Some(config) => {
+                Encoder::EfficientNetLite(EfficientNetLite::load(&weights, &config)?, kind)
             }
-            EncoderKind::Vgg16 => Encoder::Vgg16(Vgg16::load(&weights)?),
+            None => Encoder::Vgg16(Vgg16::load(&weights)?),
         })
     }
 
     pub fn kind(&self) -> EncoderKind {
         match self {
-            Encoder::EfficientNetLite0(_) => EncoderKind::EfficientNetLite0,
+            Encoder::EfficientNetLite(_, kind) => *kind,
             Encoder::Vgg16(_) => EncoderKind::Vgg16,
         }
     }
 
     /// The normalised network input of a network-size image.
     pub fn input(&self, image: &RgbImage) -> FeatureMap {
-        let data = match self.kind() {
-            EncoderKind::EfficientNetLite0 => image
+        let data = match self {
+            Encoder::EfficientNetLite(..) => image
                 .pixels
                 .iter()
                 .map(|&p| (f32::from(p) - 127.0) / 128.0)
                 .collect(),
-            EncoderKind::Vgg16 => image
+            Encoder::Vgg16(_) => image
                 .pixels
                 .iter()
                 .enumerate()
@@ -129,7 +155,7 @@ impl Encoder {
     pub fn features_and_grid(&self, image: &RgbImage, threads: usize) -> (Vec<f32>, FeatureMap) {
         let input = self.input(image);
         match self {
-            Encoder::EfficientNetLite0(model) => {
+            Encoder::EfficientNetLite(model, _) => {
                 let head = model.head_map(input, threads);
                 (conv::global_average(&head), head)
             }
@@ -143,7 +169,7 @@ impl Encoder {
     /// Whether the weights carry the ImageNet classifier.
     pub fn has_classifier(&self) -> bool {
         match self {
-            Encoder::EfficientNetLite0(model) => model.has_classifier(),
+            Encoder::EfficientNetLite(model, _) => model.has_classifier(),
             Encoder::Vgg16(_) => true,
         }
     }
@@ -153,7 +179,7 @@ impl Encoder {
     /// weights carry no classifier.
     pub fn class_probabilities(&self, feature: &[f32]) -> Option<Vec<f32>> {
         let mut logits = match self {
-            Encoder::EfficientNetLite0(model) => model.logits(feature)?,
+            Encoder::EfficientNetLite(model, _) => model.logits(feature)?,
             Encoder::Vgg16(model) => model.logits(feature),
         };
         let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
@@ -173,7 +199,7 @@ impl Encoder {
     pub fn features(&self, image: &RgbImage, threads: usize) -> Vec<f32> {
         let input = self.input(image);
         match self {
-            Encoder::EfficientNetLite0(model) => model.features(input, threads),
+            Encoder::EfficientNetLite(model, _) => model.features(input, threads),
             Encoder::Vgg16(model) => model.forward(input, threads).fc2,
         }
     }
