@@ -134,9 +134,10 @@ fn score(h: &Hypothesis, alpha: f64) -> f64 {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Constraint {
     ids: Vec<u32>,
-    /// When not empty: the words after which one of `ids` may be placed (an article before a
-    /// noun), so that the search cannot meet the constraint by putting a noun where a verb goes.
-    after: Vec<u32>,
+    /// For each of `ids`, when not empty: the words after which it may be placed (an article
+    /// before a noun, a number before a plural), so that the search cannot meet the constraint by
+    /// putting a noun where a verb goes.
+    after: Vec<Vec<u32>>,
 }
 
 /// Most constraints one search takes: its hypotheses are grouped by which constraints they have
@@ -150,7 +151,7 @@ impl Constraint {
             bail!("a constraint needs at least one word");
         }
         let never = [banned(model).as_slice(), &[model.vocab.id(END_TOKEN)]].concat();
-        let mut ids = Vec::new();
+        let mut ids: Vec<u32> = Vec::new();
         for word in words {
             let id = model.vocab.id(word);
             if id == UNK_ID {
@@ -165,19 +166,23 @@ impl Constraint {
                 ids.push(id);
             }
         }
-        Ok(Constraint {
-            ids,
-            after: Vec::new(),
-        })
+        let after = vec![Vec::new(); ids.len()];
+        Ok(Constraint { ids, after })
     }
 
-    /// The same constraint, its words placed only right after one of `words` (those the
-    /// vocabulary lacks are left out).
-    pub fn after(self, model: &Model, words: &[&str]) -> Self {
-        let after = words
+    /// The same constraint, each of its words placed only right after one of `before(word)` (those
+    /// the vocabulary lacks are left out).
+    pub fn after<'w>(self, model: &Model, before: impl Fn(&str) -> &'w [&'w str]) -> Self {
+        let after = self
+            .ids
             .iter()
-            .map(|w| model.vocab.id(w))
-            .filter(|&id| id != UNK_ID)
+            .map(|&id| {
+                before(model.vocab.token(id).unwrap_or_default())
+                    .iter()
+                    .map(|w| model.vocab.id(w))
+                    .filter(|&id| id != UNK_ID)
+                    .collect()
+            })
             .collect();
         Constraint { after, ..self }
     }
@@ -230,14 +235,6 @@ fn beam_search(
     let all_met = groups - 1;
     // Each constraint word with the set of constraints it meets.
     let mut meeting: Vec<(u32, usize)> = Vec::new();
-    // The constraints a hypothesis may meet next, by its last word.
-    let placeable = |last: Option<&u32>| -> usize {
-        constraints
-            .iter()
-            .enumerate()
-            .filter(|(_, c)| c.after.is_empty() || last.is_some_and(|id| c.after.contains(id)))
-            .fold(0, |mask, (bit, _)| mask | 1 << bit)
-    };
     for (bit, constraint) in constraints.iter().enumerate() {
         for &id in &constraint.ids {
             match meeting.iter_mut().find(|(word, _)| *word == id) {
@@ -246,6 +243,18 @@ fn beam_search(
             }
         }
     }
+    // The constraints that word `id` meets when it follows `last`.
+    let placeable = |id: u32, last: Option<&u32>| -> usize {
+        constraints
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| {
+                c.ids.iter().zip(&c.after).any(|(&word, after)| {
+                    word == id && (after.is_empty() || last.is_some_and(|l| after.contains(l)))
+                })
+            })
+            .fold(0, |mask, (bit, _)| mask | 1 << bit)
+    };
     let width = options.beam.max(1);
     let max_new = model.config.max_length.saturating_sub(1).max(1);
     let mut live: Vec<Vec<Hypothesis>> = vec![Vec::new(); groups];
@@ -282,7 +291,6 @@ fn beam_search(
             } else {
                 Vec::new()
             };
-            let placeable = placeable(hypothesis.tokens.last());
             // Words that would meet a constraint not met yet move the hypothesis to a fuller
             // group, where they may be placed; elsewhere they are not emitted at all.
             let unmet: Vec<(u32, usize)> = meeting
@@ -292,7 +300,10 @@ fn beam_search(
                 .collect();
             let moving: Vec<(u32, usize)> = unmet
                 .iter()
-                .filter(|&&(id, mask)| mask & !group & !placeable == 0 && !repeats.contains(&id))
+                .filter(|&&(id, mask)| {
+                    mask & !group & !placeable(id, hypothesis.tokens.last()) == 0
+                        && !repeats.contains(&id)
+                })
                 .map(|&(id, mask)| (id, group | mask))
                 .collect();
             let mut blocked = repeats;
@@ -657,7 +668,15 @@ mod tests {
         for (model, feature) in random_cases(30) {
             let constraint = Constraint::new(&model, &["fast"])
                 .unwrap()
-                .after(&model, &["the"]);
+                .after(&model, |_| &["the"]);
+            // Each word its own places, as a noun's singular and plural have.
+            let either = Constraint::new(&model, &["fast", "runs"]).unwrap().after(
+                &model,
+                |word| match word {
+                    "fast" => &["the"],
+                    _ => &["dog"],
+                },
+            );
             for beam in [1, 3] {
                 let caption = search_constrained(
                     &model,
@@ -670,6 +689,26 @@ mod tests {
                 let words = words(&model, &caption.tokens);
                 let first = words.iter().position(|w| *w == "fast").unwrap();
                 assert!(first > 0 && words[first - 1] == "the", "{words:?}");
+
+                let caption = search_constrained(
+                    &model,
+                    &feature,
+                    &options(beam),
+                    std::slice::from_ref(&either),
+                )
+                .unwrap()
+                .expect("room for \"the fast\" or \"dog runs\"");
+                let either_words = super::words(&model, &caption.tokens);
+                // The word that met it (the first of either) follows its own word.
+                let met = either_words
+                    .iter()
+                    .position(|w| *w == "fast" || *w == "runs")
+                    .unwrap();
+                let pair = (either_words[met.saturating_sub(1)], either_words[met]);
+                assert!(
+                    met > 0 && matches!(pair, ("the", "fast") | ("dog", "runs")),
+                    "{either_words:?}"
+                );
             }
         }
     }

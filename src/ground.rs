@@ -114,14 +114,14 @@ const VAGUE: [&str; 42] = [
     "area",
 ];
 
-/// The words a required noun may follow: articles, numbers, possessives and the adjectives of
-/// colour, size and age that Flickr8k's captions put before their nouns. A weak language model
-/// made to say "insect" otherwise puts it where a verb goes ("a man insect on a ramp").
-const BEFORE_NOUN: [&str; 40] = [
-    "a", "an", "the", "two", "three", "four", "five", "several", "many", "some", "his", "her",
-    "their", "its", "this", "that", "these", "those", "another", "small", "large", "big", "little",
-    "young", "old", "baby", "white", "black", "brown", "red", "blue", "green", "yellow", "pink",
-    "orange", "purple", "gray", "grey", "tan", "wet",
+/// The words a required noun may follow, besides the articles and numbers of its number (`ONE`,
+/// `MANY`): "the", possessives and the adjectives of colour, size and age that Flickr8k's captions
+/// put before their nouns (`ADJECTIVES`). A weak language model made to say "insect" otherwise
+/// puts it where a verb goes ("a man insect on a ramp").
+const EITHER_NUMBER: [&str; 5] = ["the", "his", "her", "their", "its"];
+const ADJECTIVES: [&str; 21] = [
+    "small", "large", "big", "little", "young", "old", "baby", "white", "black", "brown", "red",
+    "blue", "green", "yellow", "pink", "orange", "purple", "gray", "grey", "tan", "wet",
 ];
 
 /// What a caption is made to say about a photo.
@@ -208,7 +208,8 @@ impl Grounding {
         })
     }
 
-    /// The constraint for the search: one of the words, singular or plural, where a noun goes.
+    /// The constraint for the search: one of the words, singular or plural, where a noun of its
+    /// number goes ("a dog", "two dogs", never "a dogs": the sentence goes on in that number).
     pub fn constraint(&self, model: &Model) -> Result<Constraint> {
         let forms: Vec<&str> = self
             .words
@@ -216,7 +217,20 @@ impl Grounding {
             .flat_map(|w| [w.singular, w.plural])
             .filter(|w| model.vocab.id(w) != UNK_ID)
             .collect();
-        Ok(Constraint::new(model, &forms)?.after(model, &BEFORE_NOUN))
+        let any = [&EITHER_NUMBER[..], &ADJECTIVES[..]].concat();
+        let singular = [&any[..], &ONE[..]].concat();
+        let plural = [&any[..], &MANY[..]].concat();
+        let either = [&singular[..], &MANY[..]].concat();
+        let before = |form: &str| -> &[&str] {
+            let is_singular = self.words.iter().any(|w| w.singular == form);
+            let is_plural = self.words.iter().any(|w| w.plural == form);
+            match (is_singular, is_plural) {
+                (true, false) => &singular,
+                (false, true) => &plural,
+                _ => &either,
+            }
+        };
+        Ok(Constraint::new(model, &forms)?.after(model, before))
     }
 
     /// Where a caption holds one of the words first: its position, the word, and whether it is
@@ -244,7 +258,13 @@ impl Grounding {
             return out;
         };
         let before = |back: usize| at.checked_sub(back).map(|b| words[b]);
-        let plural = match (before(2), before(1)) {
+        // The number is the determiner's, found back over the adjectives ("a white and brown").
+        let adjectives = words[..at]
+            .iter()
+            .rev()
+            .take_while(|w| **w == "and" || ADJECTIVES.contains(w))
+            .count();
+        let plural = match (before(adjectives + 2), before(adjectives + 1)) {
             (_, Some(w)) if MANY.contains(&w) => true,
             (Some(group), Some("of")) if GROUPS.contains(&group) => true,
             (_, Some(w)) if ONE.contains(&w) => false,
@@ -255,13 +275,26 @@ impl Grounding {
         if matches!(before(1), Some("a" | "an")) {
             out[at - 1] = word.article.to_owned();
         }
+        // The verb right after the noun agrees with it: the decoder wrote it for the word it was
+        // made to say, and a rare word's number is what it knows least ("a snake are playing").
+        if let Some(next) = out.get_mut(at + 1) {
+            if let Some(&(one, many)) = AGREEING_VERBS
+                .iter()
+                .find(|(one, many)| next == one || next == many)
+            {
+                *next = if plural { many } else { one }.to_owned();
+            }
+        }
         out
     }
 }
 
+/// Verbs that change with their subject's number: (singular, plural).
+const AGREEING_VERBS: [(&str, &str); 3] = [("is", "are"), ("was", "were"), ("has", "have")];
+
 /// Words before a noun that make it plural ("two", "a group of"), or singular.
-const MANY: [&str; 9] = [
-    "two", "three", "four", "five", "six", "several", "many", "these", "those",
+const MANY: [&str; 10] = [
+    "two", "three", "four", "five", "six", "several", "many", "some", "these", "those",
 ];
 const GROUPS: [&str; 9] = [
     "group", "herd", "flock", "pack", "pair", "couple", "crowd", "team", "bunch",
@@ -390,6 +423,14 @@ mod tests {
             ("birds in a tree", "owls in a tree"),
             ("a bird and a bird", "an owl and a bird"),
             ("a dog runs", "a dog runs"),
+            (
+                "a bird are sitting on a branch",
+                "an owl is sitting on a branch",
+            ),
+            ("two birds is flying", "two owls are flying"),
+            ("a birds have a nest", "an owl has a nest"),
+            ("a white and brown birds", "a white and brown owl"),
+            ("two small bird sit", "two small owls sit"),
         ];
         for (caption, expected) in cases {
             let words: Vec<&str> = caption.split(' ').collect();
