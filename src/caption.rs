@@ -10,6 +10,7 @@ use crate::text::class_words::Word;
 use crate::vision::{Encoder, EncoderKind};
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 /// One photo's caption.
 pub struct Captioned {
@@ -35,6 +36,18 @@ pub struct Captioned {
     pub attention: Option<AttentionMap>,
     /// The photo as the encoder saw it (network size), for drawing the attention over it.
     pub photo: RgbImage,
+    pub timings: Timings,
+}
+
+/// Where one photo's time went.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Timings {
+    /// Bytes to pixels, and resizing to the encoder's input.
+    pub decode: Duration,
+    /// The encoder, with its class probabilities.
+    pub encode: Duration,
+    /// The decoder's search (and grounding), to the sentence.
+    pub generate: Duration,
 }
 
 /// Each word's attention weights over the photo's grid of `height` x `width` regions (row-major,
@@ -98,8 +111,10 @@ impl Captioner {
         ground: Option<&GroundOptions>,
         details: bool,
     ) -> Result<Captioned> {
+        let start = Instant::now();
         let image = decode(bytes)?;
         let input = to_network_input(&image, self.resize, self.encoder.kind().input_size());
+        let decoded = Instant::now();
         let threads = crate::engine::threads();
         let (pooled, feature) = match self.model.config.decoder.image_input() {
             ImageInput::Pooled { .. } => {
@@ -120,6 +135,7 @@ impl Captioner {
         } else {
             Vec::new()
         };
+        let encoded = Instant::now();
         let grounded =
             crate::ground::caption(&self.model, &feature, options, ground, &probabilities, true)?;
         let generated = &grounded.generated;
@@ -160,6 +176,11 @@ impl Captioner {
             }),
             words: grounded.words,
             photo: input,
+            timings: Timings {
+                decode: decoded - start,
+                encode: encoded - decoded,
+                generate: encoded.elapsed(),
+            },
         })
     }
 }

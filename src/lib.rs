@@ -20,6 +20,7 @@ pub mod nn;
 pub mod prepare;
 pub mod progress;
 pub mod scst;
+pub mod serve;
 pub mod text;
 pub mod train;
 pub mod vision;

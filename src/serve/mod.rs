@@ -1,0 +1,416 @@
+//! `captioner serve`: the captioner behind HTTP, for programs (`POST /v1/caption`) and people (a page
+//! at `/`).
+//!
+//!   connection (tokio + axum, the I/O runtime) -> a permit (at most `queue` + `max_batch` requests
+//!   hold a body; the next gets 503) -> body, refused at `max_body_bytes` -> the job queue
+//!   -> the batcher thread: the first job, then more until `max_batch` or `max_wait` after the first
+//!   -> the compute pool (rayon, `--threads`): every photo of the batch at once, each through
+//!      `Captioner::caption` exactly as the `caption` command does -> each request's reply.
+//!
+//! Memory is bounded by the permits: no more than `queue` + `max_batch` bodies are ever held.
+
+mod metrics;
+
+use crate::caption::{Captioned, Captioner};
+use crate::generate::SearchOptions;
+use crate::ground::GroundOptions;
+use anyhow::{Context, Result};
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Multipart, Query, Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use metrics::Metrics;
+use rayon::prelude::*;
+use serde::Deserialize;
+use serde_json::json;
+use std::net::SocketAddr;
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+use tokio::sync::{oneshot, Semaphore};
+
+pub struct ServeOptions {
+    pub addr: SocketAddr,
+    /// The search of a request that does not choose its beam.
+    pub search: SearchOptions,
+    pub ground: Option<GroundOptions>,
+    pub max_batch: usize,
+    pub max_wait: Duration,
+    pub max_body_bytes: usize,
+    /// Requests waiting for the compute pool beyond the batch being captioned.
+    pub queue: usize,
+}
+
+/// The widest beam a request may ask for: its cost grows with the beam.
+const MAX_BEAM: usize = 10;
+
+/// One request's photo on its way to the batcher.
+struct Job {
+    bytes: Bytes,
+    search: SearchOptions,
+    enqueued: Instant,
+    reply: oneshot::Sender<Result<Reply, String>>,
+}
+
+struct Reply {
+    captioned: Captioned,
+    queued: Duration,
+}
+
+/// What the handlers share.
+struct Shared {
+    /// Set once the model and encoder are loaded: the queue's sending end and the model's name.
+    ready: OnceLock<(SyncSender<Job>, String)>,
+    permits: Semaphore,
+    options: ServeOptions,
+    metrics: Arc<Metrics>,
+}
+
+/// Binds `options.addr`, prints the address, loads the captioner with `load` (meanwhile `/healthz`
+/// answers 503), and serves until Ctrl-C or SIGTERM, finishing the requests in flight.
+pub fn serve(
+    load: impl FnOnce() -> Result<(Captioner, String)> + Send + 'static,
+    options: ServeOptions,
+) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the I/O runtime")?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(options.addr)
+            .await
+            .with_context(|| format!("cannot listen on {}", options.addr))?;
+        let addr = listener.local_addr()?;
+        println!("listening on http://{addr}");
+        let permits = Semaphore::new(options.queue + options.max_batch);
+        let shared = Arc::new(Shared {
+            ready: OnceLock::new(),
+            permits,
+            options,
+            metrics: Arc::default(),
+        });
+        let (failed_tx, failed_rx) = oneshot::channel::<anyhow::Error>();
+        // The batcher holds no sender: it ends when the handlers' is dropped.
+        let loading = Arc::downgrade(&shared);
+        let batching = Batching {
+            max_batch: shared.options.max_batch,
+            max_wait: shared.options.max_wait,
+            ground: shared.options.ground,
+            metrics: Arc::clone(&shared.metrics),
+        };
+        let capacity = shared.options.queue + shared.options.max_batch;
+        let batcher = std::thread::spawn(move || match load() {
+            Ok((captioner, name)) => {
+                let (jobs, queue) = sync_channel(capacity);
+                let Some(shared) = loading.upgrade() else {
+                    return;
+                };
+                let _ = shared.ready.set((jobs, name));
+                drop(shared);
+                eprintln!("ready");
+                run_batcher(&captioner, queue, &batching);
+            }
+            Err(err) => {
+                let _ = failed_tx.send(err);
+            }
+        });
+        let app = router(Arc::clone(&shared));
+        let server = axum::serve(listener, app).with_graceful_shutdown(shutdown_signal());
+        let result = tokio::select! {
+            served = server => served.context("the server failed"),
+            Ok(err) = failed_rx => Err(err.context("cannot load the model")),
+        };
+        // The router's copies are gone; dropping the last sender ends the batcher.
+        drop(shared);
+        if result.is_ok() {
+            let _ = tokio::task::spawn_blocking(move || batcher.join()).await;
+            eprintln!("stopped");
+        }
+        result
+    })
+}
+
+fn router(shared: Arc<Shared>) -> Router {
+    let limit = shared.options.max_body_bytes;
+    Router::new()
+        .route("/", get(page))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .route("/v1/caption", axum::routing::post(caption))
+        .fallback(|| async { error(StatusCode::NOT_FOUND, "no such page: see / and /v1/caption") })
+        .method_not_allowed_fallback(|| async {
+            error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method not allowed here: POST a photo to /v1/caption, GET the other paths",
+            )
+        })
+        .layer(axum::extract::DefaultBodyLimit::max(limit))
+        .with_state(shared)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("a SIGTERM handler can be installed");
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term.recv() => {},
+    }
+    eprintln!("shutting down: finishing the requests in flight");
+}
+
+fn error(status: StatusCode, message: &str) -> Response {
+    (status, Json(json!({ "error": message }))).into_response()
+}
+
+/// 503 with a hint of when to come back.
+fn busy(message: &str) -> Response {
+    let mut response = error(StatusCode::SERVICE_UNAVAILABLE, message);
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    response
+}
+
+async fn page() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        include_str!("page.html"),
+    )
+        .into_response()
+}
+
+async fn healthz(State(shared): State<Arc<Shared>>) -> Response {
+    match shared.ready.get() {
+        Some(_) => Json(json!({ "status": "ready" })).into_response(),
+        None => busy("loading the model"),
+    }
+}
+
+async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
+    let permits = shared.options.queue + shared.options.max_batch;
+    let held = permits - shared.permits.available_permits();
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        shared.metrics.render(held),
+    )
+        .into_response()
+}
+
+#[derive(Deserialize)]
+struct CaptionQuery {
+    beam: Option<usize>,
+    attention: Option<bool>,
+}
+
+async fn caption(
+    State(shared): State<Arc<Shared>>,
+    query: Result<Query<CaptionQuery>, axum::extract::rejection::QueryRejection>,
+    request: Request,
+) -> Response {
+    let start = Instant::now();
+    let response = answer(&shared, query, request).await;
+    shared.metrics.record(response.status(), start.elapsed());
+    response
+}
+
+async fn answer(
+    shared: &Shared,
+    query: Result<Query<CaptionQuery>, axum::extract::rejection::QueryRejection>,
+    request: Request,
+) -> Response {
+    let Some((jobs, model_name)) = shared.ready.get() else {
+        return busy("loading the model");
+    };
+    let Ok(Query(query)) = query else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "bad query: beam is a number (1 to 10), attention is true or false",
+        );
+    };
+    let beam = query.beam.unwrap_or(shared.options.search.beam);
+    if !(1..=MAX_BEAM).contains(&beam) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            &format!("beam {beam}: choose 1 to {MAX_BEAM}"),
+        );
+    }
+    let limit = shared.options.max_body_bytes;
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit as u64) {
+        return too_large(limit);
+    }
+    // Held until the reply: bounds the bodies in memory.
+    let Ok(_permit) = shared.permits.try_acquire() else {
+        return busy("the queue is full: try again shortly");
+    };
+    let bytes = match read_photo(request, shared).await {
+        Ok(bytes) => bytes,
+        Err(response) => return response,
+    };
+    if bytes.is_empty() {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "the body is empty: send the photo's bytes, or a multipart form with the field \"image\"",
+        );
+    }
+    let (reply, answer) = oneshot::channel();
+    let job = Job {
+        bytes,
+        search: SearchOptions {
+            beam,
+            ..shared.options.search
+        },
+        enqueued: Instant::now(),
+        reply,
+    };
+    match jobs.try_send(job) {
+        Ok(()) => {}
+        Err(TrySendError::Full(_)) => return busy("the queue is full: try again shortly"),
+        Err(TrySendError::Disconnected(_)) => {
+            return busy("the server is shutting down");
+        }
+    }
+    match answer.await {
+        Ok(Ok(reply)) => Json(reply_json(
+            &reply,
+            model_name,
+            query.attention.unwrap_or(false),
+        ))
+        .into_response(),
+        Ok(Err(reason)) => error(StatusCode::BAD_REQUEST, &reason),
+        Err(_) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the photo was dropped unanswered",
+        ),
+    }
+}
+
+fn too_large(limit: usize) -> Response {
+    error(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        &format!(
+            "the body is over the {} MB limit (--max-body-mb)",
+            limit / (1024 * 1024)
+        ),
+    )
+}
+
+/// The photo's bytes: the body itself, or the field "image" of a multipart form.
+async fn read_photo(request: Request, shared: &Shared) -> Result<Bytes, Response> {
+    let limit = shared.options.max_body_bytes;
+    let multipart = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("multipart/form-data"));
+    let refused = |status: StatusCode, reason: String| {
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            too_large(limit)
+        } else {
+            error(status, &reason)
+        }
+    };
+    if !multipart {
+        return Bytes::from_request(request, &())
+            .await
+            .map_err(|rejection| refused(rejection.status(), rejection.body_text()));
+    }
+    let mut form = Multipart::from_request(request, &())
+        .await
+        .map_err(|rejection| refused(rejection.status(), rejection.body_text()))?;
+    loop {
+        match form.next_field().await {
+            Ok(Some(field)) if field.name() == Some("image") => {
+                return field
+                    .bytes()
+                    .await
+                    .map_err(|err| refused(err.status(), err.body_text()));
+            }
+            Ok(Some(_)) => continue,
+            Ok(None) => {
+                return Err(error(
+                    StatusCode::BAD_REQUEST,
+                    "the multipart form has no field \"image\"",
+                ))
+            }
+            Err(err) => return Err(refused(err.status(), err.body_text())),
+        }
+    }
+}
+
+fn reply_json(reply: &Reply, model_name: &str, attention: bool) -> serde_json::Value {
+    let captioned = &reply.captioned;
+    let ms = |d: Duration| (d.as_secs_f64() * 1e4).round() / 10.0;
+    let mut answer = json!({
+        "caption": captioned.sentence,
+        "tokens": captioned.tokens,
+        "words": captioned.words,
+        "model": model_name,
+        "timings_ms": {
+            "queue": ms(reply.queued),
+            "decode": ms(captioned.timings.decode),
+            "encode": ms(captioned.timings.encode),
+            "generate": ms(captioned.timings.generate),
+        },
+    });
+    if let (true, Some(map)) = (attention, &captioned.attention) {
+        let words: Vec<Vec<f64>> = map
+            .words
+            .iter()
+            .map(|w| {
+                w.iter()
+                    .map(|v| (f64::from(*v) * 1e4).round() / 1e4)
+                    .collect()
+            })
+            .collect();
+        answer["attention"] = json!({ "height": map.height, "width": map.width, "words": words });
+    }
+    answer
+}
+
+/// What the batcher thread needs to know.
+struct Batching {
+    max_batch: usize,
+    max_wait: Duration,
+    ground: Option<GroundOptions>,
+    metrics: Arc<Metrics>,
+}
+
+/// Takes jobs until every sender is gone: a batch is the first job and whatever else arrives
+/// within `max_wait` of it (up to `max_batch`), captioned together on the compute pool.
+fn run_batcher(captioner: &Captioner, queue: Receiver<Job>, options: &Batching) {
+    while let Ok(first) = queue.recv() {
+        let deadline = Instant::now() + options.max_wait;
+        let mut batch = vec![first];
+        while batch.len() < options.max_batch {
+            let wait = deadline.saturating_duration_since(Instant::now());
+            match queue.recv_timeout(wait) {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        options.metrics.record_batch(batch.len());
+        let started = Instant::now();
+        let answers: Vec<Result<Captioned, String>> = batch
+            .par_iter()
+            .map(|job| {
+                captioner
+                    .caption(&job.bytes, &job.search, options.ground.as_ref(), false)
+                    .map_err(|err| format!("{err:#}"))
+            })
+            .collect();
+        for (job, answer) in batch.into_iter().zip(answers) {
+            let queued = started - job.enqueued;
+            let _ = job
+                .reply
+                .send(answer.map(|captioned| Reply { captioned, queued }));
+        }
+    }
+}
