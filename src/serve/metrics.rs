@@ -78,11 +78,17 @@ impl Metrics {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// A caption request's answer and how long it took.
-    pub fn record(&self, status: StatusCode, took: Duration) {
-        let mut counters = self.counters();
-        *counters.responses.entry(status.as_u16()).or_default() += 1;
-        counters.latency.observe(took.as_secs_f64());
+    pub fn record_status(&self, status: StatusCode) {
+        *self
+            .counters()
+            .responses
+            .entry(status.as_u16())
+            .or_default() += 1;
+    }
+
+    /// How long a caption request took to answer.
+    pub fn record_latency(&self, took: Duration) {
+        self.counters().latency.observe(took.as_secs_f64());
     }
 
     pub fn record_batch(&self, size: usize) {
@@ -96,7 +102,7 @@ impl Metrics {
         let name = "captioner_requests_total";
         let _ = writeln!(
             out,
-            "# HELP {name} Caption requests answered, by HTTP status.\n# TYPE {name} counter"
+            "# HELP {name} Requests answered, by HTTP status.\n# TYPE {name} counter"
         );
         for (status, count) in &counters.responses {
             let _ = writeln!(out, "{name}{{status=\"{status}\"}} {count}");
@@ -127,9 +133,12 @@ mod tests {
     #[test]
     fn histograms_are_cumulative_and_counts_by_status() {
         let metrics = Metrics::default();
-        metrics.record(StatusCode::OK, Duration::from_millis(30));
-        metrics.record(StatusCode::OK, Duration::from_millis(3));
-        metrics.record(StatusCode::BAD_REQUEST, Duration::from_secs(60));
+        metrics.record_status(StatusCode::OK);
+        metrics.record_status(StatusCode::OK);
+        metrics.record_status(StatusCode::BAD_REQUEST);
+        metrics.record_latency(Duration::from_millis(30));
+        metrics.record_latency(Duration::from_millis(3));
+        metrics.record_latency(Duration::from_secs(60));
         metrics.record_batch(3);
         let text = metrics.render(2);
         for line in [

@@ -148,6 +148,10 @@ fn router(shared: Arc<Shared>) -> Router {
             )
         })
         .layer(axum::extract::DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&shared),
+            count_response,
+        ))
         .with_state(shared)
 }
 
@@ -206,6 +210,17 @@ struct CaptionQuery {
     attention: Option<bool>,
 }
 
+/// Every response, counted by its status.
+async fn count_response(
+    State(shared): State<Arc<Shared>>,
+    request: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let response = next.run(request).await;
+    shared.metrics.record_status(response.status());
+    response
+}
+
 async fn caption(
     State(shared): State<Arc<Shared>>,
     query: Result<Query<CaptionQuery>, axum::extract::rejection::QueryRejection>,
@@ -213,7 +228,7 @@ async fn caption(
 ) -> Response {
     let start = Instant::now();
     let response = answer(&shared, query, request).await;
-    shared.metrics.record(response.status(), start.elapsed());
+    shared.metrics.record_latency(start.elapsed());
     response
 }
 

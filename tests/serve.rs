@@ -1,0 +1,336 @@
+//! `captioner serve` over real HTTP: the server is the built binary on port 0, with the shipped model
+//! and synthetic encoder weights (captions are nonsense but exactly reproducible).
+
+mod common;
+
+use common::{captioner, repo_path, scratch, synthetic_efficientnet_weights};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Server {
+    child: Child,
+    addr: String,
+}
+
+impl Server {
+    /// Starts the server and waits until /healthz says it is ready.
+    fn start(weights: &Path, extra: &[&str]) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_captioner"))
+            .args([
+                "serve",
+                "--addr",
+                "127.0.0.1:0",
+                "--threads",
+                "2",
+                "--weights",
+            ])
+            .arg(weights)
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the captioner binary runs");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let addr = line
+            .trim()
+            .strip_prefix("listening on http://")
+            .unwrap_or_else(|| panic!("first line: {line:?}"))
+            .to_owned();
+        let server = Server { child, addr };
+        let start = Instant::now();
+        while server.get("/healthz").0 != 200 {
+            assert!(start.elapsed() < Duration::from_secs(120), "never ready");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        server
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    fn get(&self, path: &str) -> (u16, String) {
+        answer(ureq::get(&self.url(path)).call())
+    }
+
+    fn post(&self, path: &str, content_type: &str, body: &[u8]) -> (u16, String) {
+        answer(
+            ureq::post(&self.url(path))
+                .set("Content-Type", content_type)
+                .send_bytes(body),
+        )
+    }
+
+    /// The caption the server gives for a photo sent as the body.
+    fn caption(&self, photo: &[u8]) -> String {
+        let (status, body) = self.post("/v1/caption", "image/jpeg", photo);
+        assert_eq!(status, 200, "{body}");
+        json(&body)["caption"].as_str().unwrap().to_owned()
+    }
+
+    /// A connection that sent a request's headers and part of its body, and waits.
+    fn open_upload(&self, length: usize) -> TcpStream {
+        let mut stream = TcpStream::connect(&self.addr).unwrap();
+        write!(
+            stream,
+            "POST /v1/caption HTTP/1.1\r\nHost: {}\r\nContent-Type: image/jpeg\r\nConnection: close\r\nContent-Length: {length}\r\n\r\n",
+            self.addr
+        )
+        .unwrap();
+        stream.write_all(&[0xff, 0xd8]).unwrap();
+        stream.flush().unwrap();
+        stream
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn answer(result: Result<ureq::Response, ureq::Error>) -> (u16, String) {
+    match result {
+        Ok(response) => (response.status(), response.into_string().unwrap()),
+        Err(ureq::Error::Status(status, response)) => (status, response.into_string().unwrap()),
+        Err(err) => panic!("no HTTP answer: {err}"),
+    }
+}
+
+fn json(body: &str) -> serde_json::Value {
+    serde_json::from_str(body).unwrap_or_else(|err| panic!("{err}: {body}"))
+}
+
+/// The status line and body of a raw HTTP/1.1 exchange's answer.
+fn read_answer(stream: &mut TcpStream) -> (u16, String) {
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let mut text = String::new();
+    let _ = stream.read_to_string(&mut text);
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status line: {text:?}"));
+    (status, text)
+}
+
+/// A sample's value in `/metrics`' text.
+fn metric(text: &str, sample: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(sample)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {sample} in\n{text}"))
+}
+
+fn setup(name: &str) -> (PathBuf, Vec<PathBuf>) {
+    let dir = scratch(name);
+    let weights = dir.join("lite0.safetensors");
+    synthetic_efficientnet_weights(&weights);
+    let photos = ["baseline.jpg", "palette.bmp", "lossy.webp", "gray16.png"]
+        .iter()
+        .map(|name| repo_path("fixtures/formats").join(name))
+        .collect();
+    (weights, photos)
+}
+
+/// What `captioner caption` says of each photo.
+fn cli_captions(weights: &Path, photos: &[PathBuf]) -> Vec<String> {
+    let mut args = vec!["caption", "--weights", weights.to_str().unwrap()];
+    args.extend(photos.iter().map(|p| p.to_str().unwrap()));
+    let out = captioner(&args);
+    assert!(out.status.success());
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|line| line.split_once('\t').unwrap().1.to_owned())
+        .collect()
+}
+
+#[test]
+fn answers_photos_as_caption_does_and_refuses_bad_requests() {
+    let (weights, photos) = setup("serve-answers");
+    let server = Server::start(&weights, &["--max-body-mb", "1"]);
+    let expected = cli_captions(&weights, &photos);
+    for (photo, expected) in photos.iter().zip(&expected) {
+        assert_eq!(&server.caption(&std::fs::read(photo).unwrap()), expected);
+    }
+
+    // The same photo as a multipart form, with the answer's other fields.
+    let photo = std::fs::read(&photos[0]).unwrap();
+    let mut form = b"--XyZ\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\nhello\r\n--XyZ\r\nContent-Disposition: form-data; name=\"image\"; filename=\"a.jpg\"\r\nContent-Type: image/jpeg\r\n\r\n".to_vec();
+    form.extend_from_slice(&photo);
+    form.extend_from_slice(b"\r\n--XyZ--\r\n");
+    let (status, body) = server.post(
+        "/v1/caption?beam=3&attention=true",
+        "multipart/form-data; boundary=XyZ",
+        &form,
+    );
+    assert_eq!(status, 200, "{body}");
+    let answer = json(&body);
+    assert_eq!(answer["caption"], expected[0].as_str());
+    assert_eq!(answer["model"], "default");
+    let words = answer["words"].as_array().unwrap();
+    assert_eq!(
+        answer["tokens"],
+        words
+            .iter()
+            .map(|w| w.as_str().unwrap())
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    for stage in ["queue", "decode", "encode", "generate"] {
+        assert!(
+            answer["timings_ms"][stage].as_f64().unwrap() >= 0.0,
+            "{stage}"
+        );
+    }
+    let attention = &answer["attention"];
+    let regions =
+        (attention["height"].as_u64().unwrap() * attention["width"].as_u64().unwrap()) as usize;
+    assert_eq!(attention["words"].as_array().unwrap().len(), words.len());
+    for weights in attention["words"].as_array().unwrap() {
+        let weights = weights.as_array().unwrap();
+        assert_eq!(weights.len(), regions);
+        let sum: f64 = weights.iter().map(|w| w.as_f64().unwrap()).sum();
+        assert!((sum - 1.0).abs() < 0.01, "{sum}");
+    }
+
+    let error =
+        |(status, body): (u16, String)| (status, json(&body)["error"].as_str().unwrap().to_owned());
+    let (status, reason) = error(server.post("/v1/caption", "image/jpeg", b"not a photo at all"));
+    assert_eq!(status, 400);
+    assert!(reason.contains("not an image captioner reads"), "{reason}");
+    let (status, reason) = error(server.post("/v1/caption", "image/jpeg", b""));
+    assert_eq!((status, reason.contains("empty")), (400, true), "{reason}");
+    let (status, reason) = error(server.post(
+        "/v1/caption",
+        "multipart/form-data; boundary=XyZ",
+        b"--XyZ--\r\n",
+    ));
+    assert_eq!(
+        (status, reason.contains("no field \"image\"")),
+        (400, true),
+        "{reason}"
+    );
+    let (status, _) = error(server.post("/v1/caption?beam=0", "image/jpeg", &photo));
+    assert_eq!(status, 400);
+    let (status, _) = error(server.get("/v1/caption"));
+    assert_eq!(status, 405);
+    let (status, _) = error(server.get("/nothing/here"));
+    assert_eq!(status, 404);
+
+    // Over the limit: refused from the headers, before the body is sent.
+    let mut upload = server.open_upload(2 * 1024 * 1024);
+    let (status, text) = read_answer(&mut upload);
+    assert_eq!(status, 413, "{text}");
+    assert!(text.contains("over the 1 MB limit"), "{text}");
+
+    let (status, page) = server.get("/");
+    assert_eq!(status, 200);
+    assert!(page.contains("<title>captioner</title>") && page.contains("/v1/caption"));
+    let (status, metrics) = server.get("/metrics");
+    assert_eq!(status, 200);
+    // Five captions, the page and at least one health check answered 200.
+    assert!(
+        metric(&metrics, "captioner_requests_total{status=\"200\"}") >= 7.0,
+        "{metrics}"
+    );
+    for line in [
+        "captioner_requests_total{status=\"400\"} 4",
+        "captioner_requests_total{status=\"404\"} 1",
+        "captioner_requests_total{status=\"405\"} 1",
+        "captioner_requests_total{status=\"413\"} 1",
+        "captioner_request_seconds_count 10",
+        // Five captions and the bytes that were no photo: decoding is part of the batch.
+        "captioner_batch_size_sum 6",
+        "captioner_queue_depth 0",
+    ] {
+        assert!(metrics.contains(line), "{line} not in\n{metrics}");
+    }
+}
+
+#[test]
+fn thirty_two_concurrent_clients_get_the_captions_caption_gives() {
+    let (weights, photos) = setup("serve-concurrent");
+    let server = Server::start(&weights, &["--max-batch", "8", "--max-wait-ms", "20"]);
+    let expected = cli_captions(&weights, &photos);
+    let bodies: Vec<Vec<u8>> = photos.iter().map(|p| std::fs::read(p).unwrap()).collect();
+    let answers: Vec<(usize, String)> = std::thread::scope(|scope| {
+        let clients: Vec<_> = (0..32)
+            .map(|client| {
+                let (server, bodies) = (&server, &bodies);
+                scope.spawn(move || {
+                    let photo = client % bodies.len();
+                    (photo, server.caption(&bodies[photo]))
+                })
+            })
+            .collect();
+        clients.into_iter().map(|c| c.join().unwrap()).collect()
+    });
+    for (photo, caption) in answers {
+        assert_eq!(caption, expected[photo], "photo {photo}");
+    }
+    let (_, metrics) = server.get("/metrics");
+    assert_eq!(
+        metric(&metrics, "captioner_batch_size_sum"),
+        32.0,
+        "{metrics}"
+    );
+}
+
+#[test]
+fn a_full_queue_answers_503_with_retry_after() {
+    let (weights, _) = setup("serve-busy");
+    // One place: held by an upload whose body has not all arrived.
+    let server = Server::start(&weights, &["--queue", "0", "--max-batch", "1"]);
+    let _holding = server.open_upload(1000);
+    let start = Instant::now();
+    loop {
+        // The held upload takes its place as soon as the server reads its headers.
+        let response = ureq::post(&server.url("/v1/caption")).send_bytes(b"x");
+        if let Err(ureq::Error::Status(503, response)) = response {
+            assert_eq!(response.header("Retry-After"), Some("1"));
+            assert!(response.into_string().unwrap().contains("queue is full"));
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "never busy");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn sigterm_finishes_the_requests_in_flight_and_exits() {
+    let (weights, photos) = setup("serve-shutdown");
+    let mut server = Server::start(&weights, &[]);
+    let photo = std::fs::read(&photos[0]).unwrap();
+    let expected = cli_captions(&weights, &photos[..1]);
+    let mut upload = server.open_upload(photo.len());
+    // In flight: the server has read its headers and holds a place for it.
+    let start = Instant::now();
+    while !server.get("/metrics").1.contains("captioner_queue_depth 1") {
+        assert!(start.elapsed() < Duration::from_secs(30), "never in flight");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let pid = server.child.id() as i32;
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    // Shutting down: it takes no new connection...
+    while TcpStream::connect(&server.addr).is_ok() {
+        assert!(start.elapsed() < Duration::from_secs(30), "still listening");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // ...and still answers the request it had.
+    upload.write_all(&photo[2..]).unwrap();
+    let (status, text) = read_answer(&mut upload);
+    assert_eq!(status, 200, "{text}");
+    assert!(text.contains(&expected[0]), "{text}");
+    let exit = server.child.wait().unwrap();
+    assert!(exit.success(), "{exit}");
+}
