@@ -3,110 +3,11 @@
 
 mod common;
 
-use common::{captioner, repo_path, scratch, synthetic_efficientnet_weights};
-use std::io::{BufRead, BufReader, Read, Write};
+use common::{captioner, json, repo_path, scratch, synthetic_efficientnet_weights, Server};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-struct Server {
-    child: Child,
-    addr: String,
-}
-
-impl Server {
-    /// Starts the server and waits until /healthz says it is ready.
-    fn start(weights: &Path, extra: &[&str]) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_captioner"))
-            .args([
-                "serve",
-                "--addr",
-                "127.0.0.1:0",
-                "--threads",
-                "2",
-                "--weights",
-            ])
-            .arg(weights)
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("the captioner binary runs");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line
-            .trim()
-            .strip_prefix("listening on http://")
-            .unwrap_or_else(|| panic!("first line: {line:?}"))
-            .to_owned();
-        let server = Server { child, addr };
-        let start = Instant::now();
-        while server.get("/healthz").0 != 200 {
-            assert!(start.elapsed() < Duration::from_secs(120), "never ready");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        server
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-
-    fn get(&self, path: &str) -> (u16, String) {
-        answer(ureq::get(&self.url(path)).call())
-    }
-
-    fn post(&self, path: &str, content_type: &str, body: &[u8]) -> (u16, String) {
-        answer(
-            ureq::post(&self.url(path))
-                .set("Content-Type", content_type)
-                .send_bytes(body),
-        )
-    }
-
-    /// The caption the server gives for a photo sent as the body.
-    fn caption(&self, photo: &[u8]) -> String {
-        let (status, body) = self.post("/v1/caption", "image/jpeg", photo);
-        assert_eq!(status, 200, "{body}");
-        json(&body)["caption"].as_str().unwrap().to_owned()
-    }
-
-    /// A connection that sent a request's headers and part of its body, and waits.
-    fn open_upload(&self, length: usize) -> TcpStream {
-        let mut stream = TcpStream::connect(&self.addr).unwrap();
-        write!(
-            stream,
-            "POST /v1/caption HTTP/1.1\r\nHost: {}\r\nContent-Type: image/jpeg\r\nConnection: close\r\nContent-Length: {length}\r\n\r\n",
-            self.addr
-        )
-        .unwrap();
-        stream.write_all(&[0xff, 0xd8]).unwrap();
-        stream.flush().unwrap();
-        stream
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn answer(result: Result<ureq::Response, ureq::Error>) -> (u16, String) {
-    match result {
-        Ok(response) => (response.status(), response.into_string().unwrap()),
-        Err(ureq::Error::Status(status, response)) => (status, response.into_string().unwrap()),
-        Err(err) => panic!("no HTTP answer: {err}"),
-    }
-}
-
-fn json(body: &str) -> serde_json::Value {
-    serde_json::from_str(body).unwrap_or_else(|err| panic!("{err}: {body}"))
-}
 
 /// The status line and body of a raw HTTP/1.1 exchange's answer.
 fn read_answer(stream: &mut TcpStream) -> (u16, String) {
@@ -157,7 +58,7 @@ fn cli_captions(weights: &Path, photos: &[PathBuf]) -> Vec<String> {
 #[test]
 fn answers_photos_as_caption_does_and_refuses_bad_requests() {
     let (weights, photos) = setup("serve-answers");
-    let server = Server::start(&weights, &["--max-body-mb", "1"]);
+    let server = Server::start(Some(&weights), &["--max-body-mb", "1"]);
     let expected = cli_captions(&weights, &photos);
     for (photo, expected) in photos.iter().zip(&expected) {
         assert_eq!(&server.caption(&std::fs::read(photo).unwrap()), expected);
@@ -260,7 +161,7 @@ fn answers_photos_as_caption_does_and_refuses_bad_requests() {
 #[test]
 fn thirty_two_concurrent_clients_get_the_captions_caption_gives() {
     let (weights, photos) = setup("serve-concurrent");
-    let server = Server::start(&weights, &["--max-batch", "8", "--max-wait-ms", "20"]);
+    let server = Server::start(Some(&weights), &["--max-batch", "8", "--max-wait-ms", "20"]);
     let expected = cli_captions(&weights, &photos);
     let bodies: Vec<Vec<u8>> = photos.iter().map(|p| std::fs::read(p).unwrap()).collect();
     let answers: Vec<(usize, String)> = std::thread::scope(|scope| {
@@ -290,7 +191,7 @@ fn thirty_two_concurrent_clients_get_the_captions_caption_gives() {
 fn a_full_queue_answers_503_with_retry_after() {
     let (weights, _) = setup("serve-busy");
     // One place: held by an upload whose body has not all arrived.
-    let server = Server::start(&weights, &["--queue", "0", "--max-batch", "1"]);
+    let server = Server::start(Some(&weights), &["--queue", "0", "--max-batch", "1"]);
     let _holding = server.open_upload(1000);
     let start = Instant::now();
     loop {
@@ -309,7 +210,7 @@ fn a_full_queue_answers_503_with_retry_after() {
 #[test]
 fn sigterm_finishes_the_requests_in_flight_and_exits() {
     let (weights, photos) = setup("serve-shutdown");
-    let mut server = Server::start(&weights, &[]);
+    let mut server = Server::start(Some(&weights), &[]);
     let photo = std::fs::read(&photos[0]).unwrap();
     let expected = cli_captions(&weights, &photos[..1]);
     let mut upload = server.open_upload(photo.len());

@@ -1,8 +1,11 @@
 //! Helpers shared by the end-to-end tests: run the built binary, make scratch folders, find the real data.
 #![allow(dead_code)] // each test file uses its own subset
 
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 pub fn captioner(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_captioner"))
@@ -177,4 +180,100 @@ pub fn synthetic_efficientnet_weights(path: &Path) {
         })
         .collect();
     std::fs::write(path, safetensors::serialize(views, None).unwrap()).unwrap();
+}
+
+/// `captioner serve` on a free port, killed when dropped.
+pub struct Server {
+    pub child: Child,
+    pub addr: String,
+}
+
+impl Server {
+    /// Starts the server (with `weights`, or the fetched encoder weights) and waits until
+    /// /healthz says it is ready.
+    pub fn start(weights: Option<&Path>, extra: &[&str]) -> Server {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_captioner"));
+        command.args(["serve", "--addr", "127.0.0.1:0", "--threads", "2"]);
+        if let Some(weights) = weights {
+            command.arg("--weights").arg(weights);
+        }
+        let mut child = command
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the captioner binary runs");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let addr = line
+            .trim()
+            .strip_prefix("listening on http://")
+            .unwrap_or_else(|| panic!("first line: {line:?}"))
+            .to_owned();
+        let server = Server { child, addr };
+        let start = Instant::now();
+        while server.get("/healthz").0 != 200 {
+            assert!(start.elapsed() < Duration::from_secs(120), "never ready");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        server
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn get(&self, path: &str) -> (u16, String) {
+        answer(ureq::get(&self.url(path)).call())
+    }
+
+    pub fn post(&self, path: &str, content_type: &str, body: &[u8]) -> (u16, String) {
+        answer(
+            ureq::post(&self.url(path))
+                .set("Content-Type", content_type)
+                .send_bytes(body),
+        )
+    }
+
+    /// The caption the server gives for a photo sent as the body.
+    pub fn caption(&self, photo: &[u8]) -> String {
+        let (status, body) = self.post("/v1/caption", "image/jpeg", photo);
+        assert_eq!(status, 200, "{body}");
+        json(&body)["caption"].as_str().unwrap().to_owned()
+    }
+
+    /// A connection that sent a request's headers and part of its body, and waits.
+    pub fn open_upload(&self, length: usize) -> TcpStream {
+        let mut stream = TcpStream::connect(&self.addr).unwrap();
+        write!(
+            stream,
+            "POST /v1/caption HTTP/1.1\r\nHost: {}\r\nContent-Type: image/jpeg\r\nConnection: close\r\nContent-Length: {length}\r\n\r\n",
+            self.addr
+        )
+        .unwrap();
+        stream.write_all(&[0xff, 0xd8]).unwrap();
+        stream.flush().unwrap();
+        stream
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn answer(result: Result<ureq::Response, ureq::Error>) -> (u16, String) {
+    match result {
+        Ok(response) => (response.status(), response.into_string().unwrap()),
+        Err(ureq::Error::Status(status, response)) => (status, response.into_string().unwrap()),
+        Err(err) => panic!("no HTTP answer: {err}"),
+    }
+}
+
+pub fn json(body: &str) -> serde_json::Value {
+    serde_json::from_str(body).unwrap_or_else(|err| panic!("{err}: {body}"))
 }
