@@ -9,7 +9,7 @@ use crate::model::Model;
 use crate::text::class_words::Word;
 use crate::vision::{Encoder, EncoderKind};
 use anyhow::{bail, Context, Result};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// One photo's caption.
@@ -182,67 +182,5 @@ impl Captioner {
                 generate: encoded.elapsed(),
             },
         })
-    }
-}
-
-/// Where a photo comes from.
-pub enum Source {
-    File(PathBuf),
-    Stdin,
-    /// An address given where a photo was expected: reported, never fetched.
-    Url(String),
-}
-
-/// Command-line arguments -> photos: files as given, folders as their photo files sorted by path
-/// (subfolders too with `recursive`), `-` as standard input. A path that does not exist is kept, so
-/// its error is reported in order.
-pub fn expand(args: &[PathBuf], recursive: bool) -> Result<Vec<(String, Source)>> {
-    let mut out = Vec::new();
-    for arg in args {
-        let text = arg.to_string_lossy();
-        if arg.as_os_str() == "-" {
-            out.push(("-".to_owned(), Source::Stdin));
-        } else if text.starts_with("http://") || text.starts_with("https://") {
-            out.push((text.clone().into_owned(), Source::Url(text.into_owned())));
-        } else if arg.is_dir() {
-            let (files, others) = crate::image::image_files(arg, recursive)?;
-            crate::image::report_others(arg, &others);
-            if files.is_empty() {
-                bail!(
-                    "{} holds no photos (JPEG, PNG, WebP, GIF, BMP, TIFF, PNM, QOI, ICO){}",
-                    arg.display(),
-                    if recursive {
-                        ""
-                    } else {
-                        " (pass --recursive to search its subfolders)"
-                    }
-                );
-            }
-            out.extend(
-                files
-                    .into_iter()
-                    .map(|p| (p.display().to_string(), Source::File(p))),
-            );
-        } else {
-            out.push((arg.display().to_string(), Source::File(arg.clone())));
-        }
-    }
-    Ok(out)
-}
-
-pub fn read_source(source: &Source) -> Result<Vec<u8>> {
-    match source {
-        Source::File(path) => std::fs::read(path).context("cannot read the file"),
-        Source::Url(url) => {
-            bail!(
-                "URLs are not read; download it or pipe it: curl -sL '{url}' | captioner caption -"
-            )
-        }
-        Source::Stdin => {
-            let mut bytes = Vec::new();
-            std::io::Read::read_to_end(&mut std::io::stdin(), &mut bytes)
-                .context("cannot read standard input")?;
-            Ok(bytes)
-        }
     }
 }

@@ -38,7 +38,26 @@ enum Command {
     Evaluate(EvaluateArgs),
     Caption(CaptionArgs),
     Serve(ServeArgs),
+    Merge(MergeArgs),
     Export(ExportArgs),
+}
+
+/// Join the caption files of a job's shards (`caption --out` JSON lines) into one: every key once,
+/// sorted by key, so that any split of the job, and the unsplit run, merge to the same bytes. A key
+/// in two files is an error naming both (shards made with different --shard counts); a file whose
+/// last line is unfinished is refused (rerun that shard first).
+#[derive(clap::Args)]
+struct MergeArgs {
+    /// The shards' files.
+    #[arg(required = true)]
+    inputs: Vec<PathBuf>,
+    /// The merged file (written whole, then renamed into place).
+    #[arg(long)]
+    out: PathBuf,
+    /// A list of the keys the job was given (a `caption --list` file): the keys no shard holds are
+    /// listed, and the exit code is 1.
+    #[arg(long, value_name = "FILE")]
+    expect: Option<PathBuf>,
 }
 
 /// Copy a model folder with its weights stored as f16 (half the size; captions barely change).
@@ -205,9 +224,28 @@ enum SplitArg {
 #[derive(clap::Args)]
 #[command(verbatim_doc_comment)]
 struct CaptionArgs {
-    /// Photos, folders of photos, or -.
-    #[arg(required = true)]
+    /// Photos, folders of photos, WebDataset tar shards (`<key>.jpg|png|webp` members, read as a
+    /// stream), or - for one photo on standard input.
     images: Vec<PathBuf>,
+    /// A file listing photos (or folders, or tar shards), one path per line (blank lines and lines
+    /// starting with # left out); may be given more than once.
+    #[arg(long, value_name = "FILE")]
+    list: Vec<PathBuf>,
+    /// Caption only part I of N (0-based) of the photos: those whose key (a file's path as given,
+    /// a tar member's WebDataset key) hashes to I, the same split on every machine. Without it,
+    /// a Slurm array task (SLURM_ARRAY_TASK_ID of SLURM_ARRAY_TASK_COUNT) or a Kubernetes Indexed
+    /// Job (JOB_COMPLETION_INDEX of --shard-count) gives the part, and the run says which.
+    #[arg(long, value_name = "I/N")]
+    shard: Option<String>,
+    /// The number of parts of a Kubernetes Indexed Job (its completions).
+    #[arg(long, value_name = "N")]
+    shard_count: Option<usize>,
+    /// Append each caption to this file as a JSON line {"key", "caption", "tokens", "model"},
+    /// flushed at once; a rerun skips the keys already there (a line cut short by a kill is
+    /// dropped first), so an interrupted job resumes without duplicates. `captioner merge` joins
+    /// the files of several shards. Failed photos are reported on stderr.
+    #[arg(long, value_name = "FILE.jsonl")]
+    out: Option<PathBuf>,
     /// Model folder (default: the model shipped inside the binary).
     #[arg(long)]
     model: Option<PathBuf>,
@@ -594,6 +632,7 @@ fn main() -> ExitCode {
         Command::Evaluate(args) => run_evaluate(args).map(|()| ExitCode::SUCCESS),
         Command::Caption(args) => run_caption(args),
         Command::Serve(args) => run_serve(args).map(|()| ExitCode::SUCCESS),
+        Command::Merge(args) => run_merge(args),
         Command::Export(args) => run_export(args).map(|()| ExitCode::SUCCESS),
     };
     match result {
@@ -806,6 +845,34 @@ fn round4(value: f64) -> f64 {
     (value * 1e4).round() / 1e4
 }
 
+fn run_merge(args: MergeArgs) -> anyhow::Result<ExitCode> {
+    let expected = match &args.expect {
+        Some(list) => Some(captioner::photos::read_list(list)?),
+        None => None,
+    };
+    let merged = captioner::records::merge(&args.inputs, &args.out, expected.as_deref())?;
+    println!(
+        "{}: {} captions from {} files",
+        args.out.display(),
+        merged.records,
+        args.inputs.len()
+    );
+    if merged.missing.is_empty() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    eprintln!(
+        "{} expected keys are in no file: {}{}",
+        merged.missing.len(),
+        merged.missing[..merged.missing.len().min(10)].join(", "),
+        if merged.missing.len() > 10 {
+            " and more"
+        } else {
+            ""
+        }
+    );
+    Ok(ExitCode::FAILURE)
+}
+
 fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
     captioner::engine::set_threads(args.threads);
     let options = captioner::serve::ServeOptions {
@@ -823,12 +890,7 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
     let (model, weights) = (args.model, args.weights);
     captioner::serve::serve(
         move || {
-            let name = model.as_deref().map_or("default".to_owned(), |dir| {
-                dir.file_name()
-                    .unwrap_or(dir.as_os_str())
-                    .to_string_lossy()
-                    .into_owned()
-            });
+            let name = model_name(model.as_deref());
             let captioner = captioner::caption::Captioner::new(
                 load_model(model.as_deref())?,
                 weights.as_deref(),
@@ -840,7 +902,8 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 fn run_caption(args: CaptionArgs) -> anyhow::Result<ExitCode> {
-    use captioner::caption::{expand, read_source, Captioner};
+    use captioner::photos::{expand, for_each_photo, Shard};
+    use captioner::records::{Record, RecordWriter};
     captioner::engine::set_threads(args.threads);
     let model = load_model(args.model.as_deref())?;
     if let Some(dir) = &args.attention {
@@ -852,79 +915,56 @@ fn run_caption(args: CaptionArgs) -> anyhow::Result<ExitCode> {
         }
         captioner::fsio::create_output_dir(dir)?;
     }
-    let captioner = Captioner::new(model, args.weights.as_deref())?;
+    let sources = expand(&args.images, &args.list, args.recursive)?;
+    if sources.is_empty() {
+        anyhow::bail!("nothing to caption: give photos, folders, tar shards, - or --list <file>");
+    }
+    let shard = match &args.shard {
+        Some(text) => Some(Shard::parse(text)?),
+        None => Shard::from_env(|name| std::env::var(name).ok(), args.shard_count)?.map(
+            |(shard, source)| {
+                eprintln!("shard {}/{} from {source}", shard.index, shard.count);
+                shard
+            },
+        ),
+    };
+    let mut records = args.out.as_deref().map(RecordWriter::open).transpose()?;
+    let resumed = records.as_ref().map_or(0, RecordWriter::len);
+    let model_name = model_name(args.model.as_deref());
+    let captioner = captioner::caption::Captioner::new(model, args.weights.as_deref())?;
     let search = args.search.options();
     let ground = match args.ground {
         GroundSwitch::On => Some(args.ground_thresholds.options()),
         GroundSwitch::Off => None,
     };
-    let mut failed = 0;
-    for (name, source) in expand(&args.images, args.recursive)? {
-        let captioned = read_source(&source)
+    let (mut failed, mut done_before) = (0, 0);
+    for_each_photo(&sources, shard.as_ref(), |name, bytes| {
+        if records.as_ref().is_some_and(|r| r.holds(name)) {
+            done_before += 1;
+            return Ok(());
+        }
+        let captioned = bytes
             .and_then(|bytes| captioner.caption(&bytes, &search, ground.as_ref(), args.json))
             .and_then(|caption| {
-                if let (Some(dir), Some(map)) = (&args.attention, &caption.attention) {
-                    let figure =
-                        captioner::figure::attention_figure(&caption.photo, map, &caption.words);
-                    let stem = std::path::Path::new(&name)
-                        .file_stem()
-                        .map_or("stdin".into(), |s| s.to_string_lossy());
-                    let path = dir.join(format!("{stem}.png"));
-                    captioner::fsio::write_atomic(&path, &captioner::figure::png_bytes(&figure)?)?;
+                if let Some(dir) = &args.attention {
+                    write_attention_figure(dir, name, &caption)?;
                 }
                 Ok(caption)
             });
-        match captioned {
-            Ok(caption) if args.json => {
-                let mut line = serde_json::json!({
-                    "image": name,
-                    "caption": caption.sentence,
-                    "tokens": caption.tokens,
-                    "score": round4(caption.score),
-                    "grounding": caption.grounding.map(round4),
-                });
-                let class_words = captioner::text::class_words::class_words();
-                let classes: Vec<serde_json::Value> = caption
-                    .classes
-                    .iter()
-                    .map(|&(index, probability)| {
-                        let words = &class_words[index];
-                        serde_json::json!({
-                            "class": words.name,
-                            "probability": round4(f64::from(probability)),
-                            "word": words.in_vocabulary(&captioner.model.vocab).map(|w| w.singular),
-                        })
-                    })
-                    .collect();
-                line["classes"] = serde_json::json!(classes);
-                line["grounded"] = match &caption.grounded {
-                    Some((g, word)) => serde_json::json!({
-                        "class": class_words[g.class].name,
-                        "probability": round4(f64::from(g.probability)),
-                        "word": word.singular,
-                        "name": g.name.map(|name| name.singular),
-                    }),
-                    None => serde_json::Value::Null,
-                };
-                if let Some(map) = &caption.attention {
-                    let round = |w: &f32| round4(f64::from(*w));
-                    let words: Vec<Vec<f64>> = map
-                        .words
-                        .iter()
-                        .map(|w| w.iter().map(round).collect())
-                        .collect();
-                    line["attention"] = serde_json::json!({
-                        "height": map.height,
-                        "width": map.width,
-                        "words": words,
-                    });
-                }
-                println!("{line}")
+        match (captioned, &mut records) {
+            (Ok(caption), Some(records)) => records.write(&Record {
+                key: name.to_owned(),
+                caption: caption.sentence,
+                tokens: caption.tokens,
+                model: model_name.clone(),
+            })?,
+            (Ok(caption), None) if args.json => {
+                println!("{}", caption_json(name, &caption, &captioner.model.vocab))
             }
-            Ok(caption) => println!("{name}\t{}", caption.sentence),
-            Err(err) => {
+            (Ok(caption), None) => println!("{name}\t{}", caption.sentence),
+            (Err(err), _) => {
                 failed += 1;
-                if args.json {
+                if args.json && records.is_none() {
                     println!(
                         "{}",
                         serde_json::json!({"image": name, "error": format!("{err:#}")})
@@ -934,10 +974,97 @@ fn run_caption(args: CaptionArgs) -> anyhow::Result<ExitCode> {
                 }
             }
         }
+        Ok(())
+    })?;
+    if let (Some(records), Some(out)) = (&records, &args.out) {
+        eprintln!(
+            "{}: {} captions ({} new, {done_before} already there from an earlier run), {failed} photos failed",
+            out.display(),
+            records.len(),
+            records.len() - resumed,
+        );
     }
     Ok(if failed > 0 {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// The model's name in records and answers: its folder's name, or "default" for the shipped one.
+fn model_name(dir: Option<&std::path::Path>) -> String {
+    dir.map_or("default".to_owned(), |dir| {
+        dir.file_name()
+            .unwrap_or(dir.as_os_str())
+            .to_string_lossy()
+            .into_owned()
+    })
+}
+
+fn write_attention_figure(
+    dir: &std::path::Path,
+    name: &str,
+    caption: &captioner::caption::Captioned,
+) -> anyhow::Result<()> {
+    if let Some(map) = &caption.attention {
+        let figure = captioner::figure::attention_figure(&caption.photo, map, &caption.words);
+        let stem = std::path::Path::new(name)
+            .file_stem()
+            .map_or("stdin".into(), |s| s.to_string_lossy());
+        let path = dir.join(format!("{stem}.png"));
+        captioner::fsio::write_atomic(&path, &captioner::figure::png_bytes(&figure)?)?;
+    }
+    Ok(())
+}
+
+/// `caption --json`'s line for one photo.
+fn caption_json(
+    name: &str,
+    caption: &captioner::caption::Captioned,
+    vocab: &captioner::text::Vocabulary,
+) -> serde_json::Value {
+    let mut line = serde_json::json!({
+        "image": name,
+        "caption": caption.sentence,
+        "tokens": caption.tokens,
+        "score": round4(caption.score),
+        "grounding": caption.grounding.map(round4),
+    });
+    let class_words = captioner::text::class_words::class_words();
+    let classes: Vec<serde_json::Value> = caption
+        .classes
+        .iter()
+        .map(|&(index, probability)| {
+            let words = &class_words[index];
+            serde_json::json!({
+                "class": words.name,
+                "probability": round4(f64::from(probability)),
+                "word": words.in_vocabulary(vocab).map(|w| w.singular),
+            })
+        })
+        .collect();
+    line["classes"] = serde_json::json!(classes);
+    line["grounded"] = match &caption.grounded {
+        Some((g, word)) => serde_json::json!({
+            "class": class_words[g.class].name,
+            "probability": round4(f64::from(g.probability)),
+            "word": word.singular,
+            "name": g.name.map(|name| name.singular),
+        }),
+        None => serde_json::Value::Null,
+    };
+    if let Some(map) = &caption.attention {
+        let round = |w: &f32| round4(f64::from(*w));
+        let words: Vec<Vec<f64>> = map
+            .words
+            .iter()
+            .map(|w| w.iter().map(round).collect())
+            .collect();
+        line["attention"] = serde_json::json!({
+            "height": map.height,
+            "width": map.width,
+            "words": words,
+        });
+    }
+    line
 }

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{captioner, json, repo_path, scratch, synthetic_efficientnet_weights, Server};
+use common::{captioner, fixture_setup, json, repo_path, Server};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -32,9 +32,7 @@ fn metric(text: &str, sample: &str) -> f64 {
 }
 
 fn setup(name: &str) -> (PathBuf, Vec<PathBuf>) {
-    let dir = scratch(name);
-    let weights = dir.join("lite0.safetensors");
-    synthetic_efficientnet_weights(&weights);
+    let (_, weights, _) = fixture_setup(name);
     let photos = ["baseline.jpg", "palette.bmp", "lossy.webp", "gray16.png"]
         .iter()
         .map(|name| repo_path("fixtures/formats").join(name))
