@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{real_data, scratch, stderr};
+use common::{real_data, run_ok, scratch, stderr};
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -45,28 +45,20 @@ fn a_ray_job_of_eight_shards_equals_the_single_process_run() {
     let bin = env!("CARGO_BIN_EXE_captioner");
 
     let single = dir.join("single.jsonl");
-    let run = Command::new(bin)
-        .args([
-            "caption",
-            "--list",
-            list.to_str().unwrap(),
-            "--out",
-            single.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    assert!(run.status.success(), "{}", stderr(&run));
     let merged_single = dir.join("single-merged.jsonl");
-    let merge = Command::new(bin)
-        .args([
-            "merge",
-            "--out",
-            merged_single.to_str().unwrap(),
-            single.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    assert!(merge.status.success(), "{}", stderr(&merge));
+    run_ok(&[
+        "caption",
+        "--list",
+        list.to_str().unwrap(),
+        "--out",
+        single.to_str().unwrap(),
+    ]);
+    run_ok(&[
+        "merge",
+        "--out",
+        merged_single.to_str().unwrap(),
+        single.to_str().unwrap(),
+    ]);
 
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
