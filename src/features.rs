@@ -123,6 +123,69 @@ impl Features {
         write_atomic(path, &safetensors_bytes(tensors, metadata)?)
     }
 
+    /// The rows of several files (the parts of a sharded job) in one, sorted by image id. The files
+    /// must come from the same encoder and preprocessing and hold the same tensors; an image in two
+    /// of them is an error naming both.
+    pub fn merge(paths: &[PathBuf]) -> Result<Features> {
+        let parts: Vec<Features> = paths
+            .iter()
+            .map(|p| Features::load(p))
+            .collect::<Result<_>>()?;
+        let Some(first) = parts.first() else {
+            bail!("no features files to merge");
+        };
+        let shape = |f: &Features| {
+            (
+                f.encoder.clone(),
+                f.preprocessing.clone(),
+                f.dim,
+                f.grid.as_ref().map(|g| (g.height, g.width, g.channels)),
+                f.classes.is_some(),
+            )
+        };
+        let mut rows: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
+        for (file, part) in parts.iter().enumerate() {
+            if shape(part) != shape(first) {
+                bail!(
+                    "{} and {} hold different features (encoder, preprocessing, size, --grid or --classes): they are not parts of one job",
+                    paths[0].display(),
+                    paths[file].display()
+                );
+            }
+            for (row, id) in part.ids.iter().enumerate() {
+                if let Some((other, _)) = rows.insert(id, (file, row)) {
+                    bail!(
+                        "image {id} is in {} and in {}: were the parts made with the same --shard count?",
+                        paths[other].display(),
+                        paths[file].display()
+                    );
+                }
+            }
+        }
+        let mut merged = Features {
+            ids: Vec::with_capacity(rows.len()),
+            data: Vec::with_capacity(rows.len() * first.dim),
+            grid: first.grid.as_ref().map(|g| Grid {
+                data: Vec::new(),
+                ..g.clone()
+            }),
+            classes: first.classes.as_ref().map(|_| Vec::new()),
+            ..first.clone()
+        };
+        for (id, &(file, row)) in &rows {
+            let part = &parts[file];
+            merged.ids.push((*id).to_owned());
+            merged.data.extend_from_slice(part.row(row));
+            if let (Some(grid), Some(from)) = (&mut merged.grid, &part.grid) {
+                grid.data.extend_from_slice(from.image(row));
+            }
+            if let (Some(classes), Some(from)) = (&mut merged.classes, &part.classes) {
+                classes.extend_from_slice(&from[row * CLASSES..][..CLASSES]);
+            }
+        }
+        Ok(merged)
+    }
+
     pub fn load(path: &Path) -> Result<Self> {
         let bytes = std::fs::read(path)
             .with_context(|| format!("cannot read features file {}", path.display()))?;
@@ -252,6 +315,8 @@ pub struct FeaturesOptions {
     /// Images handed to the thread pool at a time (also the progress granularity).
     pub batch: usize,
     pub progress: bool,
+    /// Only the selected images this part of a job holds (by image id).
+    pub shard: Option<crate::photos::Shard>,
 }
 
 #[derive(Debug)]
@@ -456,7 +521,10 @@ fn partial_path(out: &Path) -> PathBuf {
 
 pub fn extract(options: &FeaturesOptions) -> Result<FeaturesReport> {
     let start = Instant::now();
-    let selected = select(options)?;
+    let mut selected = select(options)?;
+    if let Some(shard) = &options.shard {
+        selected.retain(|(id, _)| shard.holds(id));
+    }
     if selected.is_empty() {
         bail!("no images selected in {}", options.images.display());
     }

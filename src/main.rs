@@ -42,10 +42,12 @@ enum Command {
     Export(ExportArgs),
 }
 
-/// Join the caption files of a job's shards (`caption --out` JSON lines) into one: every key once,
-/// sorted by key, so that any split of the job, and the unsplit run, merge to the same bytes. A key
-/// in two files is an error naming both (shards made with different --shard counts); a file whose
-/// last line is unfinished is refused (rerun that shard first).
+/// Join the outputs of a job's shards into one: caption files (`caption --out` JSON lines) or
+/// features files (`features --shard`, .safetensors). Every key (image id) once, sorted, so that
+/// any split of the job, and the unsplit run, merge to the same bytes. A key in two files is an
+/// error naming both (shards made with different --shard counts); a caption file whose last line is
+/// unfinished is refused (rerun that shard first); features files must hold the same kind of
+/// features.
 #[derive(clap::Args)]
 struct MergeArgs {
     /// The shards' files.
@@ -215,6 +217,35 @@ enum SplitArg {
     Test,
 }
 
+/// Which part of a job this process does.
+#[derive(clap::Args)]
+struct ShardArgs {
+    /// Do only part I of N (0-based): the photos whose key (a file's path as given, a tar member's
+    /// WebDataset key, an image id for `features`) hashes to I, the same split on every machine.
+    /// Without it, a Slurm array task (SLURM_ARRAY_TASK_ID of SLURM_ARRAY_TASK_COUNT) or a
+    /// Kubernetes Indexed Job (JOB_COMPLETION_INDEX of --shard-count) gives the part, and the run
+    /// says which.
+    #[arg(long, value_name = "I/N")]
+    shard: Option<String>,
+    /// The number of parts of a Kubernetes Indexed Job (its completions).
+    #[arg(long, value_name = "N")]
+    shard_count: Option<usize>,
+}
+
+impl ShardArgs {
+    fn shard(&self) -> anyhow::Result<Option<captioner::photos::Shard>> {
+        use captioner::photos::Shard;
+        if let Some(text) = &self.shard {
+            return Ok(Some(Shard::parse(text)?));
+        }
+        let from_env = Shard::from_env(|name| std::env::var(name).ok(), self.shard_count)?;
+        Ok(from_env.map(|(shard, source)| {
+            eprintln!("shard {}/{} from {source}", shard.index, shard.count);
+            shard
+        }))
+    }
+}
+
 /// Caption photos: files, folders (their photo files) or - for image bytes on standard input.
 ///
 /// Prints `<image><TAB><caption>` per photo (a sentence: "A dog runs through the grass."), or one
@@ -231,15 +262,8 @@ struct CaptionArgs {
     /// starting with # left out); may be given more than once.
     #[arg(long, value_name = "FILE")]
     list: Vec<PathBuf>,
-    /// Caption only part I of N (0-based) of the photos: those whose key (a file's path as given,
-    /// a tar member's WebDataset key) hashes to I, the same split on every machine. Without it,
-    /// a Slurm array task (SLURM_ARRAY_TASK_ID of SLURM_ARRAY_TASK_COUNT) or a Kubernetes Indexed
-    /// Job (JOB_COMPLETION_INDEX of --shard-count) gives the part, and the run says which.
-    #[arg(long, value_name = "I/N")]
-    shard: Option<String>,
-    /// The number of parts of a Kubernetes Indexed Job (its completions).
-    #[arg(long, value_name = "N")]
-    shard_count: Option<usize>,
+    #[command(flatten)]
+    shard: ShardArgs,
     /// Append each caption to this file as a JSON line {"key", "caption", "tokens", "model"},
     /// flushed at once; a rerun skips the keys already there (a line cut short by a kill is
     /// dropped first), so an interrupted job resumes without duplicates. `captioner merge` joins
@@ -554,6 +578,8 @@ struct FeaturesArgs {
     /// Images handed to the workers at a time.
     #[arg(long, default_value_t = 64)]
     batch: usize,
+    #[command(flatten)]
+    shard: ShardArgs,
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
@@ -702,6 +728,7 @@ fn run_features(args: FeaturesArgs) -> anyhow::Result<ExitCode> {
         classes: args.classes,
         batch: args.batch,
         progress: !args.quiet,
+        shard: args.shard.shard()?,
     };
     let report = extract(&options)?;
     let kept = if report.kept > 0 {
@@ -850,6 +877,18 @@ fn run_merge(args: MergeArgs) -> anyhow::Result<ExitCode> {
         Some(list) => Some(captioner::photos::read_list(list)?),
         None => None,
     };
+    let features = |p: &PathBuf| p.extension().is_some_and(|e| e == "safetensors");
+    if args.inputs.iter().all(features) {
+        let merged = captioner::features::Features::merge(&args.inputs)?;
+        merged.save(&args.out)?;
+        println!(
+            "{}: features of {} images from {} files",
+            args.out.display(),
+            merged.ids.len(),
+            args.inputs.len()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     let merged = captioner::records::merge(&args.inputs, &args.out, expected.as_deref())?;
     println!(
         "{}: {} captions from {} files",
@@ -902,7 +941,7 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 fn run_caption(args: CaptionArgs) -> anyhow::Result<ExitCode> {
-    use captioner::photos::{expand, for_each_photo, Shard};
+    use captioner::photos::{expand, for_each_photo};
     use captioner::records::{Record, RecordWriter};
     captioner::engine::set_threads(args.threads);
     let model = load_model(args.model.as_deref())?;
@@ -919,15 +958,7 @@ fn run_caption(args: CaptionArgs) -> anyhow::Result<ExitCode> {
     if sources.is_empty() {
         anyhow::bail!("nothing to caption: give photos, folders, tar shards, - or --list <file>");
     }
-    let shard = match &args.shard {
-        Some(text) => Some(Shard::parse(text)?),
-        None => Shard::from_env(|name| std::env::var(name).ok(), args.shard_count)?.map(
-            |(shard, source)| {
-                eprintln!("shard {}/{} from {source}", shard.index, shard.count);
-                shard
-            },
-        ),
-    };
+    let shard = args.shard.shard()?;
     let mut records = args.out.as_deref().map(RecordWriter::open).transpose()?;
     let resumed = records.as_ref().map_or(0, RecordWriter::len);
     let model_name = model_name(args.model.as_deref());

@@ -220,3 +220,72 @@ fn class_probabilities_are_stored_beside_the_features() {
         stderr(&mixed)
     );
 }
+
+#[test]
+fn the_parts_of_a_sharded_run_merge_to_the_whole() {
+    let (dir, weights, _) = common::fixture_setup("features-shards");
+    let images = repo_path("fixtures/tiny/images");
+    let whole = dir.join("whole.safetensors");
+    let run = features(&images, &whole, &weights, &["--grid", "--classes"]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let parts: Vec<std::path::PathBuf> = (0..3)
+        .map(|i| dir.join(format!("part{i}.safetensors")))
+        .collect();
+    for (i, part) in parts.iter().enumerate() {
+        let shard = format!("{i}/3");
+        let run = features(
+            &images,
+            part,
+            &weights,
+            &["--grid", "--classes", "--shard", &shard],
+        );
+        assert!(run.status.success(), "{}", stderr(&run));
+    }
+    let sizes: Vec<usize> = parts
+        .iter()
+        .map(|p| Features::load(p).unwrap().ids.len())
+        .collect();
+    assert_eq!(sizes.iter().sum::<usize>(), 8, "{sizes:?}");
+    let merged = dir.join("merged.safetensors");
+    let mut args = vec!["merge", "--out", merged.to_str().unwrap()];
+    args.extend(parts.iter().map(|p| p.to_str().unwrap()));
+    let run = captioner(&args);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let expected = Features::load(&whole).unwrap();
+    assert!(
+        expected.ids.windows(2).all(|w| w[0] < w[1]),
+        "the whole run is in id order"
+    );
+    assert_eq!(Features::load(&merged).unwrap(), expected);
+
+    // Parts of different jobs do not merge.
+    let plain = dir.join("plain.safetensors");
+    assert!(features(&images, &plain, &weights, &["--shard", "0/3"])
+        .status
+        .success());
+    let mixed = captioner(&[
+        "merge",
+        "--out",
+        merged.to_str().unwrap(),
+        plain.to_str().unwrap(),
+        parts[1].to_str().unwrap(),
+    ]);
+    assert!(!mixed.status.success());
+    assert!(
+        stderr(&mixed).contains("not parts of one job"),
+        "{}",
+        stderr(&mixed)
+    );
+    let twice = captioner(&[
+        "merge",
+        "--out",
+        merged.to_str().unwrap(),
+        parts[1].to_str().unwrap(),
+        parts[1].to_str().unwrap(),
+    ]);
+    assert!(
+        stderr(&twice).contains("same --shard count"),
+        "{}",
+        stderr(&twice)
+    );
+}
