@@ -294,14 +294,19 @@ pub fn preprocessing_description(kind: EncoderKind, resize: Resize) -> String {
 
 /// Which images to encode.
 pub enum Selection {
-    /// Every photo in the folder (by extension), sorted by name.
+    /// Every photo in the folder (by extension), sorted by name, or every photo member of the tar
+    /// shard, in order.
     All,
     /// File names or ids, one per line (as in Flickr_8k.testImages.txt).
     SplitFile(PathBuf),
     Ids(Vec<String>),
+    /// Photo paths, one per line (`images` is not read); each photo's id is its file name without
+    /// the extension.
+    List(PathBuf),
 }
 
 pub struct FeaturesOptions {
+    /// A folder of photos or a WebDataset tar shard (members `<id>.jpg|png|...`, read as a stream).
     pub images: PathBuf,
     pub selection: Selection,
     pub out: PathBuf,
@@ -331,23 +336,63 @@ pub struct FeaturesReport {
     pub seconds: f64,
 }
 
-/// (id, path) of every selected image; a selected name with no file is returned with `None`.
-fn select(options: &FeaturesOptions) -> Result<Vec<(String, Option<PathBuf>)>> {
+/// Where a selected image's bytes are.
+#[derive(Clone)]
+enum Input {
+    File(PathBuf),
+    /// A member of the tar shard `options.images`.
+    Member,
+}
+
+/// (id, input) of every selected image; a selected name with no photo is returned with `None`.
+fn select(options: &FeaturesOptions) -> Result<Vec<(String, Option<Input>)>> {
     let dir = &options.images;
-    if !dir.is_dir() {
-        bail!("{} is not a folder of images", dir.display());
+    if let Selection::List(list) = &options.selection {
+        return Ok(crate::photos::read_list(list)?
+            .into_iter()
+            .map(|line| {
+                let path = PathBuf::from(line);
+                let name = path.file_name().unwrap_or_default().to_string_lossy();
+                let id = crate::dataset::image_id(&name).to_owned();
+                (id, path.is_file().then_some(Input::File(path)))
+            })
+            .collect());
     }
-    let resolve = |name: &str| -> (String, Option<PathBuf>) {
+    if crate::photos::is_tar(dir) {
+        let members = crate::photos::tar_keys(dir)?;
+        let present: HashSet<&str> = members.iter().map(String::as_str).collect();
+        let resolve = |name: &str| {
+            let id = crate::dataset::image_id(name).to_owned();
+            let input = present.contains(id.as_str()).then_some(Input::Member);
+            (id, input)
+        };
+        return Ok(match &options.selection {
+            Selection::All => members
+                .iter()
+                .map(|id| (id.clone(), Some(Input::Member)))
+                .collect(),
+            Selection::SplitFile(path) => read_list_ids(path)?.iter().map(|n| resolve(n)).collect(),
+            Selection::Ids(ids) => ids.iter().map(|id| resolve(id)).collect(),
+            Selection::List(_) => unreachable!("returned above"),
+        });
+    }
+    if !dir.is_dir() {
+        bail!(
+            "{} is neither a folder of images nor a .tar shard",
+            dir.display()
+        );
+    }
+    let resolve = |name: &str| -> (String, Option<Input>) {
         let id = crate::dataset::image_id(name).to_owned();
         let direct = dir.join(name);
         if direct.is_file() {
-            return (id, Some(direct));
+            return (id, Some(Input::File(direct)));
         }
         let found = crate::image::EXTENSIONS
             .iter()
             .map(|ext| dir.join(format!("{id}.{ext}")))
             .find(|p| p.is_file());
-        (id, found)
+        (id, found.map(Input::File))
     };
     Ok(match &options.selection {
         Selection::All => {
@@ -361,18 +406,27 @@ fn select(options: &FeaturesOptions) -> Result<Vec<(String, Option<PathBuf>)>> {
                         .unwrap_or_default()
                         .to_string_lossy()
                         .into_owned();
-                    (crate::dataset::image_id(&name).to_owned(), Some(p))
+                    (
+                        crate::dataset::image_id(&name).to_owned(),
+                        Some(Input::File(p)),
+                    )
                 })
                 .collect()
         }
-        Selection::SplitFile(path) => read_text(path)?
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty())
-            .map(resolve)
-            .collect(),
+        Selection::SplitFile(path) => read_list_ids(path)?.iter().map(|n| resolve(n)).collect(),
         Selection::Ids(ids) => ids.iter().map(|id| resolve(id)).collect(),
+        Selection::List(_) => unreachable!("returned above"),
     })
+}
+
+/// A split file's names, one per line.
+fn read_list_ids(path: &Path) -> Result<Vec<String>> {
+    Ok(read_text(path)?
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(String::from)
+        .collect())
 }
 
 /// One image's encoding: its feature and, with `--grid`, its grid as f16 bits, with `--classes` its
@@ -490,9 +544,8 @@ fn reusable_rows(
     Ok(rows)
 }
 
-fn encode_file(encoder: &Encoder, path: &Path, resize: Resize, extras: Extras) -> Result<Row> {
-    let bytes = std::fs::read(path).context("cannot read the file")?;
-    let image = decode(&bytes)?;
+fn encode_photo(encoder: &Encoder, bytes: &[u8], resize: Resize, extras: Extras) -> Result<Row> {
+    let image = decode(bytes)?;
     let input = to_network_input(&image, resize, encoder.kind().input_size());
     let (feature, grid) = if extras.grid.is_some() {
         let (feature, map) = encoder.features_and_grid(&input, 1);
@@ -543,11 +596,14 @@ pub fn extract(options: &FeaturesOptions) -> Result<FeaturesReport> {
         .count();
 
     let mut failed: BTreeMap<String, String> = BTreeMap::new();
-    let mut todo: Vec<(String, PathBuf)> = Vec::new();
-    for (id, path) in &selected {
-        match path {
+    let mut todo: Vec<(String, Input)> = Vec::new();
+    for (id, input) in &selected {
+        match input {
             _ if done.contains_key(id) => {}
-            Some(path) => todo.push((id.clone(), path.clone())),
+            Some(input) => todo.push((id.clone(), input.clone())),
+            None if matches!(options.selection, Selection::List(_)) => {
+                failed.insert(id.clone(), format!("no photo file for {id} in the list"));
+            }
             None => {
                 failed.insert(
                     id.clone(),
@@ -613,26 +669,71 @@ pub fn extract(options: &FeaturesOptions) -> Result<FeaturesReport> {
         }
         let bar = crate::progress::bar(todo.len() as u64, "images", options.progress);
         let mut last_checkpoint = Instant::now();
-        for chunk in todo.chunks(options.batch.max(1)) {
+        // Each chunk: (id, where it was read, its bytes), encoded in parallel.
+        let mut encode_chunk = |chunk: Vec<(String, String, Result<Vec<u8>>)>| -> Result<()> {
             let results: Vec<Result<Row>> = chunk
                 .par_iter()
-                .map(|(_, path)| encode_file(&encoder, path, options.resize, extras))
+                .map(|(_, _, bytes)| match bytes {
+                    Ok(bytes) => encode_photo(&encoder, bytes, options.resize, extras),
+                    Err(err) => Err(anyhow::anyhow!("{err:#}")),
+                })
                 .collect();
-            for ((id, path), result) in chunk.iter().zip(results) {
+            bar.inc(chunk.len() as u64);
+            for ((id, place, _), result) in chunk.into_iter().zip(results) {
                 match result {
                     Ok(row) => {
-                        done.insert(id.clone(), row);
+                        done.insert(id, row);
                     }
                     Err(err) => {
-                        failed.insert(id.clone(), format!("{}: {err:#}", path.display()));
+                        failed.insert(id, format!("{place}: {err:#}"));
                     }
                 }
             }
-            bar.inc(chunk.len() as u64);
             if last_checkpoint.elapsed() >= CHECKPOINT_EVERY {
                 snapshot(&done).save(&partial)?;
                 last_checkpoint = Instant::now();
             }
+            Ok(())
+        };
+        let batch = options.batch.max(1);
+        let files: Vec<(&String, &PathBuf)> = todo
+            .iter()
+            .filter_map(|(id, input)| match input {
+                Input::File(path) => Some((id, path)),
+                Input::Member => None,
+            })
+            .collect();
+        for chunk in files.chunks(batch) {
+            encode_chunk(
+                chunk
+                    .iter()
+                    .map(|(id, path)| {
+                        let bytes = std::fs::read(path).context("cannot read the file");
+                        ((*id).clone(), path.display().to_string(), bytes)
+                    })
+                    .collect(),
+            )?;
+        }
+        let members: HashSet<&str> = todo
+            .iter()
+            .filter(|(_, input)| matches!(input, Input::Member))
+            .map(|(id, _)| id.as_str())
+            .collect();
+        if !members.is_empty() {
+            let shard = &options.images;
+            let mut chunk = Vec::with_capacity(batch);
+            crate::photos::for_each_member(
+                shard,
+                &|key| members.contains(key),
+                &mut |key, bytes| {
+                    chunk.push((key.to_owned(), format!("{}:{key}", shard.display()), bytes));
+                    if chunk.len() == batch {
+                        encode_chunk(std::mem::take(&mut chunk))?;
+                    }
+                    Ok(())
+                },
+            )?;
+            encode_chunk(chunk)?;
         }
         bar.finish_and_clear();
     }

@@ -542,9 +542,14 @@ enum ResizeArg {
 #[derive(clap::Args)]
 #[command(verbatim_doc_comment)]
 struct FeaturesArgs {
-    /// Folder of the photos.
-    #[arg(long)]
-    images: PathBuf,
+    /// Folder of the photos, or a WebDataset tar shard (its `<id>.jpg|png|webp|...` members, read
+    /// as a stream).
+    #[arg(long, required_unless_present = "list")]
+    images: Option<PathBuf>,
+    /// Encode the photos listed in this file instead, one path per line (blank lines and lines
+    /// starting with # left out); each photo's id is its file name without the extension.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["images", "split_file", "ids"])]
+    list: Option<PathBuf>,
     /// Encode only the images named in this file, one per line (e.g. Flickr_8k.testImages.txt).
     #[arg(long, conflicts_with = "ids")]
     split_file: Option<PathBuf>,
@@ -709,13 +714,14 @@ fn run_prepare(args: PrepareArgs) -> anyhow::Result<()> {
 
 fn run_features(args: FeaturesArgs) -> anyhow::Result<ExitCode> {
     captioner::engine::set_threads(args.threads);
-    let selection = match (args.split_file, args.ids.is_empty()) {
-        (Some(file), _) => Selection::SplitFile(file),
-        (None, false) => Selection::Ids(args.ids),
-        (None, true) => Selection::All,
+    let selection = match (args.list, args.split_file, args.ids.is_empty()) {
+        (Some(list), _, _) => Selection::List(list),
+        (None, Some(file), _) => Selection::SplitFile(file),
+        (None, None, false) => Selection::Ids(args.ids),
+        (None, None, true) => Selection::All,
     };
     let options = FeaturesOptions {
-        images: args.images,
+        images: args.images.unwrap_or_default(),
         selection,
         out: args.out,
         encoder: args.encoder.kind(),

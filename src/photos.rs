@@ -6,6 +6,9 @@ use anyhow::{bail, Context, Result};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+/// What is done with each photo: its key and its bytes, or why they could not be read.
+pub type EachPhoto<'a> = dyn FnMut(&str, Result<Vec<u8>>) -> Result<()> + 'a;
+
 /// Where a photo, or a stream of them, comes from.
 pub enum Source {
     File(PathBuf),
@@ -59,10 +62,7 @@ pub fn expand(
                     .into_iter()
                     .map(|p| (p.display().to_string(), Source::File(p))),
             );
-        } else if arg
-            .extension()
-            .is_some_and(|e| e.eq_ignore_ascii_case("tar"))
-        {
+        } else if is_tar(arg) {
             out.push((arg.display().to_string(), Source::Tar(arg.clone())));
         } else {
             out.push((arg.display().to_string(), Source::File(arg.clone())));
@@ -112,7 +112,7 @@ pub fn for_each_photo(
     let held = |key: &str| shard.is_none_or(|s| s.holds(key));
     for (name, source) in sources {
         match source {
-            Source::Tar(path) => each_member(name, path, &held, &mut each)?,
+            Source::Tar(path) => for_each_member(path, &held, &mut each)?,
             _ if held(name) => each(name, read_source(source))?,
             _ => {}
         }
@@ -120,20 +120,51 @@ pub fn for_each_photo(
     Ok(())
 }
 
-/// What is done with each photo: its key and its bytes, or why they could not be read.
-type EachPhoto<'a> = dyn FnMut(&str, Result<Vec<u8>>) -> Result<()> + 'a;
+/// Whether a path names a tar shard (by its extension).
+pub fn is_tar(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("tar"))
+}
 
-fn each_member(
-    name: &str,
+/// A tar member's WebDataset key when it is a photo (a regular file with a photo extension).
+fn photo_key<R: Read>(entry: &tar::Entry<R>) -> Option<String> {
+    let member = entry.path().ok()?;
+    let photo = member
+        .extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| TAR_PHOTO_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()));
+    (entry.header().entry_type().is_file() && photo)
+        .then(|| member.with_extension("").to_string_lossy().into_owned())
+}
+
+/// The keys of a tar shard's photos, in order (one pass over the shard, reading headers only).
+pub fn tar_keys(path: &Path) -> Result<Vec<String>> {
+    let what = || format!("{} is not a readable tar shard", path.display());
+    let file = std::fs::File::open(path).with_context(what)?;
+    let mut archive = tar::Archive::new(std::io::BufReader::new(file));
+    let mut keys = Vec::new();
+    for entry in archive.entries().with_context(what)? {
+        if let Some(key) = photo_key(&entry.with_context(what)?) {
+            keys.push(key);
+        }
+    }
+    Ok(keys)
+}
+
+/// Calls `each` with the key and bytes of every photo member of the tar shard at `path` that `held`
+/// takes, in order. A shard that cannot be read on is one error under its own name; an error of
+/// `each` ends the run.
+pub fn for_each_member(
     path: &Path,
     held: &dyn Fn(&str) -> bool,
     each: &mut EachPhoto,
 ) -> Result<()> {
+    let name = path.display().to_string();
     let file = match std::fs::File::open(path) {
         Ok(file) => file,
         Err(err) => {
             return each(
-                name,
+                &name,
                 Err(anyhow::Error::new(err).context("cannot open the tar shard")),
             )
         }
@@ -141,7 +172,12 @@ fn each_member(
     let mut archive = tar::Archive::new(std::io::BufReader::new(file));
     let entries = match archive.entries() {
         Ok(entries) => entries,
-        Err(err) => return each(name, Err(anyhow::Error::new(err).context("not a tar file"))),
+        Err(err) => {
+            return each(
+                &name,
+                Err(anyhow::Error::new(err).context("not a tar file")),
+            )
+        }
     };
     for entry in entries {
         let mut entry = match entry {
@@ -149,28 +185,17 @@ fn each_member(
             Err(err) => {
                 let err = anyhow::Error::new(err)
                     .context("a damaged tar member: the rest of the shard is skipped");
-                return each(name, Err(err));
+                return each(&name, Err(err));
             }
         };
-        let Ok(member) = entry.path().map(|p| p.into_owned()) else {
+        let Some(key) = photo_key(&entry).filter(|key| held(key)) else {
             continue;
         };
-        let photo = member
-            .extension()
-            .and_then(|e| e.to_str())
-            .is_some_and(|e| TAR_PHOTO_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()));
-        if !entry.header().entry_type().is_file() || !photo {
-            continue;
-        }
-        let key = member.with_extension("").to_string_lossy().into_owned();
-        if !held(&key) {
-            continue;
-        }
         let mut bytes = Vec::new();
         let read = entry
             .read_to_end(&mut bytes)
             .map(|_| bytes)
-            .with_context(|| format!("cannot read the member {} of {name}", member.display()));
+            .with_context(|| format!("cannot read the member {key} of {name}"));
         each(&key, read)?;
     }
     Ok(())

@@ -289,3 +289,60 @@ fn the_parts_of_a_sharded_run_merge_to_the_whole() {
         stderr(&twice)
     );
 }
+
+#[test]
+fn a_tar_shard_or_a_list_gives_the_folder_s_features() {
+    let (dir, weights, _) = common::fixture_setup("features-tar-list");
+    let images = repo_path("fixtures/tiny/images");
+    let mut names: Vec<std::path::PathBuf> = fs::read_dir(&images)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    names.sort();
+    let tar_path = dir.join("shard-000000.tar");
+    let mut tar = tar::Builder::new(fs::File::create(&tar_path).unwrap());
+    for path in &names {
+        tar.append_path_with_name(path, path.file_name().unwrap())
+            .unwrap();
+        // WebDataset's text members are not photos.
+        let mut header = tar::Header::new_gnu();
+        header.set_size(4);
+        header.set_cksum();
+        let text = path.with_extension("txt");
+        tar.append_data(&mut header, text.file_name().unwrap(), &b"text"[..])
+            .unwrap();
+    }
+    tar.finish().unwrap();
+    let list = dir.join("photos.txt");
+    let listed: Vec<String> = names.iter().map(|p| p.display().to_string()).collect();
+    fs::write(
+        &list,
+        format!("# the fixture photos\n{}\n", listed.join("\n")),
+    )
+    .unwrap();
+
+    let folder = dir.join("folder.safetensors");
+    assert!(features(&images, &folder, &weights, &["--grid"])
+        .status
+        .success());
+    let from_tar = dir.join("tar.safetensors");
+    let run = features(&tar_path, &from_tar, &weights, &["--grid", "--batch", "3"]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let from_list = dir.join("list.safetensors");
+    let run = captioner(&[
+        "features",
+        "--list",
+        list.to_str().unwrap(),
+        "--out",
+        from_list.to_str().unwrap(),
+        "--weights",
+        weights.to_str().unwrap(),
+        "--grid",
+        "--quiet",
+    ]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let expected = Features::load(&folder).unwrap();
+    assert_eq!(expected.ids.len(), 8);
+    assert_eq!(Features::load(&from_tar).unwrap(), expected);
+    assert_eq!(Features::load(&from_list).unwrap(), expected);
+}
