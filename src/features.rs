@@ -566,6 +566,54 @@ fn encode_photo(encoder: &Encoder, bytes: &[u8], resize: Resize, extras: Extras)
     })
 }
 
+/// A photo's id, where it was read (for messages) and its bytes.
+type ReadPhoto = (String, String, Result<Vec<u8>>);
+
+/// Reads the photos to encode and hands them to `each` in chunks of `batch`: the files first, then
+/// the members of the tar shard `images` in one pass over it.
+fn read_in_chunks(
+    todo: &[(String, Input)],
+    images: &Path,
+    batch: usize,
+    mut each: impl FnMut(Vec<ReadPhoto>) -> Result<()>,
+) -> Result<()> {
+    let files: Vec<(&String, &PathBuf)> = todo
+        .iter()
+        .filter_map(|(id, input)| match input {
+            Input::File(path) => Some((id, path)),
+            Input::Member => None,
+        })
+        .collect();
+    for chunk in files.chunks(batch) {
+        each(
+            chunk
+                .iter()
+                .map(|(id, path)| {
+                    let bytes = std::fs::read(path).context("cannot read the file");
+                    ((*id).clone(), path.display().to_string(), bytes)
+                })
+                .collect(),
+        )?;
+    }
+    let members: HashSet<&str> = todo
+        .iter()
+        .filter(|(_, input)| matches!(input, Input::Member))
+        .map(|(id, _)| id.as_str())
+        .collect();
+    if members.is_empty() {
+        return Ok(());
+    }
+    let mut chunk = Vec::with_capacity(batch);
+    crate::photos::for_each_member(images, &|key| members.contains(key), &mut |key, bytes| {
+        chunk.push((key.to_owned(), format!("{}:{key}", images.display()), bytes));
+        if chunk.len() == batch {
+            each(std::mem::take(&mut chunk))?;
+        }
+        Ok(())
+    })?;
+    each(chunk)
+}
+
 fn partial_path(out: &Path) -> PathBuf {
     let mut name = out.file_name().unwrap_or_default().to_os_string();
     name.push(".partial");
@@ -670,7 +718,7 @@ pub fn extract(options: &FeaturesOptions) -> Result<FeaturesReport> {
         let bar = crate::progress::bar(todo.len() as u64, "images", options.progress);
         let mut last_checkpoint = Instant::now();
         // Each chunk: (id, where it was read, its bytes), encoded in parallel.
-        let mut encode_chunk = |chunk: Vec<(String, String, Result<Vec<u8>>)>| -> Result<()> {
+        let encode_chunk = |chunk: Vec<ReadPhoto>| -> Result<()> {
             let results: Vec<Result<Row>> = chunk
                 .par_iter()
                 .map(|(_, _, bytes)| match bytes {
@@ -695,46 +743,7 @@ pub fn extract(options: &FeaturesOptions) -> Result<FeaturesReport> {
             }
             Ok(())
         };
-        let batch = options.batch.max(1);
-        let files: Vec<(&String, &PathBuf)> = todo
-            .iter()
-            .filter_map(|(id, input)| match input {
-                Input::File(path) => Some((id, path)),
-                Input::Member => None,
-            })
-            .collect();
-        for chunk in files.chunks(batch) {
-            encode_chunk(
-                chunk
-                    .iter()
-                    .map(|(id, path)| {
-                        let bytes = std::fs::read(path).context("cannot read the file");
-                        ((*id).clone(), path.display().to_string(), bytes)
-                    })
-                    .collect(),
-            )?;
-        }
-        let members: HashSet<&str> = todo
-            .iter()
-            .filter(|(_, input)| matches!(input, Input::Member))
-            .map(|(id, _)| id.as_str())
-            .collect();
-        if !members.is_empty() {
-            let shard = &options.images;
-            let mut chunk = Vec::with_capacity(batch);
-            crate::photos::for_each_member(
-                shard,
-                &|key| members.contains(key),
-                &mut |key, bytes| {
-                    chunk.push((key.to_owned(), format!("{}:{key}", shard.display()), bytes));
-                    if chunk.len() == batch {
-                        encode_chunk(std::mem::take(&mut chunk))?;
-                    }
-                    Ok(())
-                },
-            )?;
-            encode_chunk(chunk)?;
-        }
+        read_in_chunks(&todo, &options.images, options.batch.max(1), encode_chunk)?;
         bar.finish_and_clear();
     }
 
