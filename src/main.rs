@@ -56,8 +56,8 @@ struct MergeArgs {
     /// The merged file (written whole, then renamed into place).
     #[arg(long)]
     out: PathBuf,
-    /// A list of the keys the job was given (a `caption --list` file): the keys no shard holds are
-    /// listed, and the exit code is 1.
+    /// A list of the keys the job was given (a `caption --list` file, or image ids / file names for
+    /// features): the keys no shard holds are listed, and the exit code is 1.
     #[arg(long, value_name = "FILE")]
     expect: Option<PathBuf>,
 }
@@ -884,7 +884,7 @@ fn run_merge(args: MergeArgs) -> anyhow::Result<ExitCode> {
         None => None,
     };
     let features = |p: &PathBuf| p.extension().is_some_and(|e| e == "safetensors");
-    if args.inputs.iter().all(features) {
+    let missing = if args.inputs.iter().all(features) {
         let merged = captioner::features::Features::merge(&args.inputs)?;
         merged.save(&args.out)?;
         println!(
@@ -893,27 +893,31 @@ fn run_merge(args: MergeArgs) -> anyhow::Result<ExitCode> {
             merged.ids.len(),
             args.inputs.len()
         );
-        return Ok(ExitCode::SUCCESS);
-    }
-    let merged = captioner::records::merge(&args.inputs, &args.out, expected.as_deref())?;
-    println!(
-        "{}: {} captions from {} files",
-        args.out.display(),
-        merged.records,
-        args.inputs.len()
-    );
-    if merged.missing.is_empty() {
+        // Expected entries are image ids or photo file names.
+        let held: std::collections::HashSet<&str> = merged.ids.iter().map(String::as_str).collect();
+        expected
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|key| !held.contains(captioner::dataset::image_id(key)))
+            .collect()
+    } else {
+        let merged = captioner::records::merge(&args.inputs, &args.out, expected.as_deref())?;
+        println!(
+            "{}: {} captions from {} files",
+            args.out.display(),
+            merged.records,
+            args.inputs.len()
+        );
+        merged.missing
+    };
+    if missing.is_empty() {
         return Ok(ExitCode::SUCCESS);
     }
     eprintln!(
         "{} expected keys are in no file: {}{}",
-        merged.missing.len(),
-        merged.missing[..merged.missing.len().min(10)].join(", "),
-        if merged.missing.len() > 10 {
-            " and more"
-        } else {
-            ""
-        }
+        missing.len(),
+        missing[..missing.len().min(10)].join(", "),
+        if missing.len() > 10 { " and more" } else { "" }
     );
     Ok(ExitCode::FAILURE)
 }

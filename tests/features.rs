@@ -258,6 +258,25 @@ fn the_parts_of_a_sharded_run_merge_to_the_whole() {
     );
     assert_eq!(Features::load(&merged).unwrap(), expected);
 
+    // A part left out: the expected ids it held are named.
+    let expect = dir.join("ids.txt");
+    fs::write(&expect, expected.ids.join("\n")).unwrap();
+    let partial = captioner(&[
+        "merge",
+        "--out",
+        dir.join("partial.safetensors").to_str().unwrap(),
+        "--expect",
+        expect.to_str().unwrap(),
+        parts[0].to_str().unwrap(),
+        parts[2].to_str().unwrap(),
+    ]);
+    assert!(!partial.status.success());
+    assert!(
+        stderr(&partial).contains(&format!("{} expected keys are in no file", sizes[1])),
+        "{}",
+        stderr(&partial)
+    );
+
     // Parts of different jobs do not merge.
     let plain = dir.join("plain.safetensors");
     assert!(features(&images, &plain, &weights, &["--shard", "0/3"])
