@@ -59,6 +59,22 @@ pub struct AttentionMap {
     pub words: Vec<Vec<f32>>,
 }
 
+impl AttentionMap {
+    /// `{"height", "width", "words"}` with four decimals: how `caption --json` and `serve` report it.
+    pub fn to_json(&self) -> serde_json::Value {
+        let words: Vec<Vec<f64>> = self
+            .words
+            .iter()
+            .map(|w| {
+                w.iter()
+                    .map(|v| (f64::from(*v) * 1e4).round() / 1e4)
+                    .collect()
+            })
+            .collect();
+        serde_json::json!({ "height": self.height, "width": self.width, "words": words })
+    }
+}
+
 pub struct Captioner {
     pub model: Model,
     encoder: Encoder,

@@ -194,6 +194,14 @@ fn probability(text: &str) -> Result<f32, String> {
 }
 
 impl GroundArgs {
+    /// These thresholds when grounding is on.
+    fn when(&self, switch: GroundSwitch) -> Option<GroundOptions> {
+        match switch {
+            GroundSwitch::On => Some(self.options()),
+            GroundSwitch::Off => None,
+        }
+    }
+
     fn options(&self) -> GroundOptions {
         GroundOptions {
             class_threshold: self.ground_class_threshold,
@@ -927,10 +935,7 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
     let options = captioner::serve::ServeOptions {
         addr: args.addr,
         search: args.search.options(),
-        ground: match args.ground {
-            GroundSwitch::On => Some(args.ground_thresholds.options()),
-            GroundSwitch::Off => None,
-        },
+        ground: args.ground_thresholds.when(args.ground),
         max_batch: usize::from(args.max_batch),
         max_wait: std::time::Duration::from_millis(args.max_wait_ms),
         max_body_bytes: usize::from(args.max_body_mb) * 1024 * 1024,
@@ -974,10 +979,9 @@ fn run_caption(args: CaptionArgs) -> anyhow::Result<ExitCode> {
     let model_name = model_name(args.model.as_deref());
     let captioner = captioner::caption::Captioner::new(model, args.weights.as_deref())?;
     let search = args.search.options();
-    let ground = match args.ground {
-        GroundSwitch::On => Some(args.ground_thresholds.options()),
-        GroundSwitch::Off => None,
-    };
+    let ground = args.ground_thresholds.when(args.ground);
+    // What only --json's lines report (the photo's share in the caption costs a decoder pass).
+    let details = args.json && records.is_none();
     let (mut failed, mut done_before) = (0, 0);
     for_each_photo(&sources, shard.as_ref(), |name, bytes| {
         if records.as_ref().is_some_and(|r| r.holds(name)) {
@@ -985,7 +989,7 @@ fn run_caption(args: CaptionArgs) -> anyhow::Result<ExitCode> {
             return Ok(());
         }
         let captioned = bytes
-            .and_then(|bytes| captioner.caption(&bytes, &search, ground.as_ref(), args.json))
+            .and_then(|bytes| captioner.caption(&bytes, &search, ground.as_ref(), details))
             .and_then(|caption| {
                 if let Some(dir) = &args.attention {
                     write_attention_figure(dir, name, &caption)?;
@@ -1095,17 +1099,7 @@ fn caption_json(
         None => serde_json::Value::Null,
     };
     if let Some(map) = &caption.attention {
-        let round = |w: &f32| round4(f64::from(*w));
-        let words: Vec<Vec<f64>> = map
-            .words
-            .iter()
-            .map(|w| w.iter().map(round).collect())
-            .collect();
-        line["attention"] = serde_json::json!({
-            "height": map.height,
-            "width": map.width,
-            "words": words,
-        });
+        line["attention"] = map.to_json();
     }
     line
 }

@@ -376,16 +376,7 @@ fn reply_json(reply: &Reply, model_name: &str, attention: bool) -> serde_json::V
         },
     });
     if let (true, Some(map)) = (attention, &captioned.attention) {
-        let words: Vec<Vec<f64>> = map
-            .words
-            .iter()
-            .map(|w| {
-                w.iter()
-                    .map(|v| (f64::from(*v) * 1e4).round() / 1e4)
-                    .collect()
-            })
-            .collect();
-        answer["attention"] = json!({ "height": map.height, "width": map.width, "words": words });
+        answer["attention"] = map.to_json();
     }
     answer
 }
