@@ -170,8 +170,9 @@ struct GroundArgs {
     /// probability reaches this.
     #[arg(long, default_value_t = GroundOptions::default().class_threshold, value_parser = probability)]
     ground_class_threshold: f32,
-    /// Put its own name in the place of the decoder's word ("owl" for "bird") when its probability
-    /// reaches this.
+    /// Put its own name in the place of a word of the decoder's that already names it ("owl" for
+    /// "bird") when its probability reaches this (a vague word, "animal" for a snail, always gives
+    /// way to the name).
     #[arg(long, default_value_t = GroundOptions::default().name_threshold, value_parser = probability)]
     ground_name_threshold: f32,
     /// Otherwise require the nearest specific word its probable classes share ("dog" for three
