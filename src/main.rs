@@ -495,6 +495,11 @@ struct ScstArgs {
     /// Learning-rate factor applied after every epoch.
     #[arg(long, default_value_t = 1.0)]
     lr_decay: f64,
+    /// Reward CIDEr-D plus this times the sample's METEOR over exact word matches (recall-weighted,
+    /// which CIDEr-D is not: captions finished on CIDEr-D alone grow short). The best epoch is then
+    /// chosen by dev CIDEr-D plus this times dev exact METEOR. 0: CIDEr-D alone.
+    #[arg(long, default_value_t = 0.0)]
+    meteor_weight: f64,
     #[command(flatten)]
     run: RunArgs,
 }
@@ -824,6 +829,7 @@ fn run_scst(args: ScstArgs) -> anyhow::Result<()> {
         samples: args.samples,
         lr: args.lr,
         lr_decay: args.lr_decay,
+        meteor_weight: args.meteor_weight,
         dev_search: captioner::generate::SearchOptions {
             beam: 1,
             length_penalty: 0.0,
@@ -837,10 +843,11 @@ fn run_scst(args: ScstArgs) -> anyhow::Result<()> {
     };
     let report = captioner::scst::train_scst(&options)?;
     println!(
-        "best dev CIDEr-D {:.2} at epoch {} (start {:.2}, {} epoch{} run); model in {}",
-        report.best_dev_cider * 100.0,
+        "best dev score {:.2} at epoch {} (start: CIDEr-D {:.2}, exact METEOR {:.2}; {} epoch{} run); model in {}",
+        report.best_dev_score * 100.0,
         report.best_epoch,
-        report.start_dev_cider * 100.0,
+        report.start_dev.cider * 100.0,
+        report.start_dev.meteor_exact * 100.0,
         report.epochs.len(),
         if report.epochs.len() == 1 { "" } else { "s" },
         options.out.display()

@@ -22,6 +22,7 @@ use crate::engine::rng::Rng;
 use crate::fsio::write_atomic;
 use crate::generate::{banned, sample, search, words, Generated, SearchOptions};
 use crate::metrics::cider::CiderD;
+use crate::metrics::meteor_exact;
 use crate::model::{weights_bytes, Model};
 use crate::nn::adam::AdamConfig;
 use crate::text::{Vocabulary, END_TOKEN, START_TOKEN};
@@ -49,6 +50,8 @@ pub struct ScstOptions {
     pub lr: f64,
     /// Multiply the learning rate by this after every epoch.
     pub lr_decay: f64,
+    /// The reward is CIDEr-D plus this times the caption's exact-match METEOR (0: CIDEr-D alone).
+    pub meteor_weight: f64,
     /// The search behind the dev CIDEr-D of every epoch (greedy by default).
     pub dev_search: SearchOptions,
     pub seed: u64,
@@ -68,7 +71,9 @@ struct ScstState {
     adam_step: u64,
     rng: u64,
     lr: f64,
-    best_dev_cider: f64,
+    /// The best dev score so far: CIDEr-D plus the METEOR weight times exact-match METEOR.
+    #[serde(alias = "best_dev_cider")]
+    best_dev_score: f64,
     best_epoch: usize,
 }
 
@@ -78,6 +83,8 @@ pub struct ScstEpochLog {
     /// Mean CIDEr-D of the epoch's sampled captions (x1, as coco-caption reports it).
     pub reward: f64,
     pub dev_cider: f64,
+    /// Mean exact-match METEOR of the dev captions (`metrics::meteor_exact`).
+    pub dev_meteor_exact: f64,
     pub lr: f64,
     pub seconds: f64,
     pub images_per_s: f64,
@@ -85,11 +92,19 @@ pub struct ScstEpochLog {
 }
 
 pub struct ScstReport {
-    /// Dev CIDEr-D of the starting model.
-    pub start_dev_cider: f64,
+    /// Dev scores of the starting model.
+    pub start_dev: DevScores,
     pub epochs: Vec<ScstEpochLog>,
     pub best_epoch: usize,
-    pub best_dev_cider: f64,
+    /// The best epoch's dev score (CIDEr-D plus the METEOR weight times exact-match METEOR).
+    pub best_dev_score: f64,
+}
+
+/// The dev captions' mean CIDEr-D and exact-match METEOR.
+#[derive(Clone, Copy, Debug)]
+pub struct DevScores {
+    pub cider: f64,
+    pub meteor_exact: f64,
 }
 
 /// The advantage of each of one image's sampled captions: its reward minus the mean of the others'.
@@ -101,51 +116,101 @@ pub fn advantages(rewards: &[f64]) -> Vec<f64> {
         .collect()
 }
 
-/// The CIDEr-D of a generated caption for image `image` of `cider`'s set.
-fn reward(model: &Model, cider: &CiderD, image: usize, caption: &Generated) -> f64 {
-    cider.score(image, &words(model, &caption.tokens))
+/// What a caption earns against one split's references: CIDEr-D, and its exact-match METEOR (the
+/// recall that CIDEr-D does not ask for: captions finished on CIDEr-D alone grow short).
+struct Reward {
+    cider: CiderD,
+    references: Vec<Vec<Vec<String>>>,
+}
+
+impl Reward {
+    fn new(references: &[Vec<String>]) -> Self {
+        Reward {
+            cider: CiderD::new(references),
+            references: references
+                .iter()
+                .map(|refs| {
+                    refs.iter()
+                        .map(|r| r.split_whitespace().map(str::to_owned).collect())
+                        .collect()
+                })
+                .collect(),
+        }
+    }
+
+    fn meteor_exact(&self, image: usize, words: &[&str]) -> f64 {
+        let references: Vec<Vec<&str>> = self.references[image]
+            .iter()
+            .map(|r| r.iter().map(String::as_str).collect())
+            .collect();
+        meteor_exact::best_score(words, &references)
+    }
 }
 
 /// The training reward: CIDEr-D with the end marker as a word of the sample (when it ended) and of
 /// every reference, so that n-grams ending a sentence count ("the snow endseq") and a sample cut
-/// before its noun ("running in the") earns no credit for stopping there.
-fn ended_reward(model: &Model, cider: &CiderD, image: usize, caption: &Generated) -> f64 {
+/// before its noun ("running in the") earns no credit for stopping there; plus `meteor_weight`
+/// times the exact-match METEOR of its words.
+fn sample_reward(
+    model: &Model,
+    reward: &Reward,
+    meteor_weight: f64,
+    image: usize,
+    caption: &Generated,
+) -> f64 {
     let mut words = words(model, &caption.tokens);
+    let meteor = if meteor_weight > 0.0 {
+        meteor_weight * reward.meteor_exact(image, &words)
+    } else {
+        0.0
+    };
     if caption.ended {
         words.push(END_TOKEN);
     }
-    cider.score(image, &words)
+    reward.cider.score(image, &words) + meteor
 }
 
-/// Dev CIDEr-D of the model's captions (the search of `options.dev_search`).
-fn dev_cider(
+/// Dev scores of the model's captions (the search of `options.dev_search`).
+fn dev_scores(
     model: &Model,
     dev: &SplitImages,
-    cider: &CiderD,
+    reward: &Reward,
     images: &ImageRows,
     search_options: &SearchOptions,
-) -> f64 {
-    let scores: Vec<f64> = dev
+) -> DevScores {
+    let scores: Vec<(f64, f64)> = dev
         .rows
         .par_iter()
         .enumerate()
         .map(|(i, &row)| {
-            reward(
-                model,
-                cider,
-                i,
-                &search(model, images.row(row), search_options),
+            let caption = search(model, images.row(row), search_options);
+            let words = words(model, &caption.tokens);
+            (
+                reward.cider.score(i, &words),
+                reward.meteor_exact(i, &words),
             )
         })
         .collect();
-    scores.iter().sum::<f64>() / scores.len() as f64
+    let mean = |f: fn(&(f64, f64)) -> f64| scores.iter().map(f).sum::<f64>() / scores.len() as f64;
+    DevScores {
+        cider: mean(|s| s.0),
+        meteor_exact: mean(|s| s.1),
+    }
+}
+
+impl DevScores {
+    /// What the best checkpoint is chosen by.
+    fn score(&self, meteor_weight: f64) -> f64 {
+        self.cider + meteor_weight * self.meteor_exact
+    }
 }
 
 /// `count` sampled captions for each training image of `chunk` (inputs in the same order), one
 /// image per thread with its own generator seeded from `seed` and the image, and their rewards.
 fn sample_and_reward(
     model: &Model,
-    cider: &CiderD,
+    reward: &Reward,
+    meteor_weight: f64,
     chunk: &[usize],
     inputs: &[&[f32]],
     count: usize,
@@ -159,7 +224,7 @@ fn sample_and_reward(
             let captions = sample(model, input, count, &mut image_rng);
             let rewards = captions
                 .iter()
-                .map(|c| ended_reward(model, cider, image, c))
+                .map(|c| sample_reward(model, reward, meteor_weight, image, c))
                 .collect();
             (captions, rewards)
         })
@@ -205,8 +270,8 @@ struct ScstData {
     images: ImageRows,
     train: SplitImages,
     dev: SplitImages,
-    train_cider: CiderD,
-    dev_cider: CiderD,
+    train_reward: Reward,
+    dev_reward: Reward,
 }
 
 fn load_data(options: &ScstOptions, model: Model) -> Result<ScstData> {
@@ -226,22 +291,24 @@ fn load_data(options: &ScstOptions, model: Model) -> Result<ScstData> {
         .iter()
         .map(|refs| refs.iter().map(|r| format!("{r} {END_TOKEN}")).collect())
         .collect();
-    let train_cider = CiderD::new(&ended_references);
-    let dev_cider = CiderD::new(&dev.references);
+    let mut train_reward = Reward::new(&train.references);
+    train_reward.cider = CiderD::new(&ended_references);
+    let dev_reward = Reward::new(&dev.references);
     Ok(ScstData {
         model,
         images,
         train,
         dev,
-        train_cider,
-        dev_cider,
+        train_reward,
+        dev_reward,
     })
 }
 
-fn write_best(out: &Path, model: &Model, epoch: usize, dev_cider: f64) -> Result<()> {
+fn write_best(out: &Path, model: &Model, epoch: usize, dev: DevScores) -> Result<()> {
     let metadata = HashMap::from([
         ("epoch".to_owned(), epoch.to_string()),
-        ("dev_cider".to_owned(), dev_cider.to_string()),
+        ("dev_cider".to_owned(), dev.cider.to_string()),
+        ("dev_meteor_exact".to_owned(), dev.meteor_exact.to_string()),
     ]);
     write_atomic(
         &out.join("weights.safetensors"),
@@ -260,6 +327,12 @@ fn start(options: &ScstOptions) -> Result<(Model, Checkpoint<Option<ScstState>>)
     if options.samples < 2 {
         bail!(
             "--samples must be at least 2: each sample's baseline is the mean reward of the others"
+        );
+    }
+    if !(options.meteor_weight >= 0.0 && options.meteor_weight.is_finite()) {
+        bail!(
+            "--meteor-weight must be a number of 0 or more (0: CIDEr-D alone), not {}",
+            options.meteor_weight
         );
     }
     if options.batch == 0 {
@@ -325,12 +398,13 @@ pub fn train_scst(options: &ScstOptions) -> Result<ScstReport> {
         images,
         train,
         dev,
-        train_cider,
-        dev_cider: dev_references,
+        train_reward,
+        dev_reward,
     } = load_data(options, model)?;
     let out = &options.out;
     let threads = crate::engine::threads();
-    let start_dev_cider = dev_cider(&model, &dev, &dev_references, &images, &options.dev_search);
+    let weight = options.meteor_weight;
+    let start_dev = dev_scores(&model, &dev, &dev_reward, &images, &options.dev_search);
     let mut state = match checkpoint.state {
         Some(state) => state,
         None => {
@@ -338,22 +412,23 @@ pub fn train_scst(options: &ScstOptions) -> Result<ScstReport> {
             let _ = std::fs::remove_file(out.join("log.jsonl"));
             let _ = std::fs::remove_file(out.join("last.safetensors"));
             model.save(out, false)?;
-            write_best(out, &model, 0, start_dev_cider)?;
+            write_best(out, &model, 0, start_dev)?;
             ScstState {
                 epoch: 0,
                 steps: 0,
                 adam_step: 0,
                 rng: Rng::new(options.seed).state,
                 lr: options.lr,
-                best_dev_cider: start_dev_cider,
+                best_dev_score: start_dev.score(weight),
                 best_epoch: 0,
             }
         }
     };
     if options.progress {
         eprintln!(
-            "starting from dev CIDEr-D {:.2} ({})",
-            start_dev_cider * 100.0,
+            "starting from dev CIDEr-D {:.2}, exact METEOR {:.2} ({})",
+            start_dev.cider * 100.0,
+            start_dev.meteor_exact * 100.0,
             if state.epoch == 0 {
                 "the cross-entropy model".to_owned()
             } else {
@@ -374,10 +449,10 @@ pub fn train_scst(options: &ScstOptions) -> Result<ScstReport> {
     let groups = config.groups(threads);
     let mut rng = Rng::new(state.rng);
     let mut report = ScstReport {
-        start_dev_cider,
+        start_dev,
         epochs: Vec::new(),
         best_epoch: state.best_epoch,
-        best_dev_cider: state.best_dev_cider,
+        best_dev_score: state.best_dev_score,
     };
     while state.epoch < options.epochs {
         if options.max_steps.is_some_and(|max| state.steps >= max) {
@@ -398,7 +473,8 @@ pub fn train_scst(options: &ScstOptions) -> Result<ScstReport> {
             let inputs: Vec<&[f32]> = chunk.iter().map(|&i| images.row(train.rows[i])).collect();
             let (samples, rewards) = sample_and_reward(
                 &model,
-                &train_cider,
+                &train_reward,
+                weight,
                 chunk,
                 &inputs,
                 options.samples,
@@ -435,17 +511,18 @@ pub fn train_scst(options: &ScstOptions) -> Result<ScstReport> {
         }
         bar.finish_and_clear();
         let train_seconds = started.elapsed().as_secs_f64();
-        let dev = dev_cider(&model, &dev, &dev_references, &images, &options.dev_search);
-        let best = dev > state.best_dev_cider;
+        let dev = dev_scores(&model, &dev, &dev_reward, &images, &options.dev_search);
+        let best = dev.score(weight) > state.best_dev_score;
         if best {
-            state.best_dev_cider = dev;
+            state.best_dev_score = dev.score(weight);
             state.best_epoch = epoch;
             write_best(out, &model, epoch, dev)?;
         }
         let log = ScstEpochLog {
             epoch,
             reward: reward_sum / sampled.max(1) as f64,
-            dev_cider: dev,
+            dev_cider: dev.cider,
+            dev_meteor_exact: dev.meteor_exact,
             lr: state.lr,
             seconds: started.elapsed().as_secs_f64(),
             images_per_s: seen as f64 / train_seconds,
@@ -463,9 +540,10 @@ pub fn train_scst(options: &ScstOptions) -> Result<ScstReport> {
         append_log(out, &log)?;
         if options.progress {
             eprintln!(
-                "scst epoch {epoch}: mean reward {:.3}, dev CIDEr-D {:.2}{}, {:.0} images/s",
+                "scst epoch {epoch}: mean reward {:.3}, dev CIDEr-D {:.2}, exact METEOR {:.2}{}, {:.0} images/s",
                 log.reward,
-                dev * 100.0,
+                dev.cider * 100.0,
+                dev.meteor_exact * 100.0,
                 if best { " (best)" } else { "" },
                 log.images_per_s
             );
@@ -473,7 +551,7 @@ pub fn train_scst(options: &ScstOptions) -> Result<ScstReport> {
         report.epochs.push(log);
     }
     report.best_epoch = state.best_epoch;
-    report.best_dev_cider = state.best_dev_cider;
+    report.best_dev_score = state.best_dev_score;
     Ok(report)
 }
 

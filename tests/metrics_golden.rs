@@ -4,7 +4,7 @@
 
 mod common;
 
-use captioner::metrics::{bleu, cider, meteor, rouge, Sample};
+use captioner::metrics::{bleu, cider, meteor, meteor_exact, rouge, Sample};
 use serde_json::Value;
 
 const TOLERANCE: f64 = 1e-6;
@@ -104,6 +104,33 @@ fn check_set(name: &str, set: &Value) {
             &per_image[image]["meteor"],
         );
     }
+    // The training reward's METEOR (exact matches only, every word weighing the same) is the jar
+    // run with those options, image by image, except where the jar's aligner (a beam search) keeps
+    // more chunks than the fewest: there ours is higher, never lower.
+    let exact_options = ["-m", "exact", "-p", "0.85 0.2 0.6 0.5"];
+    let (_, exact) = meteor::meteor_with(&samples, &jar, &exact_options).unwrap();
+    let mut equal = 0;
+    for (i, sample) in samples.iter().enumerate() {
+        let references: Vec<Vec<&str>> = sample
+            .references
+            .iter()
+            .map(|r| r.split_whitespace().collect())
+            .collect();
+        let caption: Vec<&str> = sample.candidate.split_whitespace().collect();
+        let ours = meteor_exact::best_score(&caption, &references);
+        assert!(
+            ours > exact[i] - 1e-9,
+            "{name} {}: exact METEOR {ours} below the jar's {}",
+            names[i],
+            exact[i]
+        );
+        equal += usize::from((ours - exact[i]).abs() < 1e-9);
+    }
+    assert!(
+        equal * 100 >= samples.len() * 99,
+        "{name}: exact METEOR equals the jar's on only {equal} of {} images",
+        samples.len()
+    );
 }
 
 #[cfg_attr(

@@ -85,7 +85,7 @@ fn self_critical_training_raises_the_reward_and_resumes_exactly() {
     let full = scst(&dir, "full", &["--epochs", "10"]);
     assert!(full.status.success(), "{}", stderr(&full));
     let summary = String::from_utf8_lossy(&full.stdout);
-    assert!(summary.contains("best dev CIDEr-D"), "{summary}");
+    assert!(summary.contains("best dev score"), "{summary}");
     for file in [
         "config.json",
         "weights.safetensors",
@@ -138,6 +138,29 @@ fn self_critical_training_raises_the_reward_and_resumes_exactly() {
         "a resumed run must end with exactly the weights of an uninterrupted one"
     );
     assert_eq!(log(&dir.join("resumed/log.jsonl")).len(), 10);
+
+    // With exact-match METEOR in the reward, the best epoch is the one with the best dev CIDEr-D
+    // plus the weight times dev exact METEOR, both logged.
+    let weighted = scst(&dir, "weighted", &["--epochs", "3", "--meteor-weight", "2"]);
+    assert!(weighted.status.success(), "{}", stderr(&weighted));
+    let epochs = log(&dir.join("weighted/log.jsonl"));
+    let score = |e: &serde_json::Value| {
+        e["dev_cider"].as_f64().unwrap() + 2.0 * e["dev_meteor_exact"].as_f64().unwrap()
+    };
+    for e in &epochs {
+        let meteor = e["dev_meteor_exact"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&meteor) && meteor > 0.0, "{e}");
+    }
+    for (i, e) in epochs.iter().enumerate() {
+        if e["best"].as_bool().unwrap() {
+            assert!(epochs[..i].iter().all(|before| score(before) < score(e)));
+        }
+    }
+    assert_ne!(
+        fs::read(dir.join("weighted/last.safetensors")).unwrap(),
+        fs::read(dir.join("resumed/last.safetensors")).unwrap(),
+        "the METEOR term changes the rewards"
+    );
 }
 
 #[test]
@@ -162,6 +185,10 @@ fn bad_scst_inputs_are_clear_errors() {
         "1",
     ]);
     expect(one_sample, "--samples must be at least 2");
+    expect(
+        scst(&dir, "m", &["--meteor-weight=-1"]),
+        "--meteor-weight must be",
+    );
     expect(
         scst(&dir, "xe", &["--force"]),
         "--out must differ from --from",

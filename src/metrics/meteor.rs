@@ -57,6 +57,12 @@ fn fetched_jar() -> Result<PathBuf> {
 
 /// Corpus METEOR and the per-image scores; an error says why METEOR is unavailable.
 pub fn meteor(samples: &[Sample], jar: &Path) -> Result<(f64, Vec<f64>)> {
+    meteor_with(samples, jar, &[])
+}
+
+/// `meteor` with more of the jar's options (`-m exact`: its matchers; `-p "a b g d"`: its
+/// parameters).
+pub fn meteor_with(samples: &[Sample], jar: &Path, options: &[&str]) -> Result<(f64, Vec<f64>)> {
     if !jar.is_file() {
         bail!(
             "{} does not exist (pycocoevalcap ships meteor-1.5.jar in pycocoevalcap/meteor/)",
@@ -67,6 +73,7 @@ pub fn meteor(samples: &[Sample], jar: &Path) -> Result<(f64, Vec<f64>)> {
         .args(["-jar", "-Xmx2G"])
         .arg(jar)
         .args(["-", "-", "-stdio", "-l", "en", "-norm"])
+        .args(options)
         .current_dir(jar.parent().unwrap_or(Path::new(".")))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

@@ -6,6 +6,7 @@
 pub mod bleu;
 pub mod cider;
 pub mod meteor;
+pub mod meteor_exact;
 pub mod rouge;
 
 use std::collections::HashMap;
