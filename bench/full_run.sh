@@ -27,8 +27,8 @@ case "$DECODER" in
 esac
 TRAIN_FLAGS=${TRAIN_FLAGS:-$default_flags}
 SCST=${SCST:-}
-SCST_FLAGS=${SCST_FLAGS:---lr 2e-5 --epochs 4}
-# The length penalty each decoder's dev tuning chose (docs/RESULTS.md): 1.0 for merge, the default 1.2
+SCST_FLAGS=${SCST_FLAGS:---lr 2e-5 --epochs 4 --meteor-weight 3}
+# The length penalty each decoder's dev tuning chose (docs/RESULTS.md): 1.0 for merge, the default 1.5
 # for the shipped attention model.
 case "$DECODER" in merge) default_eval="--length-penalty 1.0" ;; *) default_eval="" ;; esac
 EVAL_FLAGS=${EVAL_FLAGS:-$default_eval}

