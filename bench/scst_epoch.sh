@@ -5,11 +5,13 @@
 # `captioner scst` epoch from a trained attention model (6,000 images x 5 samples, rewards, policy
 # gradient, then the dev split captioned greedily), each timed by its own log.jsonl `seconds`.
 #   bash bench/scst_epoch.sh <work folder> <grid features> <attention model>
+# SCST_FLAGS: the self-critical flags (default: the shipped recipe's reward, --meteor-weight 3).
 # e.g. bash bench/scst_epoch.sh work/full/work work/full/features.safetensors work/full/model
 set -euo pipefail
 cd "$(dirname "$0")/.."
 WORK=$1 FEATURES=$2 MODEL=$3
 ROUNDS=${ROUNDS:-2}
+SCST_FLAGS=${SCST_FLAGS:---meteor-weight 3}
 cargo build --release -q
 bin=./target/release/captioner
 out=$(mktemp -d)
@@ -22,7 +24,7 @@ for round in $(seq "$ROUNDS"); do
   xe+=("$(seconds "$out/xe")")
   echo "round $round cross-entropy epoch: ${xe[-1]} s"
   $bin scst --from "$MODEL" --work "$WORK" --features "$FEATURES" --out "$out/scst" --epochs 1 \
-    --force --quiet > /dev/null
+    $SCST_FLAGS --force --quiet > /dev/null
   scst+=("$(seconds "$out/scst")")
   echo "round $round self-critical epoch: ${scst[-1]} s"
 done
