@@ -297,8 +297,8 @@ struct CaptionArgs {
     /// JSON lines: {"image", "caption", "tokens", "score", "grounding"} or {"image", "error"}.
     /// "caption" is the sentence, "tokens" what evaluate scores, "score" the mean log-probability per
     /// token (near 0: fluent), "grounding" how much of it comes from the photo (mean log-probability
-    /// gained over the same caption with no image: below about 0.6 the caption is mostly a guess,
-    /// as for a blank photo or one unlike the training photos). "classes": the encoder's three most
+    /// gained over the same caption with no image: near 0 the caption is the language model's guess,
+    /// as for a blank grey photo). "classes": the encoder's three most
     /// probable ImageNet classes, each {"class", "probability", "word"}, "word" being the nearest word
     /// for it that the model's vocabulary has ("great grey owl" -> "bird"). "grounded": what the caption
     /// was made to name, {"class", "probability", "word", "name"} ("word" required in the search,
