@@ -120,13 +120,25 @@ pub fn advantages(rewards: &[f64]) -> Vec<f64> {
 /// recall that CIDEr-D does not ask for: captions finished on CIDEr-D alone grow short).
 struct Reward {
     cider: CiderD,
+    /// Each image's references, word by word.
     references: Vec<Vec<Vec<String>>>,
 }
 
 impl Reward {
-    fn new(references: &[Vec<String>]) -> Self {
+    /// With `ended`, CIDEr-D counts the end marker as the last word of every reference (the
+    /// training reward, `sample_reward`).
+    fn new(references: &[Vec<String>], ended: bool) -> Self {
+        let cider = if ended {
+            let ended_references: Vec<Vec<String>> = references
+                .iter()
+                .map(|refs| refs.iter().map(|r| format!("{r} {END_TOKEN}")).collect())
+                .collect();
+            CiderD::new(&ended_references)
+        } else {
+            CiderD::new(references)
+        };
         Reward {
-            cider: CiderD::new(references),
+            cider,
             references: references
                 .iter()
                 .map(|refs| {
@@ -139,11 +151,7 @@ impl Reward {
     }
 
     fn meteor_exact(&self, image: usize, words: &[&str]) -> f64 {
-        let references: Vec<Vec<&str>> = self.references[image]
-            .iter()
-            .map(|r| r.iter().map(String::as_str).collect())
-            .collect();
-        meteor_exact::best_score(words, &references)
+        meteor_exact::best_score(words, &self.references[image])
     }
 }
 
@@ -286,14 +294,8 @@ fn load_data(options: &ScstOptions, model: Model) -> Result<ScstData> {
     let (features, images) = model_images(&model, &options.features)?;
     let train = split_images(&options.work, Split::Train, &features, &options.features)?;
     let dev = split_images(&options.work, Split::Dev, &features, &options.features)?;
-    let ended_references: Vec<Vec<String>> = train
-        .references
-        .iter()
-        .map(|refs| refs.iter().map(|r| format!("{r} {END_TOKEN}")).collect())
-        .collect();
-    let mut train_reward = Reward::new(&train.references);
-    train_reward.cider = CiderD::new(&ended_references);
-    let dev_reward = Reward::new(&dev.references);
+    let train_reward = Reward::new(&train.references, true);
+    let dev_reward = Reward::new(&dev.references, false);
     Ok(ScstData {
         model,
         images,

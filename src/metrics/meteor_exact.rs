@@ -18,7 +18,7 @@ const BETA: f64 = 0.2;
 const GAMMA: f64 = 0.6;
 
 /// The caption's score against one reference.
-pub fn score(caption: &[&str], reference: &[&str]) -> f64 {
+pub fn score<S: AsRef<str>>(caption: &[&str], reference: &[S]) -> f64 {
     let (matches, chunks) = align(caption, reference);
     if matches == 0 {
         return 0.0;
@@ -34,7 +34,7 @@ pub fn score(caption: &[&str], reference: &[&str]) -> f64 {
 }
 
 /// The caption's score against the best of the references.
-pub fn best_score(caption: &[&str], references: &[Vec<&str>]) -> f64 {
+pub fn best_score<S: AsRef<str>>(caption: &[&str], references: &[Vec<S>]) -> f64 {
     references
         .iter()
         .map(|r| score(caption, r))
@@ -44,7 +44,7 @@ pub fn best_score(caption: &[&str], references: &[Vec<&str>]) -> f64 {
 /// (aligned words, chunks). Every word the two share is aligned (as many times as both hold it);
 /// the chunks come from tiling: the longest run of words unaligned in both and equal in both is
 /// aligned first (the earliest in the caption on ties), then the next, down to single words.
-fn align(caption: &[&str], reference: &[&str]) -> (usize, usize) {
+fn align<S: AsRef<str>>(caption: &[&str], reference: &[S]) -> (usize, usize) {
     let (mut used_caption, mut used_reference) =
         (vec![false; caption.len()], vec![false; reference.len()]);
     let (mut matches, mut chunks) = (0, 0);
@@ -58,7 +58,7 @@ fn align(caption: &[&str], reference: &[&str]) -> (usize, usize) {
                             && j + k < reference.len()
                             && !used_caption[i + k]
                             && !used_reference[j + k]
-                            && caption[i + k] == reference[j + k]
+                            && caption[i + k] == reference[j + k].as_ref()
                     })
                     .count();
                 if run > longest.0 {
