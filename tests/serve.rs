@@ -192,8 +192,13 @@ fn a_full_queue_answers_503_with_retry_after() {
     let server = Server::start(Some(&weights), &["--queue", "0", "--max-batch", "1"]);
     let _holding = server.open_upload(1000);
     let start = Instant::now();
+    // The held upload takes its place as soon as the server reads its headers; wait for that, or a
+    // probe sent first could hold the place at that moment and have the upload refused instead.
+    while !server.get("/metrics").1.contains("captioner_queue_depth 1") {
+        assert!(start.elapsed() < Duration::from_secs(30), "never in flight");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     loop {
-        // The held upload takes its place as soon as the server reads its headers.
         let response = ureq::post(&server.url("/v1/caption")).send_bytes(b"x");
         if let Err(ureq::Error::Status(503, response)) = response {
             assert_eq!(response.header("Retry-After"), Some("1"));
