@@ -500,12 +500,6 @@ struct ScstArgs {
     /// chosen by dev CIDEr-D plus this times dev exact METEOR. 0: CIDEr-D alone.
     #[arg(long, default_value_t = 0.0)]
     meteor_weight: f64,
-    /// Keep an exponential moving average of the weights, with this decay per step (0.995: about
-    /// the last 200 steps, an epoch of Flickr8k at --batch 32); each epoch's dev score, the best
-    /// checkpoint and the model written are then the average's, while samples still come from the
-    /// weights being trained. 0: off.
-    #[arg(long, default_value_t = 0.0)]
-    ema: f64,
     #[command(flatten)]
     run: RunArgs,
 }
@@ -836,7 +830,6 @@ fn run_scst(args: ScstArgs) -> anyhow::Result<()> {
         lr: args.lr,
         lr_decay: args.lr_decay,
         meteor_weight: args.meteor_weight,
-        ema: args.ema,
         dev_search: captioner::generate::SearchOptions {
             beam: 1,
             length_penalty: 0.0,

@@ -52,9 +52,6 @@ pub struct ScstOptions {
     pub lr_decay: f64,
     /// The reward is CIDEr-D plus this times the caption's exact-match METEOR (0: CIDEr-D alone).
     pub meteor_weight: f64,
-    /// Keep a moving average of the weights with this decay per step, and score, keep and write
-    /// the average instead of the weights being trained (0: off).
-    pub ema: f64,
     /// The search behind the dev CIDEr-D of every epoch (greedy by default).
     pub dev_search: SearchOptions,
     pub seed: u64,
@@ -343,12 +340,6 @@ fn start(options: &ScstOptions) -> Result<(Model, Checkpoint<Option<ScstState>>)
     if options.batch == 0 {
         bail!("--batch must be at least 1 image");
     }
-    if !(0.0..1.0).contains(&options.ema) {
-        bail!(
-            "--ema must be at least 0 (off) and below 1, not {}",
-            options.ema
-        );
-    }
     let out = &options.out;
     let last_path = out.join("last.safetensors");
     if options.resume {
@@ -363,20 +354,8 @@ fn start(options: &ScstOptions) -> Result<(Model, Checkpoint<Option<ScstState>>)
             params,
             m,
             v,
-            averaged,
             state,
         } = load_last::<ScstState>(&last_path, model.config.decoder.layout().total)?;
-        if averaged.is_empty() != (options.ema == 0.0) {
-            bail!(
-                "--resume: {} was {} --ema: resume it with the options it was started with",
-                out.display(),
-                if averaged.is_empty() {
-                    "started without"
-                } else {
-                    "started with"
-                }
-            );
-        }
         model.params = params;
         let state = Some(state);
         let params = Vec::new();
@@ -386,7 +365,6 @@ fn start(options: &ScstOptions) -> Result<(Model, Checkpoint<Option<ScstState>>)
                 params,
                 m,
                 v,
-                averaged,
                 state,
             },
         ));
@@ -404,25 +382,19 @@ fn start(options: &ScstOptions) -> Result<(Model, Checkpoint<Option<ScstState>>)
     let model =
         Model::load(&options.from).with_context(|| format!("--from {}", options.from.display()))?;
     let total = model.params.len();
-    let averaged = if options.ema > 0.0 {
-        model.params.clone()
-    } else {
-        Vec::new()
-    };
     Ok((
         model,
         Checkpoint {
             params: Vec::new(),
             m: vec![0.0; total],
             v: vec![0.0; total],
-            averaged,
             state: None,
         },
     ))
 }
 
 pub fn train_scst(options: &ScstOptions) -> Result<ScstReport> {
-    let (model, mut checkpoint) = start(options)?;
+    let (model, checkpoint) = start(options)?;
     let ScstData {
         mut model,
         images,
@@ -530,10 +502,6 @@ pub fn train_scst(options: &ScstOptions) -> Result<ScstReport> {
                     );
                 }
                 model.params_changed();
-                let decay = options.ema as f32;
-                for (average, &param) in checkpoint.averaged.iter_mut().zip(&model.params) {
-                    *average = decay * *average + (1.0 - decay) * param;
-                }
             }
             state.steps += 1;
             state.adam_step = optimizer.step;
@@ -545,22 +513,12 @@ pub fn train_scst(options: &ScstOptions) -> Result<ScstReport> {
         }
         bar.finish_and_clear();
         let train_seconds = started.elapsed().as_secs_f64();
-        // With --ema, the average is what is scored and kept.
-        let averaging = !checkpoint.averaged.is_empty();
-        if averaging {
-            std::mem::swap(&mut model.params, &mut checkpoint.averaged);
-            model.params_changed();
-        }
         let dev = dev_scores(&model, &dev, &dev_reward, &images, &options.dev_search);
         let best = dev.score(weight) > state.best_dev_score;
         if best {
             state.best_dev_score = dev.score(weight);
             state.best_epoch = epoch;
             write_best(out, &model, epoch, dev)?;
-        }
-        if averaging {
-            std::mem::swap(&mut model.params, &mut checkpoint.averaged);
-            model.params_changed();
         }
         let log = ScstEpochLog {
             epoch,
@@ -578,7 +536,6 @@ pub fn train_scst(options: &ScstOptions) -> Result<ScstReport> {
         save_last(
             &out.join("last.safetensors"),
             &model.params,
-            &checkpoint.averaged,
             &optimizer,
             &state,
         )?;

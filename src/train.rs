@@ -455,17 +455,13 @@ pub(crate) struct Checkpoint<S> {
     pub params: Vec<f32>,
     pub m: Vec<f32>,
     pub v: Vec<f32>,
-    /// A moving average of the parameters (self-critical `--ema`); empty when the run keeps none.
-    pub averaged: Vec<f32>,
     pub state: S,
 }
 
-/// Writes the last epoch's checkpoint (parameters, Adam moments, the parameters' moving average
-/// unless `averaged` is empty, the loop state as JSON).
+/// Writes the last epoch's checkpoint (parameters, Adam moments, the loop state as JSON).
 pub(crate) fn save_last<S: Serialize>(
     path: &Path,
     params: &[f32],
-    averaged: &[f32],
     optimizer: &Optimizer,
     state: &S,
 ) -> Result<()> {
@@ -474,10 +470,8 @@ pub(crate) fn save_last<S: Serialize>(
         ("params", params),
         ("adam.m", &optimizer.m),
         ("adam.v", &optimizer.v),
-        ("averaged", averaged),
     ]
     .into_iter()
-    .filter(|(_, values)| !values.is_empty())
     .map(|(name, values)| (name, values.iter().flat_map(|x| x.to_le_bytes()).collect()))
     .collect();
     let views = named
@@ -516,7 +510,7 @@ pub(crate) fn load_last<S: serde::de::DeserializeOwned>(
             .get(name)
             .map(|t| t.data.clone())
             .unwrap_or_default();
-        if data.len() != total && !(name == "averaged" && data.is_empty()) {
+        if data.len() != total {
             bail!(
                 "{}: {name} has {} values but this model has {total} parameters (different vocabulary or feature size?)",
                 path.display(),
@@ -529,7 +523,6 @@ pub(crate) fn load_last<S: serde::de::DeserializeOwned>(
         params: take("params")?,
         m: take("adam.m")?,
         v: take("adam.v")?,
-        averaged: take("averaged")?,
         state,
     })
 }
@@ -602,7 +595,6 @@ pub fn train(options: &TrainOptions) -> Result<TrainReport> {
         m,
         v,
         mut state,
-        ..
     } = if options.resume {
         let saved: ModelConfig = serde_json::from_str(&read_text(&out.join("config.json"))?)
             .with_context(|| format!("--resume: {} has no valid config.json", out.display()))?;
@@ -654,7 +646,6 @@ pub fn train(options: &TrainOptions) -> Result<TrainReport> {
             params,
             m: vec![0.0; total],
             v: vec![0.0; total],
-            averaged: Vec::new(),
             state,
         }
     };
@@ -751,7 +742,7 @@ pub fn train(options: &TrainOptions) -> Result<TrainReport> {
         state.epoch = epoch;
         state.rng = rng.state;
         state.lr *= options.lr_decay;
-        save_last(&last_path, &params, &[], &optimizer, &state)?;
+        save_last(&last_path, &params, &optimizer, &state)?;
         append_log(out, &log)?;
         if options.progress {
             eprintln!(

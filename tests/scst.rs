@@ -163,65 +163,6 @@ fn self_critical_training_raises_the_reward_and_resumes_exactly() {
     );
 }
 
-/// The named f32 tensor of a safetensors file.
-fn tensor(path: &Path, name: &str) -> Vec<f32> {
-    let bytes = fs::read(path).unwrap();
-    let tensors = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    tensors
-        .tensor(name)
-        .unwrap()
-        .data()
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect()
-}
-
-#[test]
-fn a_moving_average_of_the_weights_is_kept_scored_and_resumed_exactly() {
-    let dir = scratch("scst-ema");
-    cross_entropy_model(&dir);
-    let full = scst(&dir, "full", &["--epochs", "4", "--ema", "0.9"]);
-    assert!(full.status.success(), "{}", stderr(&full));
-    let last = dir.join("full/last.safetensors");
-    let (params, averaged) = (tensor(&last, "params"), tensor(&last, "averaged"));
-    assert_eq!(params.len(), averaged.len());
-    assert!(averaged.iter().all(|x| x.is_finite()));
-    assert_ne!(
-        params, averaged,
-        "the average trails the weights being trained"
-    );
-    assert!(log(&dir.join("full/log.jsonl"))
-        .iter()
-        .all(|e| e["dev_cider"].as_f64().unwrap().is_finite()));
-
-    let half = scst(&dir, "resumed", &["--epochs", "2", "--ema", "0.9"]);
-    assert!(half.status.success(), "{}", stderr(&half));
-    let without = scst(&dir, "resumed", &["--epochs", "4", "--resume"]);
-    assert!(!without.status.success());
-    assert!(
-        stderr(&without).contains("was started with --ema"),
-        "{}",
-        stderr(&without)
-    );
-    let rest = scst(
-        &dir,
-        "resumed",
-        &["--epochs", "4", "--ema", "0.9", "--resume"],
-    );
-    assert!(rest.status.success(), "{}", stderr(&rest));
-    assert_eq!(
-        fs::read(&last).unwrap(),
-        fs::read(dir.join("resumed/last.safetensors")).unwrap(),
-        "a resumed run keeps its average exactly"
-    );
-    assert_eq!(
-        fs::read(dir.join("full/weights.safetensors")).unwrap(),
-        fs::read(dir.join("resumed/weights.safetensors")).unwrap()
-    );
-    let unit = scst(&dir, "bad", &["--ema", "1"]);
-    assert!(stderr(&unit).contains("--ema must be"), "{}", stderr(&unit));
-}
-
 #[test]
 fn bad_scst_inputs_are_clear_errors() {
     let dir = scratch("scst-bad");
