@@ -11,6 +11,8 @@ ROUNDS=${ROUNDS:-7}
 COPIES=${COPIES:-20}
 MODEL=${MODEL:-models/default}
 BEAM=${BEAM:-3}
+# Extra flags for the grounded runs (e.g. GROUND_FLAGS="--ground-beam 3").
+read -r -a ground_flags <<< "${GROUND_FLAGS:-}"
 BIN=./target/release/captioner
 photos=("$@")
 [ ${#photos[@]} -gt 0 ] || photos=(../shared/data/imagenet-sample/n01558993_robin.JPEG
@@ -22,9 +24,9 @@ for photo in "${photos[@]}"; do
   many=(); for _ in $(seq $((COPIES + 1))); do many+=("$photo"); done
   rows=()
   for round in $(seq "$ROUNDS"); do
-    on1=$(wall $BIN caption --model "$MODEL" --beam "$BEAM" "$photo")
+    on1=$(wall $BIN caption --model "$MODEL" --beam "$BEAM" "${ground_flags[@]}" "$photo")
     off1=$(wall $BIN caption --model "$MODEL" --beam "$BEAM" --ground off "$photo")
-    onN=$(wall $BIN caption --model "$MODEL" --beam "$BEAM" "${many[@]}")
+    onN=$(wall $BIN caption --model "$MODEL" --beam "$BEAM" "${ground_flags[@]}" "${many[@]}")
     offN=$(wall $BIN caption --model "$MODEL" --beam "$BEAM" --ground off "${many[@]}")
     rows+=("$on1 $off1 $onN $offN")
   done

@@ -42,6 +42,10 @@ pub struct GroundOptions {
     /// caption gains from the photo) reaches this. A photo like the training photos gets a caption
     /// the decoder is sure of and that owes much to the photo, and keeps it.
     pub need_threshold: f32,
+    /// The grounded caption is searched with this many hypotheses per constraint group (or the
+    /// caption's own beam when wider): a word made to fit into a sentence needs more candidates
+    /// than a free sentence to find one that carries it well.
+    pub beam: usize,
 }
 
 impl Default for GroundOptions {
@@ -55,6 +59,7 @@ impl Default for GroundOptions {
             // Tuned for the shipped model (the merge model shipped before it needed 3.0: a decoder
             // finished by self-critical training is surer of its captions).
             need_threshold: 1.77,
+            beam: 4,
         }
     }
 }
@@ -339,8 +344,12 @@ pub fn caption(
     let candidate = ground.and_then(|options| {
         Grounding::choose(probabilities, &model.vocab, options).map(|g| (options, g))
     });
-    let constrained = |g: &Grounding| -> Result<Option<Generated>> {
-        search_constrained(model, input, search_options, &[g.constraint(model)?])
+    let constrained = |options: &GroundOptions, g: &Grounding| -> Result<Option<Generated>> {
+        let wide = SearchOptions {
+            beam: search_options.beam.max(options.beam),
+            ..*search_options
+        };
+        search_constrained(model, input, &wide, &[g.constraint(model)?])
     };
     let plain_and_gain = || {
         let plain = search(model, input, search_options);
@@ -348,8 +357,9 @@ pub fn caption(
         (plain, gain)
     };
     let ((plain, gain), speculative) = match &candidate {
-        Some((_, g)) if speculate => {
-            let (plain_and_gain, constrained) = rayon::join(plain_and_gain, || constrained(g));
+        Some((options, g)) if speculate => {
+            let (plain_and_gain, constrained) =
+                rayon::join(plain_and_gain, || constrained(options, g));
             (plain_and_gain, Some(constrained))
         }
         _ => (plain_and_gain(), None),
@@ -364,10 +374,10 @@ pub fn caption(
         g.held(&crate::generate::words(model, &plain.tokens))
             .is_some()
     };
-    let constrained = match &grounding {
-        Some(g) if !holds(g) => match speculative {
+    let constrained = match (&grounding, ground) {
+        (Some(g), Some(options)) if !holds(g) => match speculative {
             Some(result) => result?,
-            None => constrained(g)?,
+            None => constrained(options, g)?,
         },
         _ => None,
     };
@@ -509,6 +519,7 @@ mod tests {
             name_threshold: 0.5,
             word_threshold: 0.5,
             need_threshold: 0.0,
+            beam: 3,
         };
         let owl = Grounding::choose(&probabilities(&[("great grey owl", 0.8)]), &vocab, &options)
             .unwrap();

@@ -185,6 +185,10 @@ struct GroundArgs {
     /// 0 grounds every photo whose class is confident enough.
     #[arg(long, default_value_t = GroundOptions::default().need_threshold)]
     ground_need_threshold: f32,
+    /// Search a grounded caption with this many hypotheses (per group of constraints met; the
+    /// --beam given when wider): a word made to fit needs more candidates than a free sentence.
+    #[arg(long, default_value_t = GroundOptions::default().beam, value_parser = beam_width)]
+    ground_beam: usize,
 }
 
 fn probability(text: &str) -> Result<f32, String> {
@@ -209,6 +213,7 @@ impl GroundArgs {
             name_threshold: self.ground_name_threshold,
             word_threshold: self.ground_word_threshold,
             need_threshold: self.ground_need_threshold,
+            beam: self.ground_beam,
         }
     }
 }

@@ -53,13 +53,15 @@ fn usual_mistakes_get_messages_that_name_the_fix() {
     );
 
     // A beam of width 0 is refused by the argument parser, with the reason.
-    let run = captioner(&["caption", "--beam", "0", heic.to_str().unwrap()]);
-    assert!(!run.status.success());
-    assert!(
-        stderr(&run).contains("the beam width is at least 1"),
-        "{}",
-        stderr(&run)
-    );
+    for flag in ["--beam", "--ground-beam"] {
+        let run = captioner(&["caption", flag, "0", heic.to_str().unwrap()]);
+        assert!(!run.status.success());
+        assert!(
+            stderr(&run).contains("the beam width is at least 1"),
+            "{flag}: {}",
+            stderr(&run)
+        );
+    }
 
     // Subfolders are searched on request; hidden files never.
     let album = dir.join("album");
