@@ -344,12 +344,14 @@ pub fn caption(
     let candidate = ground.and_then(|options| {
         Grounding::choose(probabilities, &model.vocab, options).map(|g| (options, g))
     });
-    let constrained = |options: &GroundOptions, g: &Grounding| -> Result<Option<Generated>> {
-        let wide = SearchOptions {
-            beam: search_options.beam.max(options.beam),
-            ..*search_options
-        };
-        search_constrained(model, input, &wide, &[g.constraint(model)?])
+    let constrained_options = SearchOptions {
+        beam: search_options
+            .beam
+            .max(ground.map_or(0, |options| options.beam)),
+        ..*search_options
+    };
+    let constrained = |g: &Grounding| -> Result<Option<Generated>> {
+        search_constrained(model, input, &constrained_options, &[g.constraint(model)?])
     };
     let plain_and_gain = || {
         let plain = search(model, input, search_options);
@@ -357,9 +359,8 @@ pub fn caption(
         (plain, gain)
     };
     let ((plain, gain), speculative) = match &candidate {
-        Some((options, g)) if speculate => {
-            let (plain_and_gain, constrained) =
-                rayon::join(plain_and_gain, || constrained(options, g));
+        Some((_, g)) if speculate => {
+            let (plain_and_gain, constrained) = rayon::join(plain_and_gain, || constrained(g));
             (plain_and_gain, Some(constrained))
         }
         _ => (plain_and_gain(), None),
@@ -374,10 +375,10 @@ pub fn caption(
         g.held(&crate::generate::words(model, &plain.tokens))
             .is_some()
     };
-    let constrained = match (&grounding, ground) {
-        (Some(g), Some(options)) if !holds(g) => match speculative {
+    let constrained = match &grounding {
+        Some(g) if !holds(g) => match speculative {
             Some(result) => result?,
-            None => constrained(options, g)?,
+            None => constrained(g)?,
         },
         _ => None,
     };
