@@ -1,0 +1,121 @@
+//! One photo's caption in one process, without grounding and with it at chosen widths of the
+//! grounded search, runs interleaved (off, width a, width b, off, ...): the decode, encoder and
+//! search times that `Captioner::caption` records, so that bench/ground_latency.sh's ratio can be
+//! taken apart without process start-up or the noise of separate runs.
+//!
+//!   cargo bench --bench ground_pieces -- [--photo P] [--widths 4,6] [--rounds 30] [--threads 2]
+//! Prints one line per setting: median decode, encode and generate ms, the median total, and the
+//! total's ratio to the ungrounded caption's. Then the searches that `generate` runs, each alone on
+//! one thread (grounding runs the constrained one beside the other two): the plain beam search,
+//! the photo gain of its caption, and the constrained search at each width, with its steps.
+
+use captioner::caption::Captioner;
+use captioner::generate::{photo_gain, search, search_constrained, SearchOptions};
+use captioner::ground::{GroundOptions, Grounding};
+use captioner::image::{decode, to_network_input, Resize};
+use captioner::model::Model;
+use captioner::vision::{Encoder, EncoderKind};
+use std::time::Instant;
+
+fn arg(name: &str) -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+fn main() -> anyhow::Result<()> {
+    let photo = arg("--photo")
+        .unwrap_or_else(|| "../shared/data/imagenet-sample/n01558993_robin.JPEG".into());
+    let widths: Vec<usize> = arg("--widths")
+        .unwrap_or_else(|| "4,6".into())
+        .split(',')
+        .map(str::parse)
+        .collect::<Result<_, _>>()?;
+    let rounds: usize = arg("--rounds").map_or(Ok(30), |t| t.parse())?;
+    let threads: usize = arg("--threads").map_or(Ok(2), |t| t.parse())?;
+    captioner::engine::set_threads(threads);
+
+    let bytes = std::fs::read(&photo)?;
+    let captioner = Captioner::new(Model::shipped()?, None)?;
+    // The `caption` command's defaults.
+    let options = SearchOptions {
+        beam: 3,
+        length_penalty: 1.5,
+        block_repeats: true,
+    };
+    let settings: Vec<(String, Option<GroundOptions>)> = std::iter::once(("off".to_owned(), None))
+        .chain(widths.iter().map(|&beam| {
+            let ground = GroundOptions {
+                beam,
+                ..GroundOptions::default()
+            };
+            (format!("ground-beam {beam}"), Some(ground))
+        }))
+        .collect();
+    // [setting][round] = (decode, encode, generate) in ms.
+    let mut times = vec![Vec::new(); settings.len()];
+    for _ in 0..rounds {
+        for ((_, ground), times) in settings.iter().zip(&mut times) {
+            let captioned = captioner.caption(&bytes, &options, ground.as_ref(), false)?;
+            let t = &captioned.timings;
+            let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
+            times.push((ms(t.decode), ms(t.encode), ms(t.generate)));
+        }
+    }
+    let total = |times: &[(f64, f64, f64)]| median(times.iter().map(|t| t.0 + t.1 + t.2).collect());
+    let off_total = total(&times[0]);
+    for ((name, ground), times) in settings.iter().zip(&times) {
+        let caption = captioner.caption(&bytes, &options, ground.as_ref(), false)?;
+        println!(
+            "{name}: decode {:.1} ms, encode {:.1} ms, generate {:.1} ms, total {:.1} ms (ratio {:.2}) \"{}\"",
+            median(times.iter().map(|t| t.0).collect()),
+            median(times.iter().map(|t| t.1).collect()),
+            median(times.iter().map(|t| t.2).collect()),
+            total(times),
+            total(times) / off_total,
+            caption.sentence
+        );
+    }
+
+    let model = &captioner.model;
+    let encoder = Encoder::load(EncoderKind::parse(&model.config.encoder)?, None)?;
+    let input = to_network_input(&decode(&bytes)?, Resize::Squash, 224);
+    let (pooled, grid) = encoder.features_and_grid(&input, threads);
+    let probabilities = encoder.class_probabilities(&pooled).unwrap_or_default();
+    let Some(grounding) = Grounding::choose(&probabilities, &model.vocab, &GroundOptions::default())
+    else {
+        println!("no class is confident enough to ground this photo");
+        return Ok(());
+    };
+    let constraints = [grounding.constraint(model)?];
+    let ms = |run: &mut dyn FnMut()| {
+        median(
+            (0..rounds)
+                .map(|_| {
+                    let start = Instant::now();
+                    run();
+                    start.elapsed().as_secs_f64() * 1e3
+                })
+                .collect(),
+        )
+    };
+    let plain = search(model, &grid.data, &options);
+    let plain_ms = ms(&mut || drop(search(model, &grid.data, &options)));
+    let gain_ms = ms(&mut || drop(photo_gain(model, &grid.data, &plain)));
+    println!(
+        "one thread: plain search {plain_ms:.1} ms ({} words), its photo gain {gain_ms:.1} ms",
+        plain.tokens.len()
+    );
+    for &beam in &widths {
+        let options = SearchOptions { beam, ..options };
+        let mut run = || drop(search_constrained(model, &grid.data, &options, &constraints));
+        println!("one thread: constrained search, width {beam}: {:.1} ms", ms(&mut run));
+    }
+    Ok(())
+}
