@@ -1050,6 +1050,8 @@ pub struct AttentionGenerator {
     gate: PanelWeights,
     /// [4H, E + C + H]
     gates: PanelWeights,
+    /// [4H, E + H]: the word and recurrent columns alone, for a blank image (see `image`).
+    blank_gates: PanelWeights,
     /// [V, H]
     out: PanelWeights,
     /// b_ih + b_hh
@@ -1072,6 +1074,9 @@ impl AttentionGenerator {
             query: PanelWeights::new(a, h, |o, i| w.dec_w[o * h + i]),
             gate: PanelWeights::new(c, h, |o, i| w.beta_w[o * h + i]),
             gates: PanelWeights::new(4 * h, e + c + h, gate_input),
+            blank_gates: PanelWeights::new(4 * h, e + h, |o, i| {
+                gate_input(o, if i < e { i } else { i + c })
+            }),
             out: PanelWeights::new(v, h, |o, i| w.out_w[o * h + i]),
             lstm_b: w
                 .lstm_b_ih
@@ -1083,12 +1088,9 @@ impl AttentionGenerator {
     }
 }
 
-impl Generator for AttentionGenerator {
-    fn state_size(&self) -> usize {
-        2 * self.config.hidden + self.config.regions
-    }
-
-    fn image(&self, grid: &[f32]) -> Vec<f32> {
+impl AttentionGenerator {
+    /// The grid and its regions' projections [R, A], as every step reads them.
+    fn prepared(&self, grid: &[f32]) -> Vec<f32> {
         let (w, config) = (parts(&self.params, &self.config), &self.config);
         let (r, c, a) = (config.regions, config.feature_dim, config.attention_dim);
         let mut image = grid[..r * c].to_vec();
@@ -1098,32 +1100,9 @@ impl Generator for AttentionGenerator {
         image
     }
 
-    fn initial_state(&self, image: &[f32]) -> Vec<f32> {
+    /// Each row's LSTM input [word, gated context, h], its attention weights left in its state.
+    fn lstm_inputs(&self, image: &[f32], tokens: &[u32], states: &mut [f32]) -> Vec<f32> {
         let (w, config) = (parts(&self.params, &self.config), &self.config);
-        let (r, c, h) = (config.regions, config.feature_dim, config.hidden);
-        let mut mean = vec![0.0f32; c];
-        for region in image[..r * c].chunks_exact(c) {
-            mean.iter_mut().zip(region).for_each(|(m, &x)| *m += x);
-        }
-        mean.iter_mut().for_each(|m| *m /= r as f32);
-        let mut state = vec![0.0f32; self.state_size()];
-        linear_forward(&mut state[..h], &mean, w.init_h_w, w.init_h_b, 1, c, h, 1);
-        linear_forward(
-            &mut state[h..2 * h],
-            &mean,
-            w.init_c_w,
-            w.init_c_b,
-            1,
-            c,
-            h,
-            1,
-        );
-        state
-    }
-
-    fn step(&self, image: &[f32], tokens: &[u32], states: &mut [f32], log_probs: &mut Vec<f32>) {
-        let (w, config) = (parts(&self.params, &self.config), &self.config);
-        let v = config.vocab;
         let (c, r, e, h, a) = config.dims();
         let (rows, size) = (tokens.len(), self.state_size());
         let (grid, p) = image.split_at(r * c);
@@ -1135,7 +1114,6 @@ impl Generator for AttentionGenerator {
         linear_forward_few_rows(&mut q, &h_prev, &self.query, w.dec_b, rows);
         let mut beta = vec![0.0f32; rows * c];
         linear_forward_few_rows(&mut beta, &h_prev, &self.gate, w.beta_b, rows);
-        // Each row's LSTM input [word, gated context, h].
         let din = e + c + h;
         let (mut x, mut s, mut z) = (
             vec![0.0f32; rows * din],
@@ -1157,8 +1135,82 @@ impl Generator for AttentionGenerator {
             gate_forward(context, &mut beta[row * c..][..c], &z);
             hidden.copy_from_slice(&state[..h]);
         });
+        x
+    }
+
+    /// `lstm_inputs` for a blank image: [word, h], the context being zero; the attention weights
+    /// are uniform, as the attention over identical regions gives.
+    fn blank_lstm_inputs(&self, tokens: &[u32], states: &mut [f32]) -> Vec<f32> {
+        let (w, config) = (parts(&self.params, &self.config), &self.config);
+        let (e, h, r) = (config.embed_dim, config.hidden, config.regions);
+        let size = self.state_size();
+        let mut x = vec![0.0f32; tokens.len() * (e + h)];
+        for ((x, state), &token) in x
+            .chunks_exact_mut(e + h)
+            .zip(states.chunks_exact_mut(size))
+            .zip(tokens)
+        {
+            let (word, hidden) = x.split_at_mut(e);
+            word.copy_from_slice(&w.emb[token as usize * e..][..e]);
+            hidden.copy_from_slice(&state[..h]);
+            state[2 * h..].fill(1.0 / r as f32);
+        }
+        x
+    }
+}
+
+impl Generator for AttentionGenerator {
+    fn state_size(&self) -> usize {
+        2 * self.config.hidden + self.config.regions
+    }
+
+    /// A blank grid (the photo gain's baseline: `generate::photo_gain`) is prepared as nothing. Its
+    /// context is zero whatever the attention, so its steps skip the attention and the LSTM's
+    /// context columns (half of the weights a step reads) and give the same numbers.
+    fn image(&self, grid: &[f32]) -> Vec<f32> {
+        let (r, c) = (self.config.regions, self.config.feature_dim);
+        if grid[..r * c].iter().all(|&v| v == 0.0) {
+            return Vec::new();
+        }
+        self.prepared(grid)
+    }
+
+    fn initial_state(&self, image: &[f32]) -> Vec<f32> {
+        let (w, config) = (parts(&self.params, &self.config), &self.config);
+        let (r, c, h) = (config.regions, config.feature_dim, config.hidden);
+        let mut mean = vec![0.0f32; c];
+        // (Nothing for a blank image: the mean is zero.)
+        for region in image.chunks_exact(c).take(r) {
+            mean.iter_mut().zip(region).for_each(|(m, &x)| *m += x);
+        }
+        mean.iter_mut().for_each(|m| *m /= r as f32);
+        let mut state = vec![0.0f32; self.state_size()];
+        linear_forward(&mut state[..h], &mean, w.init_h_w, w.init_h_b, 1, c, h, 1);
+        linear_forward(
+            &mut state[h..2 * h],
+            &mean,
+            w.init_c_w,
+            w.init_c_b,
+            1,
+            c,
+            h,
+            1,
+        );
+        state
+    }
+
+    fn step(&self, image: &[f32], tokens: &[u32], states: &mut [f32], log_probs: &mut Vec<f32>) {
+        let (w, config) = (parts(&self.params, &self.config), &self.config);
+        let v = config.vocab;
+        let h = config.hidden;
+        let (rows, size) = (tokens.len(), self.state_size());
+        let (x, gates_w) = if image.is_empty() {
+            (self.blank_lstm_inputs(tokens, states), &self.blank_gates)
+        } else {
+            (self.lstm_inputs(image, tokens, states), &self.gates)
+        };
         let mut gates = vec![0.0f32; rows * 4 * h];
-        linear_forward_few_rows(&mut gates, &x, &self.gates, &self.lstm_b, rows);
+        linear_forward_few_rows(&mut gates, &x, gates_w, &self.lstm_b, rows);
         let c_prev: Vec<f32> = states
             .chunks_exact(size)
             .flat_map(|state| state[h..2 * h].iter().copied())
@@ -1322,6 +1374,45 @@ mod tests {
                     (got - want).abs() < 1e-5,
                     "step {t}: attention {got} vs {want}"
                 );
+            }
+        }
+    }
+
+    #[test]
+    fn a_blank_image_skips_the_attention_with_the_same_numbers() {
+        let params = CONFIG.init(&mut Rng::new(8));
+        let generator = AttentionGenerator::new(&CONFIG, &params);
+        let blank_grid = vec![0.0f32; CONFIG.regions * CONFIG.feature_dim];
+        let blank = generator.image(&blank_grid);
+        assert!(blank.is_empty(), "a blank grid is prepared as nothing");
+        let full = generator.prepared(&blank_grid);
+        let h = CONFIG.hidden;
+        // Two hypotheses, each with its own words.
+        let mut blank_states = [
+            generator.initial_state(&blank),
+            generator.initial_state(&blank),
+        ]
+        .concat();
+        let mut full_states = [
+            generator.initial_state(&full),
+            generator.initial_state(&full),
+        ]
+        .concat();
+        assert_eq!(blank_states, full_states);
+        let (mut blank_log_probs, mut full_log_probs) = (Vec::new(), Vec::new());
+        for tokens in [[1, 2], [4, 4], [6, 3], [2, 5]] {
+            generator.step(&blank, &tokens, &mut blank_states, &mut blank_log_probs);
+            generator.step(&full, &tokens, &mut full_states, &mut full_log_probs);
+            let bits = |values: &[f32]| values.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&blank_log_probs), bits(&full_log_probs));
+            for (blank, full) in blank_states
+                .chunks_exact(generator.state_size())
+                .zip(full_states.chunks_exact(generator.state_size()))
+            {
+                assert_eq!(bits(&blank[..2 * h]), bits(&full[..2 * h]));
+                for (got, want) in blank[2 * h..].iter().zip(&full[2 * h..]) {
+                    assert!((got - want).abs() < 1e-6, "attention {got} vs {want}");
+                }
             }
         }
     }
