@@ -39,6 +39,7 @@ use crate::nn::softmax_xent::{
 use crate::with_avx2;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
+use std::sync::OnceLock;
 
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AttentionConfig {
@@ -1050,8 +1051,9 @@ pub struct AttentionGenerator {
     gate: PanelWeights,
     /// [4H, E + C + H]
     gates: PanelWeights,
-    /// [4H, E + H]: the word and recurrent columns alone, for a blank image (see `image`).
-    blank_gates: PanelWeights,
+    /// [4H, E + H]: the word and recurrent columns alone, for a blank image (see `image`); packed
+    /// when first needed (self-critical training repacks at every step and never needs it).
+    blank_gates: OnceLock<PanelWeights>,
     /// [V, H]
     out: PanelWeights,
     /// b_ih + b_hh
@@ -1074,9 +1076,7 @@ impl AttentionGenerator {
             query: PanelWeights::new(a, h, |o, i| w.dec_w[o * h + i]),
             gate: PanelWeights::new(c, h, |o, i| w.beta_w[o * h + i]),
             gates: PanelWeights::new(4 * h, e + c + h, gate_input),
-            blank_gates: PanelWeights::new(4 * h, e + h, |o, i| {
-                gate_input(o, if i < e { i } else { i + c })
-            }),
+            blank_gates: OnceLock::new(),
             out: PanelWeights::new(v, h, |o, i| w.out_w[o * h + i]),
             lstm_b: w
                 .lstm_b_ih
@@ -1205,7 +1205,15 @@ impl Generator for AttentionGenerator {
         let h = config.hidden;
         let (rows, size) = (tokens.len(), self.state_size());
         let (x, gates_w) = if image.is_empty() {
-            (self.blank_lstm_inputs(tokens, states), &self.blank_gates)
+            let blank_gates = self.blank_gates.get_or_init(|| {
+                let w = parts(&self.params, &self.config);
+                let e = self.config.embed_dim;
+                PanelWeights::new(4 * h, e + h, |o, i| match i {
+                    i if i < e => w.w_word[o * e + i],
+                    i => w.w_hh[o * h + i - e],
+                })
+            });
+            (self.blank_lstm_inputs(tokens, states), blank_gates)
         } else {
             (self.lstm_inputs(image, tokens, states), &self.gates)
         };
