@@ -64,8 +64,8 @@ fn main() -> anyhow::Result<()> {
         for ((_, ground), times) in settings.iter().zip(&mut times) {
             let captioned = captioner.caption(&bytes, &options, ground.as_ref(), false)?;
             let t = &captioned.timings;
-            let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
-            times.push((ms(t.decode), ms(t.encode), ms(t.generate)));
+            let millis = |d: std::time::Duration| d.as_secs_f64() * 1e3;
+            times.push((millis(t.decode), millis(t.encode), millis(t.generate)));
         }
     }
     let total = |times: &[(f64, f64, f64)]| median(times.iter().map(|t| t.0 + t.1 + t.2).collect());

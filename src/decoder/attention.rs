@@ -1138,6 +1138,18 @@ impl AttentionGenerator {
         x
     }
 
+    /// The LSTM's weights for `blank_lstm_inputs`, packed on first use.
+    fn blank_gates(&self) -> &PanelWeights {
+        self.blank_gates.get_or_init(|| {
+            let w = parts(&self.params, &self.config);
+            let (e, h) = (self.config.embed_dim, self.config.hidden);
+            PanelWeights::new(4 * h, e + h, |o, i| match i {
+                i if i < e => w.w_word[o * e + i],
+                i => w.w_hh[o * h + i - e],
+            })
+        })
+    }
+
     /// `lstm_inputs` for a blank image: [word, h], the context being zero; the attention weights
     /// are uniform, as the attention over identical regions gives.
     fn blank_lstm_inputs(&self, tokens: &[u32], states: &mut [f32]) -> Vec<f32> {
@@ -1205,15 +1217,7 @@ impl Generator for AttentionGenerator {
         let h = config.hidden;
         let (rows, size) = (tokens.len(), self.state_size());
         let (x, gates_w) = if image.is_empty() {
-            let blank_gates = self.blank_gates.get_or_init(|| {
-                let w = parts(&self.params, &self.config);
-                let e = self.config.embed_dim;
-                PanelWeights::new(4 * h, e + h, |o, i| match i {
-                    i if i < e => w.w_word[o * e + i],
-                    i => w.w_hh[o * h + i - e],
-                })
-            });
-            (self.blank_lstm_inputs(tokens, states), blank_gates)
+            (self.blank_lstm_inputs(tokens, states), self.blank_gates())
         } else {
             (self.lstm_inputs(image, tokens, states), &self.gates)
         };
