@@ -505,11 +505,6 @@ struct ScstArgs {
     /// chosen by dev CIDEr-D plus this times dev exact METEOR. 0: CIDEr-D alone.
     #[arg(long, default_value_t = 0.0)]
     meteor_weight: f64,
-    /// Add this times the sample's sentence BLEU-4 (smoothed as Lin and Och 2004) to the reward:
-    /// the exact 4-grams that a recall-minded reward gives up. The best epoch's dev score gains the
-    /// same term. 0: no BLEU term.
-    #[arg(long, default_value_t = 0.0)]
-    bleu_weight: f64,
     #[command(flatten)]
     run: RunArgs,
 }
@@ -839,10 +834,7 @@ fn run_scst(args: ScstArgs) -> anyhow::Result<()> {
         samples: args.samples,
         lr: args.lr,
         lr_decay: args.lr_decay,
-        weights: captioner::scst::RewardWeights {
-            meteor: args.meteor_weight,
-            bleu: args.bleu_weight,
-        },
+        meteor_weight: args.meteor_weight,
         dev_search: captioner::generate::SearchOptions {
             beam: 1,
             length_penalty: 0.0,

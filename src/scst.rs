@@ -22,7 +22,7 @@ use crate::engine::rng::Rng;
 use crate::fsio::write_atomic;
 use crate::generate::{banned, sample, search, words, Generated, SearchOptions};
 use crate::metrics::cider::CiderD;
-use crate::metrics::{bleu, meteor_exact};
+use crate::metrics::meteor_exact;
 use crate::model::{weights_bytes, Model};
 use crate::nn::adam::AdamConfig;
 use crate::text::{Vocabulary, END_TOKEN, START_TOKEN};
@@ -50,8 +50,8 @@ pub struct ScstOptions {
     pub lr: f64,
     /// Multiply the learning rate by this after every epoch.
     pub lr_decay: f64,
-    /// The reward's terms beside CIDEr-D.
-    pub weights: RewardWeights,
+    /// The reward is CIDEr-D plus this times the caption's exact-match METEOR (0: CIDEr-D alone).
+    pub meteor_weight: f64,
     /// The search behind the dev CIDEr-D of every epoch (greedy by default).
     pub dev_search: SearchOptions,
     pub seed: u64,
@@ -71,7 +71,7 @@ struct ScstState {
     adam_step: u64,
     rng: u64,
     lr: f64,
-    /// The best dev score so far (`DevScores::score`).
+    /// The best dev score so far: CIDEr-D plus the METEOR weight times exact-match METEOR.
     #[serde(alias = "best_dev_cider")]
     best_dev_score: f64,
     best_epoch: usize,
@@ -85,8 +85,6 @@ pub struct ScstEpochLog {
     pub dev_cider: f64,
     /// Mean exact-match METEOR of the dev captions (`metrics::meteor_exact`).
     pub dev_meteor_exact: f64,
-    /// Mean smoothed sentence BLEU-4 of the dev captions (`metrics::bleu::smoothed_bleu4`).
-    pub dev_bleu4: f64,
     pub lr: f64,
     pub seconds: f64,
     pub images_per_s: f64,
@@ -98,25 +96,15 @@ pub struct ScstReport {
     pub start_dev: DevScores,
     pub epochs: Vec<ScstEpochLog>,
     pub best_epoch: usize,
-    /// The best epoch's dev score (`DevScores::score`).
+    /// The best epoch's dev score (CIDEr-D plus the METEOR weight times exact-match METEOR).
     pub best_dev_score: f64,
 }
 
-/// The dev captions' mean CIDEr-D, exact-match METEOR and smoothed sentence BLEU-4.
+/// The dev captions' mean CIDEr-D and exact-match METEOR.
 #[derive(Clone, Copy, Debug)]
 pub struct DevScores {
     pub cider: f64,
     pub meteor_exact: f64,
-    pub bleu4: f64,
-}
-
-/// A sampled caption's reward is its CIDEr-D plus `meteor` times its exact-match METEOR plus `bleu`
-/// times its smoothed sentence BLEU-4; the best epoch is chosen by the same sum over the dev
-/// captions. Zero weights: CIDEr-D alone.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct RewardWeights {
-    pub meteor: f64,
-    pub bleu: f64,
 }
 
 /// The advantage of each of one image's sampled captions: its reward minus the mean of the others'.
@@ -128,9 +116,8 @@ pub fn advantages(rewards: &[f64]) -> Vec<f64> {
         .collect()
 }
 
-/// What a caption earns against one split's references: CIDEr-D, its exact-match METEOR (the
-/// recall that CIDEr-D does not ask for: captions finished on CIDEr-D alone grow short) and its
-/// sentence BLEU-4 (the exact 4-grams that a recall-minded reward gives up).
+/// What a caption earns against one split's references: CIDEr-D, and its exact-match METEOR (the
+/// recall that CIDEr-D does not ask for: captions finished on CIDEr-D alone grow short).
 struct Reward {
     cider: CiderD,
     /// Each image's references, word by word.
@@ -166,42 +153,29 @@ impl Reward {
     fn meteor_exact(&self, image: usize, words: &[&str]) -> f64 {
         meteor_exact::best_score(words, &self.references[image])
     }
-
-    fn bleu4(&self, image: usize, words: &[&str]) -> f64 {
-        bleu::smoothed_bleu4(words, &self.references[image])
-    }
-
-    /// The weighted terms beside CIDEr-D, each computed only when weighed.
-    fn extra(&self, weights: RewardWeights, image: usize, words: &[&str]) -> f64 {
-        let term = |weight: f64, score: &dyn Fn() -> f64| {
-            if weight > 0.0 {
-                weight * score()
-            } else {
-                0.0
-            }
-        };
-        term(weights.meteor, &|| self.meteor_exact(image, words))
-            + term(weights.bleu, &|| self.bleu4(image, words))
-    }
 }
 
 /// The training reward: CIDEr-D with the end marker as a word of the sample (when it ended) and of
 /// every reference, so that n-grams ending a sentence count ("the snow endseq") and a sample cut
-/// before its noun ("running in the") earns no credit for stopping there; plus the weighted
-/// METEOR and BLEU-4 of its words (`RewardWeights`).
+/// before its noun ("running in the") earns no credit for stopping there; plus `meteor_weight`
+/// times the exact-match METEOR of its words.
 fn sample_reward(
     model: &Model,
     reward: &Reward,
-    weights: RewardWeights,
+    meteor_weight: f64,
     image: usize,
     caption: &Generated,
 ) -> f64 {
     let mut words = words(model, &caption.tokens);
-    let extra = reward.extra(weights, image, &words);
+    let meteor = if meteor_weight > 0.0 {
+        meteor_weight * reward.meteor_exact(image, &words)
+    } else {
+        0.0
+    };
     if caption.ended {
         words.push(END_TOKEN);
     }
-    reward.cider.score(image, &words) + extra
+    reward.cider.score(image, &words) + meteor
 }
 
 /// Dev scores of the model's captions (the search of `options.dev_search`).
@@ -212,32 +186,30 @@ fn dev_scores(
     images: &ImageRows,
     search_options: &SearchOptions,
 ) -> DevScores {
-    let scores: Vec<[f64; 3]> = dev
+    let scores: Vec<(f64, f64)> = dev
         .rows
         .par_iter()
         .enumerate()
         .map(|(i, &row)| {
             let caption = search(model, images.row(row), search_options);
             let words = words(model, &caption.tokens);
-            [
+            (
                 reward.cider.score(i, &words),
                 reward.meteor_exact(i, &words),
-                reward.bleu4(i, &words),
-            ]
+            )
         })
         .collect();
-    let mean = |k: usize| scores.iter().map(|s| s[k]).sum::<f64>() / scores.len() as f64;
+    let mean = |f: fn(&(f64, f64)) -> f64| scores.iter().map(f).sum::<f64>() / scores.len() as f64;
     DevScores {
-        cider: mean(0),
-        meteor_exact: mean(1),
-        bleu4: mean(2),
+        cider: mean(|s| s.0),
+        meteor_exact: mean(|s| s.1),
     }
 }
 
 impl DevScores {
-    /// What the best checkpoint is chosen by: the reward's sum over the dev captions.
-    fn score(&self, weights: RewardWeights) -> f64 {
-        self.cider + weights.meteor * self.meteor_exact + weights.bleu * self.bleu4
+    /// What the best checkpoint is chosen by.
+    fn score(&self, meteor_weight: f64) -> f64 {
+        self.cider + meteor_weight * self.meteor_exact
     }
 }
 
@@ -246,7 +218,7 @@ impl DevScores {
 fn sample_and_reward(
     model: &Model,
     reward: &Reward,
-    weights: RewardWeights,
+    meteor_weight: f64,
     chunk: &[usize],
     inputs: &[&[f32]],
     count: usize,
@@ -260,7 +232,7 @@ fn sample_and_reward(
             let captions = sample(model, input, count, &mut image_rng);
             let rewards = captions
                 .iter()
-                .map(|c| sample_reward(model, reward, weights, image, c))
+                .map(|c| sample_reward(model, reward, meteor_weight, image, c))
                 .collect();
             (captions, rewards)
         })
@@ -339,7 +311,6 @@ fn write_best(out: &Path, model: &Model, epoch: usize, dev: DevScores) -> Result
         ("epoch".to_owned(), epoch.to_string()),
         ("dev_cider".to_owned(), dev.cider.to_string()),
         ("dev_meteor_exact".to_owned(), dev.meteor_exact.to_string()),
-        ("dev_bleu4".to_owned(), dev.bleu4.to_string()),
     ]);
     write_atomic(
         &out.join("weights.safetensors"),
@@ -360,13 +331,11 @@ fn start(options: &ScstOptions) -> Result<(Model, Checkpoint<Option<ScstState>>)
             "--samples must be at least 2: each sample's baseline is the mean reward of the others"
         );
     }
-    for (flag, weight) in [
-        ("--meteor-weight", options.weights.meteor),
-        ("--bleu-weight", options.weights.bleu),
-    ] {
-        if !(weight >= 0.0 && weight.is_finite()) {
-            bail!("{flag} must be a number of 0 or more (0: no such term), not {weight}");
-        }
+    if !(options.meteor_weight >= 0.0 && options.meteor_weight.is_finite()) {
+        bail!(
+            "--meteor-weight must be a number of 0 or more (0: CIDEr-D alone), not {}",
+            options.meteor_weight
+        );
     }
     if options.batch == 0 {
         bail!("--batch must be at least 1 image");
@@ -436,7 +405,7 @@ pub fn train_scst(options: &ScstOptions) -> Result<ScstReport> {
     } = load_data(options, model)?;
     let out = &options.out;
     let threads = crate::engine::threads();
-    let weight = options.weights;
+    let weight = options.meteor_weight;
     let start_dev = dev_scores(&model, &dev, &dev_reward, &images, &options.dev_search);
     let mut state = match checkpoint.state {
         Some(state) => state,
@@ -556,7 +525,6 @@ pub fn train_scst(options: &ScstOptions) -> Result<ScstReport> {
             reward: reward_sum / sampled.max(1) as f64,
             dev_cider: dev.cider,
             dev_meteor_exact: dev.meteor_exact,
-            dev_bleu4: dev.bleu4,
             lr: state.lr,
             seconds: started.elapsed().as_secs_f64(),
             images_per_s: seen as f64 / train_seconds,
@@ -574,11 +542,10 @@ pub fn train_scst(options: &ScstOptions) -> Result<ScstReport> {
         append_log(out, &log)?;
         if options.progress {
             eprintln!(
-                "scst epoch {epoch}: mean reward {:.3}, dev CIDEr-D {:.2}, exact METEOR {:.2}, BLEU-4 {:.2}{}, {:.0} images/s",
+                "scst epoch {epoch}: mean reward {:.3}, dev CIDEr-D {:.2}, exact METEOR {:.2}{}, {:.0} images/s",
                 log.reward,
                 dev.cider * 100.0,
                 dev.meteor_exact * 100.0,
-                dev.bleu4 * 100.0,
                 if best { " (best)" } else { "" },
                 log.images_per_s
             );

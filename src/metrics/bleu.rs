@@ -20,15 +20,10 @@ struct Counts {
 fn counts(sample: &Sample) -> Counts {
     let hyp = words(&sample.candidate);
     let refs: Vec<Vec<&str>> = sample.references.iter().map(|r| words(r)).collect();
-    word_counts(&hyp, &refs)
-}
-
-fn word_counts<S: AsRef<str>>(hyp: &[&str], refs: &[Vec<S>]) -> Counts {
-    let hyp_counts = ngram_counts(hyp, 4);
+    let hyp_counts = ngram_counts(&hyp, 4);
     let mut max_ref: HashMap<Vec<&str>, usize> = HashMap::new();
-    for r in refs {
-        let r: Vec<&str> = r.iter().map(AsRef::as_ref).collect();
-        for (gram, count) in ngram_counts(&r, 4) {
+    for r in &refs {
+        for (gram, count) in ngram_counts(r, 4) {
             let slot = max_ref.entry(gram).or_default();
             *slot = (*slot).max(count);
         }
@@ -127,59 +122,4 @@ pub fn coco_bleu_scores(samples: &[Sample]) -> ([f64; 4], Vec<[f64; 4]>) {
         per_image.push(coco_bleu(&c.correct, &c.guess, c.hyp_len, c.ref_len));
     }
     (coco_bleu(&correct, &guess, test_len, ref_len), per_image)
-}
-
-/// One caption's BLEU-4 against its references, smoothed as Lin and Och (2004) do for sentences
-/// (NLTK's `SmoothingFunction().method2`): one match and one n-gram added to each order above the
-/// first, so that a caption without a matching 4-gram still scores by its shorter matches. Brevity
-/// penalty from the closest reference length. A reward for self-critical training, not a reported
-/// metric: corpus BLEU (`coco_bleu_scores`) is what is reported.
-pub fn smoothed_bleu4<S: AsRef<str>>(caption: &[&str], references: &[Vec<S>]) -> f64 {
-    let c = word_counts(caption, references);
-    if c.correct[0] == 0 {
-        return 0.0;
-    }
-    let log_precision: f64 = (0..4)
-        .map(|k| {
-            let smoothing = if k == 0 { 0.0 } else { 1.0 };
-            ((c.correct[k] as f64 + smoothing) / (c.guess[k] as f64 + smoothing)).ln()
-        })
-        .sum();
-    let brevity = if c.hyp_len < c.ref_len {
-        (1.0 - c.ref_len as f64 / c.hyp_len as f64).exp()
-    } else {
-        1.0
-    };
-    brevity * (log_precision / 4.0).exp()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::smoothed_bleu4;
-
-    fn split(text: &str) -> Vec<&str> {
-        text.split_whitespace().collect()
-    }
-
-    #[test]
-    fn smoothed_bleu4_adds_one_to_the_orders_above_the_first() {
-        let references = vec![split("a dog runs on the grass"), split("a brown dog runs")];
-        // Equal to the first reference: every order matches in full.
-        let same = smoothed_bleu4(&split("a dog runs on the grass"), &references);
-        assert!((same - 1.0).abs() < 1e-12);
-        // "a dog runs fast": unigrams 3/4, bigrams 2/3 -> 3/4, trigrams 1/2 -> 2/3, 4-grams 0/1 ->
-        // 1/2; the closest reference has 4 words, so no brevity penalty.
-        let partial = smoothed_bleu4(&split("a dog runs fast"), &references);
-        let expected = (0.75f64 * 0.75 * (2.0 / 3.0) * 0.5).powf(0.25);
-        assert!(
-            (partial - expected).abs() < 1e-12,
-            "{partial} vs {expected}"
-        );
-        // "dog runs": 2/2, 1/1 -> 2/2, and no trigram or 4-gram (0/0 -> 1/1); closest reference
-        // length 4 against 2 words: brevity penalty exp(1 - 4/2).
-        let short = smoothed_bleu4(&split("dog runs"), &references);
-        assert!((short - (-1.0f64).exp()).abs() < 1e-12, "{short}");
-        // No word in common.
-        assert_eq!(smoothed_bleu4(&split("a cat"), &[split("the dog")]), 0.0);
-    }
 }
