@@ -1,0 +1,80 @@
+//! The attention decoder's per-step training products, [rows, k] x [k, n] on one thread, with the
+//! `gemm` crate packing the weights into panels (what `engine::matmul` asks for) and with the crate's
+//! own default, which reads them in place when the product has 48 rows or fewer. Shapes: the
+//! context's and the recurrent state's share of the gates (1,280 and 512 -> 2,048) and the
+//! state's gate (512 -> 1,280), at the row counts a 64-caption batch gives each of two threads.
+//! Both ways are timed alternately, product by product, and give the same sums bit for bit.
+//!
+//!   cargo bench --bench gemm_packing
+//! Prints one line per shape and row count: the median time of each way and its GFLOP/s.
+
+use gemm::Parallelism;
+use std::time::Instant;
+
+/// y [rows, n] += x [rows, k] w [k, n], all row-major, on one thread (as `engine::matmul` calls it).
+fn product(y: &mut [f32], x: &[f32], w: &[f32], rows: usize, k: usize, n: usize) {
+    // SAFETY: the buffers hold rows x n, rows x k and k x n values, and `y` aliases neither input.
+    unsafe {
+        gemm::gemm(
+            rows,
+            n,
+            k,
+            y.as_mut_ptr(),
+            1,
+            n as isize,
+            true,
+            x.as_ptr(),
+            1,
+            k as isize,
+            w.as_ptr(),
+            1,
+            n as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            Parallelism::None,
+        );
+    }
+}
+
+fn median(times: &mut [f64]) -> f64 {
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
+}
+
+fn main() {
+    // gemm's default for one thread: pack the weights only above 8 x 6 rows.
+    const CRATE_DEFAULT: usize = 8;
+    for (k, n) in [(1280, 2048), (512, 2048), (512, 1280)] {
+        let w: Vec<f32> = (0..k * n).map(|i| (i as f32 * 0.37).sin() * 0.05).collect();
+        for rows in [8, 16, 32, 48, 64] {
+            let x: Vec<f32> = (0..rows * k).map(|i| (i as f32 * 0.11).cos()).collect();
+            let (mut packed, mut in_place) = (vec![0.0f32; rows * n], vec![0.0f32; rows * n]);
+            let (mut packed_times, mut in_place_times) = (Vec::new(), Vec::new());
+            for _ in 0..41 {
+                for (threshold, y, times) in [
+                    (0, &mut packed, &mut packed_times),
+                    (CRATE_DEFAULT, &mut in_place, &mut in_place_times),
+                ] {
+                    gemm::set_lhs_packing_threshold_single_thread(threshold);
+                    y.fill(0.0);
+                    let start = Instant::now();
+                    product(y, &x, &w, rows, k, n);
+                    times.push(start.elapsed().as_secs_f64());
+                }
+            }
+            assert_eq!(packed, in_place, "packing must not change a sum");
+            let flops = 2.0 * (rows * k * n) as f64;
+            let (p, i) = (median(&mut packed_times), median(&mut in_place_times));
+            println!(
+                "{rows:2} x {k} x {n}: packed {:.2} ms ({:.0} GFLOP/s), in place {:.2} ms ({:.0} GFLOP/s)",
+                p * 1e3,
+                flops / p / 1e9,
+                i * 1e3,
+                flops / i / 1e9
+            );
+        }
+    }
+}
