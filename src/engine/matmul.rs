@@ -6,11 +6,11 @@ use std::sync::Once;
 
 /// `gemm` computes a row-major C as the column-major product C^T = op(B)^T op(A)^T, so our B (the
 /// weights, in the layers) is the operand it calls the left-hand side. On one thread it packs that
-/// operand into cache-friendly panels only when C has more than 48 rows; with fewer it reads the
-/// weights in place, one k-row after another 8 KB apart (2,048 floats), and those reads collide in
-/// the L1 cache's sets. The attention decoder's recurrence is made of such products (32 rows, the
-/// batch's share of one thread): a 32 x 1,280 x 2,048 product ran at 21-25 GFLOP/s unpacked against
-/// 50-61 packed, and the training step gained a quarter (docs/BENCHMARKS.md). Packing is a copy
+/// operand into contiguous panels only when C has more than 48 rows; with fewer its kernel reads the
+/// weights in place, one k-row after another 8 KB apart (2,048 floats). The attention decoder's
+/// recurrence is made of such products (32 rows, the batch's share of one thread): a 32 x 1,280 x
+/// 2,048 product ran at 21-25 GFLOP/s in place against 38-61 packed (`cargo bench --bench
+/// gemm_packing`), and the training step gained a quarter (docs/BENCHMARKS.md). Packing is a copy
 /// and never changes a sum, so results are bit for bit the same.
 static ALWAYS_PACK_WEIGHTS: Once = Once::new();
 
