@@ -8,36 +8,8 @@
 //!   cargo bench --bench gemm_packing
 //! Prints one line per shape and row count: the median time of each way and its GFLOP/s.
 
-use gemm::Parallelism;
+use captioner::engine::{matmul, Transpose};
 use std::time::Instant;
-
-/// y [rows, n] += x [rows, k] w [k, n], all row-major, on one thread (as `engine::matmul` calls it).
-fn product(y: &mut [f32], x: &[f32], w: &[f32], rows: usize, k: usize, n: usize) {
-    // SAFETY: the buffers hold rows x n, rows x k and k x n values, and `y` aliases neither input.
-    unsafe {
-        gemm::gemm(
-            rows,
-            n,
-            k,
-            y.as_mut_ptr(),
-            1,
-            n as isize,
-            true,
-            x.as_ptr(),
-            1,
-            k as isize,
-            w.as_ptr(),
-            1,
-            n as isize,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            Parallelism::None,
-        );
-    }
-}
 
 fn median(times: &mut [f64]) -> f64 {
     times.sort_by(f64::total_cmp);
@@ -58,10 +30,22 @@ fn main() {
                     (0, &mut packed, &mut packed_times),
                     (CRATE_DEFAULT, &mut in_place, &mut in_place_times),
                 ] {
+                    // After its first call `matmul` leaves the threshold to whoever sets it.
                     gemm::set_lhs_packing_threshold_single_thread(threshold);
-                    y.fill(0.0);
                     let start = Instant::now();
-                    product(y, &x, &w, rows, k, n);
+                    matmul(
+                        rows,
+                        n,
+                        k,
+                        1.0,
+                        &x,
+                        Transpose::No,
+                        &w,
+                        Transpose::No,
+                        0.0,
+                        y,
+                        1,
+                    );
                     times.push(start.elapsed().as_secs_f64());
                 }
             }

@@ -1060,16 +1060,22 @@ pub struct AttentionGenerator {
     lstm_b: Vec<f32>,
 }
 
+/// Row `o`, column `i` of the LSTM's input weights over [word, context, h].
+fn lstm_input_weight(w: &Parts<&[f32]>, config: &AttentionConfig, o: usize, i: usize) -> f32 {
+    let (c, _, e, h, _) = config.dims();
+    match i {
+        i if i < e => w.w_word[o * e + i],
+        i if i < e + c => w.w_ctx[o * c + i - e],
+        i => w.w_hh[o * h + i - e - c],
+    }
+}
+
 impl AttentionGenerator {
     pub fn new(config: &AttentionConfig, params: &[f32]) -> Self {
         let w = parts(params, config);
         let v = config.vocab;
         let (c, _, e, h, a) = config.dims();
-        let gate_input = |o: usize, i: usize| match i {
-            i if i < e => w.w_word[o * e + i],
-            i if i < e + c => w.w_ctx[o * c + i - e],
-            i => w.w_hh[o * h + i - e - c],
-        };
+        let gate_input = |o: usize, i: usize| lstm_input_weight(&w, config, o, i);
         AttentionGenerator {
             config: *config,
             params: params.to_vec(),
@@ -1141,11 +1147,10 @@ impl AttentionGenerator {
     /// The LSTM's weights for `blank_lstm_inputs`, packed on first use.
     fn blank_gates(&self) -> &PanelWeights {
         self.blank_gates.get_or_init(|| {
-            let w = parts(&self.params, &self.config);
-            let (e, h) = (self.config.embed_dim, self.config.hidden);
-            PanelWeights::new(4 * h, e + h, |o, i| match i {
-                i if i < e => w.w_word[o * e + i],
-                i => w.w_hh[o * h + i - e],
+            let (w, config) = (parts(&self.params, &self.config), &self.config);
+            let (c, _, e, h, _) = config.dims();
+            PanelWeights::new(4 * h, e + h, |o, i| {
+                lstm_input_weight(&w, config, o, if i < e { i } else { i + c })
             })
         })
     }

@@ -173,10 +173,11 @@ fn has_f16c() -> bool {
 /// `y = x W + b` for the handful of rows of a generation step (one per beam). A matrix product with
 /// so few rows spends most of its time packing W; here W comes packed once per model, and is read
 /// once for every group of up to four rows (twelve with AVX-512 and f16 weights): each group's sums
-/// for a panel stay in registers while all the inputs go by. Single-threaded: a generation step is too short to gain from waking another
-/// thread (beam 3 on the shipped model: 1.25 ms per caption on one thread, 1.6-1.8 on two). Each
-/// output is b + x_0 W_0 + x_1 W_1 + ... in that order with fused multiply-adds, whatever the grouping
-/// (and on a CPU without FMA the library's exact `fma` gives the same bits, slowly).
+/// for a panel stay in registers while all the inputs go by. Single-threaded: a generation step is
+/// too short to gain from waking another thread (beam 3 on the shipped model: 1.25 ms per caption
+/// on one thread, 1.6-1.8 on two). Each output is b + x_0 W_0 + x_1 W_1 + ... in that order with
+/// fused multiply-adds, whatever the grouping (and on a CPU without FMA the library's exact `fma`
+/// gives the same bits, slowly).
 pub fn linear_forward_few_rows(y: &mut [f32], x: &[f32], w: &PanelWeights, b: &[f32], rows: usize) {
     let (din, dout) = (w.din, w.dout);
     let mut groups = y[..rows * dout].chunks_exact_mut(dout).collect::<Vec<_>>();
