@@ -8,7 +8,7 @@
 //!   cargo bench --bench gemm_packing
 //! Prints one line per shape and row count: the median time of each way and its GFLOP/s.
 
-use captioner::engine::{matmul, Transpose};
+use captioner::engine::{matmul, matmul_packed, PackedWeights, Transpose};
 use std::time::Instant;
 
 fn median(times: &mut [f64]) -> f64 {
@@ -21,11 +21,31 @@ fn main() {
     const CRATE_DEFAULT: usize = 8;
     for (k, n) in [(1280, 2048), (512, 2048), (512, 1280)] {
         let w: Vec<f32> = (0..k * n).map(|i| (i as f32 * 0.37).sin() * 0.05).collect();
+        let mut packing = PackedWeights::default();
+        for tw in [Transpose::No, Transpose::Yes] {
+            let mut times: Vec<f64> = (0..11)
+                .map(|_| {
+                    let start = Instant::now();
+                    packing.pack(&w, k, n, tw);
+                    start.elapsed().as_secs_f64()
+                })
+                .collect();
+            println!(
+                "{k} x {n}: packed once ({tw:?} transposed) in {:.2} ms",
+                median(&mut times) * 1e3
+            );
+        }
         for rows in [8, 16, 32, 48, 64] {
             let x: Vec<f32> = (0..rows * k).map(|i| (i as f32 * 0.11).cos()).collect();
             let (mut packed, mut in_place) = (vec![0.0f32; rows * n], vec![0.0f32; rows * n]);
             let (mut packed_times, mut in_place_times) = (Vec::new(), Vec::new());
+            let mut once = PackedWeights::default();
+            once.pack(&w, k, n, Transpose::No);
+            let (mut once_y, mut once_times) = (vec![0.0f32; rows * n], Vec::new());
             for _ in 0..41 {
+                let start = Instant::now();
+                matmul_packed(&mut once_y, &x, &once, rows, false);
+                once_times.push(start.elapsed().as_secs_f64());
                 for (threshold, y, times) in [
                     (0, &mut packed, &mut packed_times),
                     (CRATE_DEFAULT, &mut in_place, &mut in_place_times),
@@ -50,6 +70,9 @@ fn main() {
                 }
             }
             assert_eq!(packed, in_place, "packing must not change a sum");
+            assert_eq!(packed, once_y, "packing once must not change a sum");
+            let o = median(&mut once_times);
+            println!("   packed once: {:.2} ms", o * 1e3);
             let flops = 2.0 * (rows * k * n) as f64;
             let (p, i) = (median(&mut packed_times), median(&mut in_place_times));
             println!(

@@ -22,7 +22,7 @@ use crate::decoder::{Batch, Generator, Group};
 use crate::engine::math::FastMath;
 use crate::engine::params::{grow, sizes, split, split_mut, Layout, Shape};
 use crate::engine::rng::Rng;
-use crate::engine::{matmul, transpose, Transpose};
+use crate::engine::{matmul, matmul_packed, transpose, PackedWeights, Transpose};
 use crate::nn::attention::{
     attention_backward, attention_forward, context_backward, context_forward, gate_backward,
     gate_forward,
@@ -258,7 +258,27 @@ pub struct Workspace<T> {
     beta_t: Vec<T>,
     ctx_t: Vec<T>,
     hh_t: Vec<T>,
+    /// Where `matmul_packed` runs (f32 on AVX-512), the per-step products' weights packed once per
+    /// step; the four transposes above are then left empty.
+    packed: Option<PackedStepWeights>,
     lstm_b: Vec<T>,
+}
+
+/// The recurrence's weights as its per-step products read them, packed once per training step (each
+/// thread's `matmul` packed them again at every position: a quarter of a training step).
+#[derive(Default)]
+struct PackedStepWeights {
+    /// Forward: dec_att^T [H, A], f_beta^T [H, C], the LSTM's context and recurrent parts
+    /// transposed, [C, 4H] and [H, 4H].
+    query: PackedWeights,
+    gate: PackedWeights,
+    context: PackedWeights,
+    recurrent: PackedWeights,
+    /// Backward: the same matrices as stored, [A, H], [C, H], [4H, C], [4H, H].
+    query_back: PackedWeights,
+    gate_back: PackedWeights,
+    context_back: PackedWeights,
+    recurrent_back: PackedWeights,
 }
 
 impl<T: FastMath> Workspace<T> {
@@ -296,10 +316,6 @@ impl<T: FastMath> Workspace<T> {
             (&mut self.dh_rec, b * h),
             (&mut self.dc_rec, b * h),
             (&mut self.dw_full, groups * a),
-            (&mut self.dec_t, h * a),
-            (&mut self.beta_t, h * c),
-            (&mut self.ctx_t, c * 4 * h),
-            (&mut self.hh_t, h * 4 * h),
             (&mut self.lstm_b, 4 * h),
         ] {
             grow(buffer, len);
@@ -308,17 +324,23 @@ impl<T: FastMath> Workspace<T> {
 }
 
 /// y [rows, n] = x [rows, k] W [k, n] (+ y when `accumulate`), on the calling thread: the small
-/// per-step products of one group.
+/// per-step products of one group, from W packed when there is a packed copy (the same bits).
 #[allow(clippy::too_many_arguments)]
 fn product<T: FastMath>(
     y: &mut [T],
     x: &[T],
     w: &[T],
+    packed: Option<&PackedWeights>,
     rows: usize,
     k: usize,
     n: usize,
     accumulate: bool,
 ) {
+    if let (Some(packed), Some(x)) = (packed, T::f32s(x)) {
+        if let Some(y) = T::f32s_mut(y) {
+            return matmul_packed(y, x, packed, rows, accumulate);
+        }
+    }
     let beta = if accumulate { T::one() } else { T::zero() };
     matmul(
         rows,
@@ -449,10 +471,36 @@ fn before_recurrence<T: FastMath>(
         4 * h,
         threads,
     );
-    transpose(&mut ws.dec_t, w.dec_w, a, h);
-    transpose(&mut ws.beta_t, w.beta_w, c, h);
-    transpose(&mut ws.ctx_t, w.w_ctx, 4 * h, c);
-    transpose(&mut ws.hh_t, w.w_hh, 4 * h, h);
+    let f32s = (
+        T::f32s(w.dec_w),
+        T::f32s(w.beta_w),
+        T::f32s(w.w_ctx),
+        T::f32s(w.w_hh),
+    );
+    match f32s {
+        (Some(dec_w), Some(beta_w), Some(w_ctx), Some(w_hh)) if PackedWeights::available() => {
+            let packed = ws.packed.get_or_insert_default();
+            packed.query.pack(dec_w, h, a, Transpose::Yes);
+            packed.gate.pack(beta_w, h, c, Transpose::Yes);
+            packed.context.pack(w_ctx, c, 4 * h, Transpose::Yes);
+            packed.recurrent.pack(w_hh, h, 4 * h, Transpose::Yes);
+        }
+        _ => {
+            ws.packed = None;
+            for (buffer, len) in [
+                (&mut ws.dec_t, h * a),
+                (&mut ws.beta_t, h * c),
+                (&mut ws.ctx_t, c * 4 * h),
+                (&mut ws.hh_t, h * 4 * h),
+            ] {
+                grow(buffer, len);
+            }
+            transpose(&mut ws.dec_t, w.dec_w, a, h);
+            transpose(&mut ws.beta_t, w.beta_w, c, h);
+            transpose(&mut ws.ctx_t, w.w_ctx, 4 * h, c);
+            transpose(&mut ws.hh_t, w.w_hh, 4 * h, h);
+        }
+    }
 }
 
 /// The recurrence, each group on its own thread.
@@ -471,6 +519,7 @@ fn recurrence_forward<T: FastMath>(
         beta_t,
         ctx_t,
         hh_t,
+        packed,
         h_prev,
         q,
         s,
@@ -526,6 +575,7 @@ fn recurrence_forward<T: FastMath>(
         beta_t,
         ctx_t,
         hh_t,
+        packed: packed.as_ref(),
     };
     parts
         .into_par_iter()
@@ -544,6 +594,7 @@ struct Shared<'a, T> {
     beta_t: &'a [T],
     ctx_t: &'a [T],
     hh_t: &'a [T],
+    packed: Option<&'a PackedStepWeights>,
 }
 
 /// One group's recurrence, step by step (positions are the group's own, time-major).
@@ -575,9 +626,20 @@ fn group_forward<T: FastMath>(part: GroupForward<T>, shared: &Shared<T>) {
         let h_prev = &*h_prev;
 
         let q = &mut part.q[off * a..][..rows * a];
-        product(q, h_prev, shared.dec_t, rows, h, a, false);
+        let packed = shared.packed;
+        product(
+            q,
+            h_prev,
+            shared.dec_t,
+            packed.map(|p| &p.query),
+            rows,
+            h,
+            a,
+            false,
+        );
         let beta = &mut part.beta[off * c..][..rows * c];
-        product(beta, h_prev, shared.beta_t, rows, h, c, false);
+        let gate = packed.map(|p| &p.gate);
+        product(beta, h_prev, shared.beta_t, gate, rows, h, c, false);
         with_avx2!(for row in 0..rows {
             let pos = off + row;
             let k = caption(row);
@@ -604,12 +666,14 @@ fn group_forward<T: FastMath>(part: GroupForward<T>, shared: &Shared<T>) {
             gates,
             &part.xz[off * c..][..rows * c],
             shared.ctx_t,
+            packed.map(|p| &p.context),
             rows,
             c,
             4 * h,
             true,
         );
-        product(gates, h_prev, shared.hh_t, rows, h, 4 * h, true);
+        let recurrent = packed.map(|p| &p.recurrent);
+        product(gates, h_prev, shared.hh_t, recurrent, rows, h, 4 * h, true);
         lstm_cell(
             gates,
             Some(c_prev),
@@ -669,6 +733,7 @@ struct SharedBackward<'a, T> {
     s: &'a [T],
     /// The doubly stochastic term's gradient w.r.t. each caption's attention on each region.
     coverage: &'a [T],
+    packed: Option<&'a PackedStepWeights>,
 }
 
 /// One training step's forward and backward: returns the loss (cross-entropy plus the doubly stochastic
@@ -779,8 +844,23 @@ fn recurrence_backward<T: FastMath>(
         dh_rec,
         dc_rec,
         dw_full,
+        packed,
         ..
     } = ws;
+    let f32s = (
+        T::f32s(w.dec_w),
+        T::f32s(w.beta_w),
+        T::f32s(w.w_ctx),
+        T::f32s(w.w_hh),
+    );
+    if let (Some(packed), (Some(dec_w), Some(beta_w), Some(w_ctx), Some(w_hh))) =
+        (&mut *packed, f32s)
+    {
+        packed.query_back.pack(dec_w, a, h, Transpose::No);
+        packed.gate_back.pack(beta_w, c, h, Transpose::No);
+        packed.context_back.pack(w_ctx, 4 * h, c, Transpose::No);
+        packed.recurrent_back.pack(w_hh, 4 * h, h, Transpose::No);
+    }
     let groups = &batch.groups;
     let (rows, captions) = (
         |g: &Group| g.positions.clone(),
@@ -828,6 +908,7 @@ fn recurrence_backward<T: FastMath>(
         alpha,
         s,
         coverage,
+        packed: packed.as_ref(),
     };
     parts
         .into_par_iter()
@@ -939,7 +1020,18 @@ fn group_backward<T: FastMath>(mut part: GroupBackward<T>, shared: &SharedBackwa
         part.cell_backward(shared, t);
         let dgates = &part.dgates[off * 4 * h..][..rows * 4 * h];
         dxz.resize(rows * c, T::zero());
-        product(&mut dxz, dgates, shared.w.w_ctx, rows, 4 * h, c, false);
+        let packed = shared.packed;
+        let context = packed.map(|p| &p.context_back);
+        product(
+            &mut dxz,
+            dgates,
+            shared.w.w_ctx,
+            context,
+            rows,
+            4 * h,
+            c,
+            false,
+        );
         part.context_backward(shared, t, &dxz, &mut scratch);
         // The gradient w.r.t. h_{t-1}: through the attention query, the gate and the recurrence.
         let (dq, dg) = (
@@ -948,9 +1040,20 @@ fn group_backward<T: FastMath>(mut part: GroupBackward<T>, shared: &SharedBackwa
         );
         let dgates = &part.dgates[off * 4 * h..][..rows * 4 * h];
         dh_prev.resize(rows * h, T::zero());
-        product(&mut dh_prev, dq, shared.w.dec_w, rows, a, h, false);
-        product(&mut dh_prev, dg, shared.w.beta_w, rows, c, h, true);
-        product(&mut dh_prev, dgates, shared.w.w_hh, rows, 4 * h, h, true);
+        let (query, gate) = (packed.map(|p| &p.query_back), packed.map(|p| &p.gate_back));
+        let recurrent = packed.map(|p| &p.recurrent_back);
+        product(&mut dh_prev, dq, shared.w.dec_w, query, rows, a, h, false);
+        product(&mut dh_prev, dg, shared.w.beta_w, gate, rows, c, h, true);
+        product(
+            &mut dh_prev,
+            dgates,
+            shared.w.w_hh,
+            recurrent,
+            rows,
+            4 * h,
+            h,
+            true,
+        );
         if t == 0 {
             part.dh0[..rows * h].copy_from_slice(&dh_prev);
             part.dc0[..rows * h].copy_from_slice(&part.dc_rec[..rows * h]);

@@ -3,11 +3,13 @@
 
 pub mod math;
 mod matmul;
+mod packed;
 pub mod params;
 pub mod rng;
 pub mod simd;
 
 pub use matmul::{matmul, transpose, Transpose};
+pub use packed::{matmul_packed, PackedWeights};
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -65,16 +67,37 @@ pub trait Real:
     + 'static
 {
     fn from_f64_lossy(v: f64) -> Self;
+
+    /// The buffer as f32s, for kernels written for f32 only (`matmul_packed`); None for f64.
+    fn f32s(values: &[Self]) -> Option<&[f32]>;
+
+    fn f32s_mut(values: &mut [Self]) -> Option<&mut [f32]>;
 }
 
 impl Real for f32 {
     fn from_f64_lossy(v: f64) -> Self {
         v as f32
     }
+
+    fn f32s(values: &[Self]) -> Option<&[f32]> {
+        Some(values)
+    }
+
+    fn f32s_mut(values: &mut [Self]) -> Option<&mut [f32]> {
+        Some(values)
+    }
 }
 
 impl Real for f64 {
     fn from_f64_lossy(v: f64) -> Self {
         v
+    }
+
+    fn f32s(_: &[Self]) -> Option<&[f32]> {
+        None
+    }
+
+    fn f32s_mut(_: &mut [Self]) -> Option<&mut [f32]> {
+        None
     }
 }
