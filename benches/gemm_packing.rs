@@ -1,12 +1,14 @@
-//! The attention decoder's per-step training products, [rows, k] x [k, n] on one thread, with the
-//! `gemm` crate packing the weights into panels (what `engine::matmul` asks for) and with the crate's
-//! own default, which reads them in place when the product has 48 rows or fewer. Shapes: the
-//! context's and the recurrent state's share of the gates (1,280 and 512 -> 2,048) and the
+//! The attention decoder's per-step training products, [rows, k] x [k, n] on one thread, three ways:
+//! `engine::matmul_packed` over weights packed once (what training does on a CPU with AVX-512), the
+//! `gemm` crate packing the weights into panels at every call (what `engine::matmul` asks for), and
+//! the crate's own default, which reads them in place when the product has 48 rows or fewer. Shapes:
+//! the context's and the recurrent state's share of the gates (1,280 and 512 -> 2,048) and the
 //! state's gate (512 -> 1,280), at the row counts a 64-caption batch gives each of two threads.
-//! Both ways are timed alternately, product by product, and give the same sums bit for bit.
+//! The three are timed alternately, product by product, and give the same sums bit for bit.
 //!
 //!   cargo bench --bench gemm_packing
-//! Prints one line per shape and row count: the median time of each way and its GFLOP/s.
+//! Prints, per shape, how long packing once takes (from [k, n] and from its transpose), then one
+//! line per row count: the median time of each way and its GFLOP/s.
 
 use captioner::engine::{matmul, matmul_packed, PackedWeights, Transpose};
 use std::time::Instant;
@@ -71,16 +73,19 @@ fn main() {
             }
             assert_eq!(packed, in_place, "packing must not change a sum");
             assert_eq!(packed, once_y, "packing once must not change a sum");
-            let o = median(&mut once_times);
-            println!("   packed once: {:.2} ms", o * 1e3);
             let flops = 2.0 * (rows * k * n) as f64;
-            let (p, i) = (median(&mut packed_times), median(&mut in_place_times));
+            let rate = |seconds: f64| {
+                format!(
+                    "{:.2} ms ({:.0} GFLOP/s)",
+                    seconds * 1e3,
+                    flops / seconds / 1e9
+                )
+            };
             println!(
-                "{rows:2} x {k} x {n}: packed {:.2} ms ({:.0} GFLOP/s), in place {:.2} ms ({:.0} GFLOP/s)",
-                p * 1e3,
-                flops / p / 1e9,
-                i * 1e3,
-                flops / i / 1e9
+                "{rows:2} x {k} x {n}: packed once {}, packed per call {}, in place {}",
+                rate(median(&mut once_times)),
+                rate(median(&mut packed_times)),
+                rate(median(&mut in_place_times))
             );
         }
     }

@@ -1,4 +1,5 @@
-//! The compute engine: matrix products from the `gemm` crate, the thread setting, and small helpers.
+//! The compute engine: matrix products from the `gemm` crate (and, for the few-row products of a
+//! recurrence, from weights packed once), the thread setting, and small helpers.
 //! Everything else (convolutions, LSTM, losses) is plain loops in the layers that need them.
 
 pub mod math;
