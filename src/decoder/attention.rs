@@ -471,6 +471,19 @@ fn before_recurrence<T: FastMath>(
         4 * h,
         threads,
     );
+    // Every per-step product's [k, n], forward and backward.
+    let shapes = [
+        (h, a),
+        (h, c),
+        (c, 4 * h),
+        (h, 4 * h),
+        (a, h),
+        (c, h),
+        (4 * h, c),
+    ];
+    let packable = shapes
+        .iter()
+        .all(|&(k, n)| PackedWeights::available_for(k, n));
     let f32s = (
         T::f32s(w.dec_w),
         T::f32s(w.beta_w),
@@ -478,7 +491,7 @@ fn before_recurrence<T: FastMath>(
         T::f32s(w.w_hh),
     );
     match f32s {
-        (Some(dec_w), Some(beta_w), Some(w_ctx), Some(w_hh)) if PackedWeights::available() => {
+        (Some(dec_w), Some(beta_w), Some(w_ctx), Some(w_hh)) if packable => {
             let packed = ws.packed.get_or_insert_default();
             packed.query.pack(dec_w, h, a, Transpose::Yes);
             packed.gate.pack(beta_w, h, c, Transpose::Yes);

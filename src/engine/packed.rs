@@ -41,6 +41,12 @@ impl PackedWeights {
         }
     }
 
+    /// Whether `matmul_packed` takes W [k, n] on this CPU (with k <= 2 or n < 2 the crate takes
+    /// other paths, whose sums are not replayed here).
+    pub fn available_for(k: usize, n: usize) -> bool {
+        Self::available() && k > 2 && n > 1
+    }
+
     /// Packs W [k, n] from `w`: row-major [k, n] (`Transpose::No`), or [n, k] holding W's
     /// transpose (`Transpose::Yes`: a layer's [out, in] weights). Reuses this buffer.
     pub fn pack(&mut self, w: &[f32], k: usize, n: usize, tw: Transpose) {
@@ -76,12 +82,12 @@ impl PackedWeights {
 }
 
 /// y [rows, n] = x [rows, k] W (+ y when `accumulate`), on the calling thread, with the bits of
-/// `matmul(rows, n, k, 1, x, No, W, No, accumulate as 0/1, y, 1)`. Needs `PackedWeights::available`.
+/// `matmul(rows, n, k, 1, x, No, W, No, accumulate as 0/1, y, 1)`. Needs
+/// `PackedWeights::available_for(k, n)`.
 pub fn matmul_packed(y: &mut [f32], x: &[f32], w: &PackedWeights, rows: usize, accumulate: bool) {
     let (k, n) = (w.k, w.n);
-    // (With k <= 2 or n < 2 the crate takes other paths, whose sums are not replayed here.)
     assert!(
-        PackedWeights::available() && x.len() >= rows * k && y.len() >= rows * n && k > 2 && n > 1,
+        PackedWeights::available_for(k, n) && x.len() >= rows * k && y.len() >= rows * n,
         "matmul_packed: shapes or CPU"
     );
     #[cfg(target_arch = "x86_64")]
