@@ -484,14 +484,8 @@ fn before_recurrence<T: FastMath>(
     let packable = shapes
         .iter()
         .all(|&(k, n)| PackedWeights::available_for(k, n));
-    let f32s = (
-        T::f32s(w.dec_w),
-        T::f32s(w.beta_w),
-        T::f32s(w.w_ctx),
-        T::f32s(w.w_hh),
-    );
-    match f32s {
-        (Some(dec_w), Some(beta_w), Some(w_ctx), Some(w_hh)) if packable => {
+    match recurrent_f32s(w) {
+        Some([dec_w, beta_w, w_ctx, w_hh]) if packable => {
             let packed = ws.packed.get_or_insert_default();
             packed.query.pack(dec_w, h, a, Transpose::Yes);
             packed.gate.pack(beta_w, h, c, Transpose::Yes);
@@ -514,6 +508,17 @@ fn before_recurrence<T: FastMath>(
             transpose(&mut ws.hh_t, w.w_hh, 4 * h, h);
         }
     }
+}
+
+/// The weights the per-step products read (dec_att, f_beta, the LSTM's context and recurrent
+/// parts) as f32, which `matmul_packed` takes; None in f64.
+fn recurrent_f32s<'a, T: FastMath>(w: &Parts<&'a [T]>) -> Option<[&'a [f32]; 4]> {
+    Some([
+        T::f32s(w.dec_w)?,
+        T::f32s(w.beta_w)?,
+        T::f32s(w.w_ctx)?,
+        T::f32s(w.w_hh)?,
+    ])
 }
 
 /// The recurrence, each group on its own thread.
@@ -860,15 +865,7 @@ fn recurrence_backward<T: FastMath>(
         packed,
         ..
     } = ws;
-    let f32s = (
-        T::f32s(w.dec_w),
-        T::f32s(w.beta_w),
-        T::f32s(w.w_ctx),
-        T::f32s(w.w_hh),
-    );
-    if let (Some(packed), (Some(dec_w), Some(beta_w), Some(w_ctx), Some(w_hh))) =
-        (&mut *packed, f32s)
-    {
+    if let (Some(packed), Some([dec_w, beta_w, w_ctx, w_hh])) = (&mut *packed, recurrent_f32s(w)) {
         packed.query_back.pack(dec_w, a, h, Transpose::No);
         packed.gate_back.pack(beta_w, c, h, Transpose::No);
         packed.context_back.pack(w_ctx, 4 * h, c, Transpose::No);
