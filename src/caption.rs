@@ -27,6 +27,10 @@ pub struct Captioned {
     /// (a blank photo, or one unlike anything in training), 1-2 for a well-grounded caption.
     /// `None` unless asked for: it costs a second pass of the decoder.
     pub grounding: Option<f64>,
+    /// With `details` or grounding: how like the model's training photos this one is (cosine
+    /// similarity to the nearest of their centroids, `familiar.rs`); `None` for a model without
+    /// them.
+    pub familiarity: Option<f32>,
     /// With `details`: the encoder's three most probable ImageNet classes (class index, probability),
     /// most probable first; empty when its weights carry no classifier.
     pub classes: Vec<(usize, f32)>,
@@ -151,15 +155,22 @@ impl Captioner {
         } else {
             Vec::new()
         };
+        let familiarity = match &self.model.familiar {
+            Some(familiar) if details || ground.is_some() => Some(familiar.familiarity(&pooled)?),
+            _ => None,
+        };
         let encoded = Instant::now();
-        let grounded =
-            crate::ground::caption(&self.model, &feature, options, ground, &probabilities, true)?;
+        let grounded = crate::ground::caption(
+            &self.model,
+            &feature,
+            options,
+            ground,
+            &probabilities,
+            familiarity,
+            true,
+        )?;
         let generated = &grounded.generated;
-        let grounding = details.then(|| {
-            grounded
-                .gain
-                .unwrap_or_else(|| photo_gain(&self.model, &feature, generated))
-        });
+        let grounding = details.then(|| photo_gain(&self.model, &feature, generated));
         let classes = if details {
             let mut order: Vec<usize> = (0..probabilities.len()).collect();
             order.sort_by(|&a, &b| probabilities[b].total_cmp(&probabilities[a]));
@@ -176,6 +187,7 @@ impl Captioner {
             tokens: grounded.words.join(" "),
             score: generated.mean_log_prob(),
             grounding,
+            familiarity: familiarity.filter(|_| details),
             classes,
             grounded: grounded.grounding,
             attention: matches!(

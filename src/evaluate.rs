@@ -137,12 +137,25 @@ pub fn evaluate(model: &Model, options: &EvaluateOptions) -> Result<Evaluation> 
     } = split_images(&options.work, options.split, &features, &options.features)?;
     let rows: Vec<&[f32]> = feature_rows.iter().map(|&row| images.row(row)).collect();
 
-    let probabilities = match &options.ground {
+    let (probabilities, familiarity) = match &options.ground {
         Some(_) => {
+            let Some(familiar) = &model.familiar else {
+                bail!(
+                    "--ground: the model has no {} (what its training photos are like): add it with `captioner familiar --model M --work W --features F`",
+                    crate::familiar::FILE
+                );
+            };
             let pooled: Vec<&[f32]> = feature_rows.iter().map(|&row| features.row(row)).collect();
-            class_probabilities(model, &pooled, options.weights.as_deref())?
+            let familiarity = pooled
+                .iter()
+                .map(|p| familiar.familiarity(p).map(Some))
+                .collect::<Result<Vec<_>>>()?;
+            (
+                class_probabilities(model, &pooled, options.weights.as_deref())?,
+                familiarity,
+            )
         }
-        None => vec![Vec::new(); ids.len()],
+        None => (vec![Vec::new(); ids.len()], vec![None; ids.len()]),
     };
     // Located (and fetched, if need be) once for both runs.
     let meteor_jar = meteor::locate(options.meteor_jar.as_deref()).map_err(|e| format!("{e:#}"));
@@ -163,10 +176,18 @@ pub fn evaluate(model: &Model, options: &EvaluateOptions) -> Result<Evaluation> 
         let captions: Vec<String> = rows
             .par_iter()
             .zip(&probabilities)
-            .map(|(row, probabilities)| {
+            .zip(&familiarity)
+            .map(|((row, probabilities), &familiarity)| {
                 let ground = options.ground.as_ref();
-                let caption =
-                    crate::ground::caption(model, row, &search, ground, probabilities, false)?;
+                let caption = crate::ground::caption(
+                    model,
+                    row,
+                    &search,
+                    ground,
+                    probabilities,
+                    familiarity,
+                    false,
+                )?;
                 bar.inc(1);
                 Ok(caption.words.join(" "))
             })

@@ -3,6 +3,7 @@
 //! words and scores the whole vocabulary. Padding, `<unk>` and `startseq` can never be chosen (the
 //! next best word is taken instead); a caption ends at `endseq` or at the model's maximum length.
 
+use crate::decoder::Generator;
 use crate::engine::rng::Rng;
 use crate::model::Model;
 use crate::text::{END_TOKEN, PAD_ID, START_TOKEN, UNK_ID};
@@ -191,16 +192,20 @@ impl Constraint {
 /// The best caption for one image input (its pooled feature or grid, as the decoder reads).
 /// Single-threaded (see `linear_forward_few_rows`); batches caption one image per thread.
 pub fn search(model: &Model, input: &[f32], options: &SearchOptions) -> Generated {
-    beam_search(model, input, options, &[]).unwrap_or_else(Generated::empty)
+    beam_search(model, input, options, &[], false).unwrap_or_else(Generated::empty)
 }
 
 /// The best caption that holds a word of every constraint, or `None` when no caption within the
-/// maximum length does. With no constraint it is `search`.
+/// maximum length does. With no constraint it is `search`. With `split_steps`, each step's
+/// hypotheses are shared between two threads of the rayon pool when one is free (one photo's
+/// latency: a constrained search steps twice the plain search's hypotheses or more); every row is
+/// computed alone, so the caption is the same either way.
 pub fn search_constrained(
     model: &Model,
     input: &[f32],
     options: &SearchOptions,
     constraints: &[Constraint],
+    split_steps: bool,
 ) -> Result<Option<Generated>> {
     if constraints.len() > MAX_CONSTRAINTS {
         bail!(
@@ -208,7 +213,33 @@ pub fn search_constrained(
             constraints.len()
         );
     }
-    Ok(beam_search(model, input, options, constraints))
+    Ok(beam_search(model, input, options, constraints, split_steps))
+}
+
+/// `generator.step` for all rows, or its first and second halves side by side with `split`. Never
+/// a half of one row: a decoder may step a single row another way (the merge decoder's
+/// matrix-vector product), and the caption must not depend on the split.
+fn step_rows(
+    generator: &dyn Generator,
+    image: &[f32],
+    tokens: &[u32],
+    states: &mut [f32],
+    log_probs: &mut Vec<f32>,
+    split: bool,
+) {
+    if !split || tokens.len() < 4 {
+        generator.step(image, tokens, states, log_probs);
+        return;
+    }
+    let half = tokens.len().div_ceil(2);
+    let (first_tokens, second_tokens) = tokens.split_at(half);
+    let (first_states, second_states) = states.split_at_mut(half * generator.state_size());
+    let mut second = Vec::new();
+    rayon::join(
+        || generator.step(image, first_tokens, first_states, log_probs),
+        || generator.step(image, second_tokens, second_states, &mut second),
+    );
+    log_probs.extend_from_slice(&second);
 }
 
 /// Beam search with hypotheses grouped by the set of constraints they have met (a bit mask); each
@@ -219,6 +250,7 @@ fn beam_search(
     input: &[f32],
     options: &SearchOptions,
     constraints: &[Constraint],
+    split_steps: bool,
 ) -> Option<Generated> {
     let generator = model.generator();
     let (size, v) = (generator.state_size(), model.config.decoder.vocab());
@@ -280,7 +312,14 @@ fn beam_search(
             .iter()
             .flat_map(|(_, h)| h.state.iter().copied())
             .collect();
-        generator.step(&image, &tokens, &mut states, &mut log_probs);
+        step_rows(
+            generator,
+            &image,
+            &tokens,
+            &mut states,
+            &mut log_probs,
+            split_steps,
+        );
         // For each group: the best `width` continuations of each hypothesis that stay in it, and
         // every continuation that moves a hypothesis into it by meeting a constraint.
         let mut candidates: Vec<Vec<(f64, usize, u32)>> = vec![Vec::new(); groups];
@@ -519,6 +558,7 @@ mod tests {
             params,
             vocab,
             generation: std::sync::OnceLock::new(),
+            familiar: None,
         }
     }
 
@@ -648,9 +688,13 @@ mod tests {
                     .collect();
                 for beam in [1, 2, 3] {
                     let caption =
-                        search_constrained(&model, &feature, &options(beam), &constraints)
+                        search_constrained(&model, &feature, &options(beam), &constraints, false)
                             .unwrap()
                             .expect("eight tokens leave room for every constraint");
+                    // Each step's hypotheses shared between two threads: the same caption.
+                    let split =
+                        search_constrained(&model, &feature, &options(beam), &constraints, true);
+                    assert_eq!(split.unwrap().as_ref(), Some(&caption));
                     let words = words(&model, &caption.tokens);
                     for required in set {
                         assert!(
@@ -683,6 +727,7 @@ mod tests {
                     &feature,
                     &options(beam),
                     std::slice::from_ref(&constraint),
+                    false,
                 )
                 .unwrap()
                 .expect("room for \"the fast\"");
@@ -695,6 +740,7 @@ mod tests {
                     &feature,
                     &options(beam),
                     std::slice::from_ref(&either),
+                    false,
                 )
                 .unwrap()
                 .expect("room for \"the fast\" or \"dog runs\"");
@@ -727,13 +773,13 @@ mod tests {
             for beam in [1, 3] {
                 let plain = search(&model, &feature, &options(beam));
                 assert_eq!(
-                    search_constrained(&model, &feature, &options(beam), &[]).unwrap(),
+                    search_constrained(&model, &feature, &options(beam), &[], false).unwrap(),
                     Some(plain.clone()),
                     "no constraint is plain beam search"
                 );
                 if !plain.tokens.is_empty() {
                     let constrained =
-                        search_constrained(&model, &feature, &options(beam), &every_word);
+                        search_constrained(&model, &feature, &options(beam), &every_word, false);
                     assert_eq!(constrained.unwrap(), Some(plain));
                     compared += 1;
                 }
@@ -755,7 +801,7 @@ mod tests {
         assert!(err(&["<unk>"]).contains("no word"));
         assert!(err(&[]).contains("at least one word"));
         let four = vec![Constraint::new(&model, &["dog"]).unwrap(); MAX_CONSTRAINTS + 1];
-        let too_many = search_constrained(&model, &[0.0; 4], &options(3), &four);
+        let too_many = search_constrained(&model, &[0.0; 4], &options(3), &four, false);
         assert!(format!("{:#}", too_many.unwrap_err()).contains("at most"));
     }
 }

@@ -15,9 +15,7 @@
 //! nearest specific word that the probable classes share is required alone ("dog" for a photo the
 //! classifier splits between three breeds).
 
-use crate::generate::{
-    photo_gain, search, search_constrained, Constraint, Generated, SearchOptions,
-};
+use crate::generate::{search, search_constrained, Constraint, Generated, SearchOptions};
 use crate::model::Model;
 use crate::text::class_words::{class_words, Word};
 use crate::text::{Vocabulary, UNK_ID};
@@ -36,11 +34,9 @@ pub struct GroundOptions {
     /// Otherwise a word shared by its probable classes is required when their summed probability
     /// reaches this.
     pub word_threshold: f32,
-    /// A photo is grounded when the classifier's confidence outweighs the decoder's: when
-    /// `need` (the top class's probability, plus `DECODER_WEIGHT` x the plain caption's negative
-    /// mean log-probability per token, minus `GAIN_WEIGHT` x the log-probability per token that
-    /// caption gains from the photo) reaches this. A photo like the training photos gets a caption
-    /// the decoder is sure of and that owes much to the photo, and keeps it.
+    /// A photo is grounded when `need` (the top class's probability plus `NOVELTY_WEIGHT` x how
+    /// unlike the model's training photos it is, 1 - its familiarity) reaches this: the classifier
+    /// is sure and the photo is not one of the scenes the decoder learnt to describe.
     pub need_threshold: f32,
     /// The grounded caption is searched with this many hypotheses per constraint group (or the
     /// caption's own beam when wider): a word made to fit into a sentence needs more candidates
@@ -56,22 +52,20 @@ impl Default for GroundOptions {
             // say "dog" and "bird" (docs/RESULTS.md).
             name_threshold: 0.9,
             word_threshold: 0.3,
-            // Tuned for the shipped model (the merge model shipped before it needed 3.0: a decoder
-            // finished by self-critical training is surer of its captions).
-            need_threshold: 1.77,
+            need_threshold: 2.4,
             beam: 4,
         }
     }
 }
 
-/// The weights of the decoder's doubt and of the photo's share in the caption in `need`, fitted
-/// with `need_threshold` on the tuning sets (docs/RESULTS.md).
-pub const DECODER_WEIGHT: f64 = 4.0;
-pub const GAIN_WEIGHT: f64 = 0.5;
+/// The weight of a photo's novelty in `need`, fitted with `need_threshold` on the tuning sets
+/// (docs/RESULTS.md).
+pub const NOVELTY_WEIGHT: f64 = 5.0;
 
-/// How much a photo needs grounding (see `GroundOptions::need_threshold`).
-pub fn need(class_probability: f32, plain: &Generated, photo_gain: f64) -> f64 {
-    f64::from(class_probability) - DECODER_WEIGHT * plain.mean_log_prob() - GAIN_WEIGHT * photo_gain
+/// How much a photo needs grounding (see `GroundOptions::need_threshold`), from the top class's
+/// probability and the photo's familiarity to the model (`familiar.rs`).
+pub fn need(class_probability: f32, familiarity: f32) -> f64 {
+    f64::from(class_probability) + NOVELTY_WEIGHT * (1.0 - f64::from(familiarity))
 }
 
 /// Words too vague to name what is in a photo on their own (WordNet's upper categories, and the
@@ -321,28 +315,29 @@ pub struct GroundedCaption {
     /// The grounding the caption holds and the word of it that the caption holds; `None` when
     /// there was none or no caption within the maximum length could hold it.
     pub grounding: Option<(Grounding, Word)>,
-    /// The caption's gain from the photo (`photo_gain`), when it was computed on the way.
-    pub gain: Option<f64>,
 }
 
 /// The decoder's plain caption when grounding is off, nothing is confident enough, the photo does
-/// not need it (see `GroundOptions::need_threshold`), or the caption already holds one of the
-/// grounded words; else the best caption that holds one (constrained beam search), or the plain
-/// one when none within the maximum length can. A novel name is then filled in.
+/// not need it (see `GroundOptions::need_threshold`; `familiarity` is `None` for a model that
+/// does not know its training photos, which is then never grounded), or the caption already holds
+/// one of the grounded words; else the best caption that holds one (constrained beam search), or
+/// the plain one when none within the maximum length can. A novel name is then filled in.
 ///
-/// With `speculate`, the constrained search runs on a second thread beside the plain search and
-/// the photo's gain, before it is known to be needed: one photo's latency instead of a batch's
-/// throughput.
+/// With `beside`, the constrained search of a photo that needs grounding runs on a second thread
+/// beside the plain search, before it is known whether the plain caption holds the word: one
+/// photo's latency instead of a batch's throughput.
 pub fn caption(
     model: &Model,
     input: &[f32],
     search_options: &SearchOptions,
     ground: Option<&GroundOptions>,
     probabilities: &[f32],
-    speculate: bool,
+    familiarity: Option<f32>,
+    beside: bool,
 ) -> Result<GroundedCaption> {
-    let candidate = ground.and_then(|options| {
-        Grounding::choose(probabilities, &model.vocab, options).map(|g| (options, g))
+    let grounding = ground.zip(familiarity).and_then(|(options, familiarity)| {
+        Grounding::choose(probabilities, &model.vocab, options)
+            .filter(|g| need(g.probability, familiarity) >= f64::from(options.need_threshold))
     });
     let constrained_options = SearchOptions {
         beam: search_options
@@ -351,41 +346,29 @@ pub fn caption(
         ..*search_options
     };
     let constrained = |g: &Grounding| -> Result<Option<Generated>> {
-        search_constrained(model, input, &constrained_options, &[g.constraint(model)?])
+        let constraint = g.constraint(model)?;
+        search_constrained(model, input, &constrained_options, &[constraint], beside)
     };
-    let plain_and_gain = || {
-        let plain = search(model, input, search_options);
-        let gain = candidate.as_ref().map(|_| photo_gain(model, input, &plain));
-        (plain, gain)
-    };
-    let ((plain, gain), speculative) = match &candidate {
-        Some((_, g)) if speculate => {
-            let (plain_and_gain, constrained) = rayon::join(plain_and_gain, || constrained(g));
-            (plain_and_gain, Some(constrained))
+    let (plain, early) = match &grounding {
+        Some(g) if beside => {
+            let (plain, early) =
+                rayon::join(|| search(model, input, search_options), || constrained(g));
+            (plain, Some(early))
         }
-        _ => (plain_and_gain(), None),
+        _ => (search(model, input, search_options), None),
     };
-    let grounding = candidate
-        .filter(|(options, g)| {
-            let need = need(g.probability, &plain, gain.unwrap_or(0.0));
-            need >= f64::from(options.need_threshold)
-        })
-        .map(|(_, g)| g);
     let holds = |g: &Grounding| {
         g.held(&crate::generate::words(model, &plain.tokens))
             .is_some()
     };
     let constrained = match &grounding {
-        Some(g) if !holds(g) => match speculative {
+        Some(g) if !holds(g) => match early {
             Some(result) => result?,
             None => constrained(g)?,
         },
         _ => None,
     };
-    let (generated, gain) = match constrained {
-        Some(generated) => (generated, None),
-        None => (plain, gain),
-    };
+    let generated = constrained.unwrap_or(plain);
     let tokens = crate::generate::words(model, &generated.tokens);
     let grounding = grounding.and_then(|g| g.held(&tokens).map(|(_, word, _)| (g, word)));
     let words = match &grounding {
@@ -396,7 +379,6 @@ pub fn caption(
         generated,
         words,
         grounding,
-        gain,
     })
 }
 

@@ -40,6 +40,7 @@ enum Command {
     Serve(ServeArgs),
     Merge(MergeArgs),
     Export(ExportArgs),
+    Familiar(FamiliarArgs),
 }
 
 /// Join the outputs of a job's shards into one: caption files (`caption --out` JSON lines) or
@@ -60,6 +61,23 @@ struct MergeArgs {
     /// features): the keys no shard holds are listed, and the exit code is 1.
     #[arg(long, value_name = "FILE")]
     expect: Option<PathBuf>,
+}
+
+/// Teach a model folder what its training photos were like (familiar.safetensors: 256 centroids of
+/// their pooled features), which grounding needs to tell a photo like them from a new one.
+/// `train` writes it; this adds it to a model made before it existed, from the work folder and
+/// features file it was trained with.
+#[derive(clap::Args)]
+struct FamiliarArgs {
+    /// Model folder to add familiar.safetensors to.
+    #[arg(long)]
+    model: PathBuf,
+    /// The work folder the model was trained from (its training split).
+    #[arg(long)]
+    work: PathBuf,
+    /// The features file it was trained on.
+    #[arg(long)]
+    features: PathBuf,
 }
 
 /// Copy a model folder with its weights stored as f16 (half the size; captions barely change).
@@ -179,10 +197,10 @@ struct GroundArgs {
     /// breeds) when their summed probability reaches this.
     #[arg(long, default_value_t = GroundOptions::default().word_threshold, value_parser = probability)]
     ground_word_threshold: f32,
-    /// Ground a photo when need = (top class probability) + 4 x (the plain caption's negative mean
-    /// log-probability per token) - 0.5 x (what that caption gains per token from the photo)
-    /// reaches this: the classifier is sure, the decoder is not, and its caption is mostly a guess.
-    /// 0 grounds every photo whose class is confident enough.
+    /// Ground a photo when need = (top class probability) + 5 x (1 - its familiarity) reaches this:
+    /// the classifier is sure, and the photo is unlike the photos the model was trained on
+    /// (familiarity: cosine similarity to the nearest of their 256 centroids, in the model's
+    /// familiar.safetensors). 0 grounds every photo whose class is confident enough.
     #[arg(long, default_value_t = GroundOptions::default().need_threshold)]
     ground_need_threshold: f32,
     /// Search a grounded caption with this many hypotheses (per group of constraints met; the
@@ -303,7 +321,9 @@ struct CaptionArgs {
     /// "caption" is the sentence, "tokens" what evaluate scores, "score" the mean log-probability per
     /// token (near 0: fluent), "grounding" how much of it comes from the photo (mean log-probability
     /// gained over the same caption with no image: near 0 the caption is the language model's guess,
-    /// as for a blank grey photo). "classes": the encoder's three most
+    /// as for a blank grey photo). "familiarity": how like the model's training photos this one is
+    /// (cosine similarity to the nearest of their centroids; grounding steps in for the unfamiliar).
+    /// "classes": the encoder's three most
     /// probable ImageNet classes, each {"class", "probability", "word"}, "word" being the nearest word
     /// for it that the model's vocabulary has ("great grey owl" -> "bird"). "grounded": what the caption
     /// was made to name, {"class", "probability", "word", "name"} ("word" required in the search,
@@ -684,6 +704,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => run_serve(args).map(|()| ExitCode::SUCCESS),
         Command::Merge(args) => run_merge(args),
         Command::Export(args) => run_export(args).map(|()| ExitCode::SUCCESS),
+        Command::Familiar(args) => run_familiar(args).map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,
@@ -702,6 +723,25 @@ fn run_export(args: ExportArgs) -> anyhow::Result<()> {
         "wrote {}: config.json, vocab.json, weights.safetensors ({:.1} MB, f16)",
         args.out.display(),
         weights as f64 / 1e6
+    );
+    Ok(())
+}
+
+fn run_familiar(args: FamiliarArgs) -> anyhow::Result<()> {
+    let model = captioner::model::Model::load(&args.model)?;
+    let data = captioner::train::load_training_data(&args.work, &args.features)?;
+    if data.features.encoder != model.config.encoder {
+        anyhow::bail!(
+            "{} holds {} features but the model reads {}'s",
+            args.features.display(),
+            data.features.encoder,
+            model.config.encoder
+        );
+    }
+    captioner::train::training_photos_familiar(&data)?.save(&args.model)?;
+    println!(
+        "wrote {}",
+        args.model.join(captioner::familiar::FILE).display()
     );
     Ok(())
 }
@@ -1087,6 +1127,7 @@ fn caption_json(
         "tokens": caption.tokens,
         "score": round4(caption.score),
         "grounding": caption.grounding.map(round4),
+        "familiarity": caption.familiarity.map(|f| round4(f64::from(f))),
     });
     let class_words = captioner::text::class_words::class_words();
     let classes: Vec<serde_json::Value> = caption

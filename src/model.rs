@@ -1,10 +1,11 @@
 //! A model folder: `config.json` (what the decoder is and what it was trained on), `weights.safetensors`
-//! (parameters by name, PyTorch layout) and `vocab.json`. Written by `train`, read by `evaluate` and
-//! `caption`.
+//! (parameters by name, PyTorch layout), `vocab.json` and `familiar.safetensors` (what its training
+//! photos were like). Written by `train`, read by `evaluate` and `caption`.
 
 use crate::decoder::DecoderConfig;
 use crate::decoder::Generator;
 use crate::engine::params::Layout;
+use crate::familiar::{self, Familiar};
 use crate::fsio::{read_text, safetensors_bytes, write_atomic};
 use crate::text::{Tokenization, Vocabulary};
 use anyhow::{bail, Context, Result};
@@ -64,6 +65,9 @@ pub struct Model {
     pub vocab: Vocabulary,
     /// The decoder ready to generate, made from `params` on first use.
     pub generation: OnceLock<Box<dyn Generator>>,
+    /// What its training photos were like (`familiar.safetensors`), which grounding needs; models
+    /// written before it existed have none until `captioner familiar` adds it.
+    pub familiar: Option<Familiar>,
 }
 
 /// Named f32 tensors of a flat parameter buffer, as safetensors bytes (f16 when asked, for shipping).
@@ -154,7 +158,11 @@ impl Model {
             HashMap::new(),
             f16,
         )?;
-        write_atomic(&dir.join("weights.safetensors"), &bytes)
+        write_atomic(&dir.join("weights.safetensors"), &bytes)?;
+        match &self.familiar {
+            Some(familiar) => familiar.save(dir),
+            None => Ok(()),
+        }
     }
 
     pub fn load(dir: &Path) -> Result<Self> {
@@ -174,18 +182,32 @@ impl Model {
         let weights_path = dir.join("weights.safetensors");
         let weights = std::fs::read(&weights_path)
             .with_context(|| format!("cannot read {}", weights_path.display()))?;
-        Self::from_parts(&read_text(&dir.join("config.json"))?, vocab, &weights, dir)
+        let mut model =
+            Self::from_parts(&read_text(&dir.join("config.json"))?, vocab, &weights, dir)?;
+        let familiar_path = dir.join(familiar::FILE);
+        if familiar_path.is_file() {
+            let bytes = std::fs::read(&familiar_path)
+                .with_context(|| format!("cannot read {}", familiar_path.display()))?;
+            model.familiar = Some(Familiar::from_bytes(&bytes, &familiar_path)?);
+        }
+        Ok(model)
     }
 
     /// The default model shipped inside the binary (models/default, see its MODEL_CARD.md).
     pub fn shipped() -> Result<Self> {
         let vocab = Vocabulary::from_json(include_str!("../models/default/vocab.json"))?;
-        Self::from_parts(
+        let dir = Path::new("<shipped model>");
+        let mut model = Self::from_parts(
             include_str!("../models/default/config.json"),
             vocab,
             include_bytes!("../models/default/weights.safetensors"),
-            Path::new("<shipped model>"),
-        )
+            dir,
+        )?;
+        model.familiar = Some(Familiar::from_bytes(
+            include_bytes!("../models/default/familiar.safetensors"),
+            &dir.join(familiar::FILE),
+        )?);
+        Ok(model)
     }
 
     fn from_parts(
@@ -220,6 +242,7 @@ impl Model {
             params,
             vocab,
             generation: OnceLock::new(),
+            familiar: None,
         })
     }
 }

@@ -528,6 +528,15 @@ pub(crate) fn load_last<S: serde::de::DeserializeOwned>(
 }
 
 /// The configuration of a new decoder of `options.decoder` for this data.
+/// What the training photos are like (`familiar.rs`), from their pooled features.
+pub fn training_photos_familiar(data: &TrainingData) -> Result<crate::familiar::Familiar> {
+    let mut rows: Vec<usize> = data.train.items.iter().map(|(row, _)| *row).collect();
+    rows.sort_unstable();
+    rows.dedup();
+    let features: Vec<&[f32]> = rows.iter().map(|&row| data.features.row(row)).collect();
+    crate::familiar::Familiar::fit(&features, data.features.dim)
+}
+
 fn decoder_config(options: &TrainOptions, data: &TrainingData) -> Result<DecoderConfig> {
     let vocab = data.vocab.len();
     Ok(match options.decoder {
@@ -654,6 +663,7 @@ pub fn train(options: &TrainOptions) -> Result<TrainReport> {
         serde_json::to_string_pretty(&model_config)?.as_bytes(),
     )?;
     write_atomic(&out.join("vocab.json"), data.vocab.to_json().as_bytes())?;
+    training_photos_familiar(&data)?.save(out)?;
 
     let threads = crate::engine::threads();
     let adam = AdamConfig {
