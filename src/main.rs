@@ -907,6 +907,16 @@ fn load_model(path: Option<&std::path::Path>) -> anyhow::Result<captioner::model
     }
 }
 
+/// Grounding is on but the model does not know its training photos: say so once, and how to fix it.
+fn note_unfamiliar(model: &captioner::model::Model, ground: Option<&GroundOptions>) {
+    if ground.is_some() && model.familiar.is_none() {
+        eprintln!(
+            "note: the model has no {} (made before grounding needed it), so captions are not grounded; add it with `captioner familiar --model <its folder> --work <its work folder> --features <its features file>`",
+            captioner::familiar::FILE
+        );
+    }
+}
+
 fn run_evaluate(args: EvaluateArgs) -> anyhow::Result<()> {
     captioner::engine::set_threads(args.threads);
     let model = load_model(args.model.as_deref())?;
@@ -994,7 +1004,7 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
         max_body_bytes: usize::from(args.max_body_mb) * 1024 * 1024,
         queue: args.queue,
     };
-    let (model, weights) = (args.model, args.weights);
+    let (model, weights, ground) = (args.model, args.weights, options.ground);
     captioner::serve::serve(
         move || {
             let name = model_name(model.as_deref());
@@ -1002,6 +1012,7 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
                 load_model(model.as_deref())?,
                 weights.as_deref(),
             )?;
+            note_unfamiliar(&captioner.model, ground.as_ref());
             Ok((captioner, name))
         },
         options,
@@ -1033,6 +1044,7 @@ fn run_caption(args: CaptionArgs) -> anyhow::Result<ExitCode> {
     let captioner = captioner::caption::Captioner::new(model, args.weights.as_deref())?;
     let search = args.search.options();
     let ground = args.ground_thresholds.when(args.ground);
+    note_unfamiliar(&captioner.model, ground.as_ref());
     // What only --json's lines report (the photo's share in the caption costs a decoder pass).
     let details = args.json && records.is_none();
     let (mut failed, mut done_before) = (0, 0);

@@ -172,6 +172,48 @@ fn attention_decoder_trains_resumes_evaluates_and_captions() {
         );
     }
 
+    // The model knows its training photos (familiar.safetensors, the same after a resume), and a
+    // photo's familiarity to them is a cosine.
+    let familiar = |model: &str| std::fs::read(dir.join(model).join("familiar.safetensors"));
+    let made = familiar("whole").unwrap();
+    assert_eq!(made, familiar("resumed").unwrap());
+    let familiarity = line["familiarity"].as_f64().unwrap();
+    assert!((-1.0..=1.001).contains(&familiarity), "{line}");
+    // A model made before the file existed still captions, not grounded, with a note saying how to
+    // add it; `evaluate --ground` refuses it; `captioner familiar` adds the same file.
+    std::fs::remove_file(dir.join("whole/familiar.safetensors")).unwrap();
+    let unfamiliar = run(&[
+        "caption",
+        "--model",
+        &path("whole"),
+        "--weights",
+        weights.to_str().unwrap(),
+        photo.to_str().unwrap(),
+    ]);
+    assert!(
+        stderr(&unfamiliar).contains("not grounded")
+            && stderr(&unfamiliar).contains("familiar --model"),
+        "{}",
+        stderr(&unfamiliar)
+    );
+    let refused = evaluate("grid.safetensors", &["--ground"]);
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains("captioner familiar"),
+        "{}",
+        stderr(&refused)
+    );
+    run(&[
+        "familiar",
+        "--model",
+        &path("whole"),
+        "--work",
+        &path("work"),
+        "--features",
+        &path("grid.safetensors"),
+    ]);
+    assert_eq!(familiar("whole").unwrap(), made);
+
     // A config.json edited to another grid than its encoder gives is refused, not a crash.
     let config_path = dir.join("whole/config.json");
     let edited = std::fs::read_to_string(&config_path)

@@ -63,6 +63,7 @@ fn grounding_names_what_the_classifier_sees_and_off_turns_it_off() {
             assert_eq!(words[at - 1], article, "{with}");
         }
         assert!(without["grounded"].is_null(), "{without}");
+        assert!(with["familiarity"].as_f64().unwrap() < 0.6, "{with}");
         assert!(
             !without["caption"]
                 .as_str()
@@ -72,4 +73,15 @@ fn grounding_names_what_the_classifier_sees_and_off_turns_it_off() {
             "the decoder alone does not know the word: {without}"
         );
     }
+
+    // A Flickr8k test photo is familiar to the model: its caption is left to the decoder, although
+    // the classifier is sure of something in it (a basketball).
+    let flickr = real_data()
+        .join("flickr8k/Images/3072172967_630e9c69d0.jpg")
+        .display()
+        .to_string();
+    let line = &caption_json(&[flickr], &[])[0];
+    assert!(line["familiarity"].as_f64().unwrap() > 0.7, "{line}");
+    assert!(line["classes"][0]["probability"].as_f64().unwrap() > 0.5, "{line}");
+    assert!(line["grounded"].is_null(), "{line}");
 }
