@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Tunes grounding's two thresholds (docs/RESULTS.md, "Naming what it sees") on the two sets the issue
+# Tunes grounding's thresholds (docs/RESULTS.md, "Naming what it sees") on the two sets the issue
 # allows: imagenet-sample (objects named, ../shared/tools/object_named.py) and the Flickr8k dev
 # split (beam-3 CIDEr-D with and without grounding). The test split is not touched.
 #   MODEL=work/mB WORK=work/ptb FEATURES=work/features.safetensors bash bench/ground_tune.sh [out]
@@ -11,7 +11,7 @@ SAMPLE=${SAMPLE:-../shared/data/imagenet-sample}
 OUT=${1:-work/ground-tune}
 CLASS=${CLASS:-0.3 0.5}
 WORD=${WORD:-0.3 0.5}
-NEED=${NEED:-2.7 2.9 3.1 3.3}
+NEED=${NEED:-2.3 2.4 2.5}
 NAME=${NAME:-0.3}
 cargo build --release -q
 bin=./target/release/captioner

@@ -9,6 +9,10 @@
 //!    of Neural Baby Talk, Lu et al. 2018) with article and number made to agree: "a bird" -> "an
 //!    owl", "two birds" -> "two owls".
 //!
+//! Only a photo unlike the decoder's training photos is grounded (`familiar.rs`): on a Flickr8k
+//! photo the classifier's top class is often a thing in the scene (a tricycle, a cliff) that the
+//! references do not talk about, and the decoder's own caption is the better one.
+//!
 //! A class whose nearest word is a vague one ("instrument" for an hourglass) borrows that word's
 //! place in the sentence, as Deep Compositional Captioning lends a new object the output of its
 //! nearest known word, and is always named by filling. When no single class is confident, the

@@ -82,6 +82,9 @@ fn grounding_names_what_the_classifier_sees_and_off_turns_it_off() {
         .to_string();
     let line = &caption_json(&[flickr], &[])[0];
     assert!(line["familiarity"].as_f64().unwrap() > 0.7, "{line}");
-    assert!(line["classes"][0]["probability"].as_f64().unwrap() > 0.5, "{line}");
+    assert!(
+        line["classes"][0]["probability"].as_f64().unwrap() > 0.5,
+        "{line}"
+    );
     assert!(line["grounded"].is_null(), "{line}");
 }
