@@ -50,6 +50,18 @@ pub fn features_file(bytes: &[u8]) -> bool {
     })
 }
 
+/// A model folder's familiar.safetensors, and a familiarity read from what it accepts.
+pub fn familiar_file(bytes: &[u8]) -> bool {
+    let path = std::path::Path::new("familiar.safetensors");
+    match crate::familiar::Familiar::from_bytes(bytes, path) {
+        Ok(familiar) => {
+            let _ = familiar.familiarity(&[1.0; 1280]);
+            true
+        }
+        Err(_) => false,
+    }
+}
+
 pub fn vocab_json(bytes: &[u8]) -> bool {
     crate::text::Vocabulary::from_json(&String::from_utf8_lossy(bytes)).is_ok()
 }
@@ -92,7 +104,7 @@ pub fn kaggle_csv(bytes: &[u8]) -> bool {
 }
 
 /// Every target by name, with the fixture files (relative to the repository) that seed it.
-pub const TARGETS: [(&str, Target, &[&str]); 9] = [
+pub const TARGETS: [(&str, Target, &[&str]); 10] = [
     ("image", decode_image, &["fixtures/formats"]),
     (
         "pth",
@@ -108,6 +120,11 @@ pub const TARGETS: [(&str, Target, &[&str]); 9] = [
         "features",
         features_file,
         &["fixtures/fuzz/features.safetensors"],
+    ),
+    (
+        "familiar",
+        familiar_file,
+        &["models/default/familiar.safetensors"],
     ),
     ("vocab", vocab_json, &["fixtures/fuzz/vocab.json"]),
     ("config", model_config, &["models/default/config.json"]),
