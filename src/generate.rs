@@ -8,6 +8,7 @@ use crate::engine::rng::Rng;
 use crate::model::Model;
 use crate::text::{END_TOKEN, PAD_ID, START_TOKEN, UNK_ID};
 use anyhow::{bail, Result};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct SearchOptions {
@@ -192,20 +193,29 @@ impl Constraint {
 /// The best caption for one image input (its pooled feature or grid, as the decoder reads).
 /// Single-threaded (see `linear_forward_few_rows`); batches caption one image per thread.
 pub fn search(model: &Model, input: &[f32], options: &SearchOptions) -> Generated {
-    beam_search(model, input, options, &[], false).unwrap_or_else(Generated::empty)
+    beam_search(model, input, options, &[], Beside::default()).unwrap_or_else(Generated::empty)
+}
+
+/// How a constrained search may use a second thread, for one photo's latency.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Beside<'a> {
+    /// Share each step's hypotheses between two threads of the rayon pool when one is free (a
+    /// constrained search steps twice the plain search's hypotheses or more). Every row is computed
+    /// alone, so the caption is the same either way.
+    pub split_steps: bool,
+    /// Once this is set, stop at the next step and return `None`: the caption is no longer wanted
+    /// (the plain caption, searched beside it, turned out to hold the word).
+    pub cancel: Option<&'a AtomicBool>,
 }
 
 /// The best caption that holds a word of every constraint, or `None` when no caption within the
-/// maximum length does. With no constraint it is `search`. With `split_steps`, each step's
-/// hypotheses are shared between two threads of the rayon pool when one is free (one photo's
-/// latency: a constrained search steps twice the plain search's hypotheses or more); every row is
-/// computed alone, so the caption is the same either way.
+/// maximum length does (or `beside.cancel` was set). With no constraint it is `search`.
 pub fn search_constrained(
     model: &Model,
     input: &[f32],
     options: &SearchOptions,
     constraints: &[Constraint],
-    split_steps: bool,
+    beside: Beside,
 ) -> Result<Option<Generated>> {
     if constraints.len() > MAX_CONSTRAINTS {
         bail!(
@@ -213,7 +223,7 @@ pub fn search_constrained(
             constraints.len()
         );
     }
-    Ok(beam_search(model, input, options, constraints, split_steps))
+    Ok(beam_search(model, input, options, constraints, beside))
 }
 
 /// `generator.step` for all rows, or its first and second halves side by side with `split`. Never
@@ -250,7 +260,7 @@ fn beam_search(
     input: &[f32],
     options: &SearchOptions,
     constraints: &[Constraint],
-    split_steps: bool,
+    beside: Beside,
 ) -> Option<Generated> {
     let generator = model.generator();
     let (size, v) = (generator.state_size(), model.config.decoder.vocab());
@@ -299,6 +309,12 @@ fn beam_search(
     let (mut finished, mut cut_dangling): (Vec<Hypothesis>, Vec<Hypothesis>) = Default::default();
     let mut log_probs = Vec::new();
     for t in 0..max_new {
+        if beside
+            .cancel
+            .is_some_and(|cancel| cancel.load(Ordering::Relaxed))
+        {
+            return None;
+        }
         let flat: Vec<(usize, &Hypothesis)> = live
             .iter()
             .enumerate()
@@ -318,7 +334,7 @@ fn beam_search(
             &tokens,
             &mut states,
             &mut log_probs,
-            split_steps,
+            beside.split_steps,
         );
         // For each group: the best `width` continuations of each hypothesis that stay in it, and
         // every continuation that moves a hypothesis into it by meeting a constraint.
@@ -687,14 +703,36 @@ mod tests {
                     .map(|words| Constraint::new(&model, words).unwrap())
                     .collect();
                 for beam in [1, 2, 3] {
-                    let caption =
-                        search_constrained(&model, &feature, &options(beam), &constraints, false)
-                            .unwrap()
-                            .expect("eight tokens leave room for every constraint");
+                    let caption = search_constrained(
+                        &model,
+                        &feature,
+                        &options(beam),
+                        &constraints,
+                        Beside::default(),
+                    )
+                    .unwrap()
+                    .expect("eight tokens leave room for every constraint");
                     // Each step's hypotheses shared between two threads: the same caption.
+                    let split = Beside {
+                        split_steps: true,
+                        cancel: None,
+                    };
                     let split =
-                        search_constrained(&model, &feature, &options(beam), &constraints, true);
+                        search_constrained(&model, &feature, &options(beam), &constraints, split);
                     assert_eq!(split.unwrap().as_ref(), Some(&caption));
+                    // A cancelled search gives up.
+                    let cancelled = Beside {
+                        split_steps: false,
+                        cancel: Some(&AtomicBool::new(true)),
+                    };
+                    let cancelled = search_constrained(
+                        &model,
+                        &feature,
+                        &options(beam),
+                        &constraints,
+                        cancelled,
+                    );
+                    assert_eq!(cancelled.unwrap(), None);
                     let words = words(&model, &caption.tokens);
                     for required in set {
                         assert!(
@@ -727,7 +765,7 @@ mod tests {
                     &feature,
                     &options(beam),
                     std::slice::from_ref(&constraint),
-                    false,
+                    Beside::default(),
                 )
                 .unwrap()
                 .expect("room for \"the fast\"");
@@ -740,7 +778,7 @@ mod tests {
                     &feature,
                     &options(beam),
                     std::slice::from_ref(&either),
-                    false,
+                    Beside::default(),
                 )
                 .unwrap()
                 .expect("room for \"the fast\" or \"dog runs\"");
@@ -773,13 +811,19 @@ mod tests {
             for beam in [1, 3] {
                 let plain = search(&model, &feature, &options(beam));
                 assert_eq!(
-                    search_constrained(&model, &feature, &options(beam), &[], false).unwrap(),
+                    search_constrained(&model, &feature, &options(beam), &[], Beside::default())
+                        .unwrap(),
                     Some(plain.clone()),
                     "no constraint is plain beam search"
                 );
                 if !plain.tokens.is_empty() {
-                    let constrained =
-                        search_constrained(&model, &feature, &options(beam), &every_word, false);
+                    let constrained = search_constrained(
+                        &model,
+                        &feature,
+                        &options(beam),
+                        &every_word,
+                        Beside::default(),
+                    );
                     assert_eq!(constrained.unwrap(), Some(plain));
                     compared += 1;
                 }
@@ -801,7 +845,7 @@ mod tests {
         assert!(err(&["<unk>"]).contains("no word"));
         assert!(err(&[]).contains("at least one word"));
         let four = vec![Constraint::new(&model, &["dog"]).unwrap(); MAX_CONSTRAINTS + 1];
-        let too_many = search_constrained(&model, &[0.0; 4], &options(3), &four, false);
+        let too_many = search_constrained(&model, &[0.0; 4], &options(3), &four, Beside::default());
         assert!(format!("{:#}", too_many.unwrap_err()).contains("at most"));
     }
 }

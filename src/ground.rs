@@ -19,11 +19,12 @@
 //! nearest specific word that the probable classes share is required alone ("dog" for a photo the
 //! classifier splits between three breeds).
 
-use crate::generate::{search, search_constrained, Constraint, Generated, SearchOptions};
+use crate::generate::{search, search_constrained, Beside, Constraint, Generated, SearchOptions};
 use crate::model::Model;
 use crate::text::class_words::{class_words, Word};
 use crate::text::{Vocabulary, UNK_ID};
 use anyhow::Result;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Confidence thresholds, tuned on `imagenet-sample` and Flickr8k's dev split (docs/RESULTS.md).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -328,8 +329,9 @@ pub struct GroundedCaption {
 /// the plain one when none within the maximum length can. A novel name is then filled in.
 ///
 /// With `beside`, the constrained search of a photo that needs grounding runs on a second thread
-/// beside the plain search, before it is known whether the plain caption holds the word: one
-/// photo's latency instead of a batch's throughput.
+/// beside the plain search, before it is known whether the plain caption holds the word, and takes
+/// both threads once the plain search is done (or stops, when the plain caption holds the word):
+/// one photo's latency instead of a batch's throughput.
 pub fn caption(
     model: &Model,
     input: &[f32],
@@ -349,28 +351,16 @@ pub fn caption(
             .max(ground.map_or(0, |options| options.beam)),
         ..*search_options
     };
-    let constrained = |g: &Grounding| -> Result<Option<Generated>> {
-        let constraint = g.constraint(model)?;
-        search_constrained(model, input, &constrained_options, &[constraint], beside)
-    };
-    let (plain, early) = match &grounding {
-        Some(g) if beside => {
-            let (plain, early) =
-                rayon::join(|| search(model, input, search_options), || constrained(g));
-            (plain, Some(early))
-        }
-        _ => (search(model, input, search_options), None),
-    };
-    let holds = |g: &Grounding| {
-        g.held(&crate::generate::words(model, &plain.tokens))
-            .is_some()
-    };
-    let constrained = match &grounding {
-        Some(g) if !holds(g) => match early {
-            Some(result) => result?,
-            None => constrained(g)?,
-        },
-        _ => None,
+    let (plain, constrained) = match &grounding {
+        Some(g) => searches(
+            model,
+            input,
+            search_options,
+            &constrained_options,
+            g,
+            beside,
+        )?,
+        None => (search(model, input, search_options), None),
     };
     let generated = constrained.unwrap_or(plain);
     let tokens = crate::generate::words(model, &generated.tokens);
@@ -384,6 +374,57 @@ pub fn caption(
         words,
         grounding,
     })
+}
+
+/// The plain caption, and the constrained one when the plain caption does not hold a word of `g`
+/// (see `caption` for `beside`).
+fn searches(
+    model: &Model,
+    input: &[f32],
+    search_options: &SearchOptions,
+    constrained_options: &SearchOptions,
+    g: &Grounding,
+    beside: bool,
+) -> Result<(Generated, Option<Generated>)> {
+    let constraint = g.constraint(model)?;
+    let constrained = |beside: Beside| {
+        search_constrained(
+            model,
+            input,
+            constrained_options,
+            std::slice::from_ref(&constraint),
+            beside,
+        )
+    };
+    let holds = |plain: &Generated| {
+        g.held(&crate::generate::words(model, &plain.tokens))
+            .is_some()
+    };
+    if !beside {
+        let plain = search(model, input, search_options);
+        let constrained = if holds(&plain) {
+            None
+        } else {
+            constrained(Beside::default())?
+        };
+        return Ok((plain, constrained));
+    }
+    let not_needed = AtomicBool::new(false);
+    let (plain, constrained) = rayon::join(
+        || {
+            let plain = search(model, input, search_options);
+            not_needed.store(holds(&plain), Ordering::Relaxed);
+            plain
+        },
+        || {
+            constrained(Beside {
+                split_steps: true,
+                cancel: Some(&not_needed),
+            })
+        },
+    );
+    let constrained = if holds(&plain) { None } else { constrained? };
+    Ok((plain, constrained))
 }
 
 #[cfg(test)]
