@@ -22,6 +22,7 @@ use std::process::ExitCode;
 ///   evaluate  model + features -> BLEU, METEOR, ROUGE-L, CIDEr-D on a split (greedy and beam)
 ///   caption   model + photos -> one caption per photo
 ///   export    model folder -> a smaller copy (f16 weights), e.g. to ship
+///   familiar  model folder + work folder + features -> what its training photos were like (grounding)
 #[derive(Parser)]
 #[command(name = "captioner", version, verbatim_doc_comment)]
 struct Cli {
