@@ -345,22 +345,11 @@ pub fn caption(
         Grounding::choose(probabilities, &model.vocab, options)
             .filter(|g| need(g.probability, familiarity) >= f64::from(options.need_threshold))
     });
-    let constrained_options = SearchOptions {
-        beam: search_options
-            .beam
-            .max(ground.map_or(0, |options| options.beam)),
-        ..*search_options
-    };
-    let (plain, constrained) = match &grounding {
-        Some(g) => searches(
-            model,
-            input,
-            search_options,
-            &constrained_options,
-            g,
-            beside,
-        )?,
-        None => (search(model, input, search_options), None),
+    let (plain, constrained) = match (&grounding, ground) {
+        (Some(g), Some(options)) => {
+            searches(model, input, search_options, options.beam, g, beside)?
+        }
+        _ => (search(model, input, search_options), None),
     };
     let generated = constrained.unwrap_or(plain);
     let tokens = crate::generate::words(model, &generated.tokens);
@@ -376,54 +365,49 @@ pub fn caption(
     })
 }
 
-/// The plain caption, and the constrained one when the plain caption does not hold a word of `g`
-/// (see `caption` for `beside`).
+/// The plain caption, and the constrained one (searched `ground_beam` wide, or the caption's beam
+/// when wider) when the plain caption does not hold a word of `g` (see `caption` for `beside`).
 fn searches(
     model: &Model,
     input: &[f32],
     search_options: &SearchOptions,
-    constrained_options: &SearchOptions,
+    ground_beam: usize,
     g: &Grounding,
     beside: bool,
 ) -> Result<(Generated, Option<Generated>)> {
+    let constrained_options = SearchOptions {
+        beam: search_options.beam.max(ground_beam),
+        ..*search_options
+    };
     let constraint = g.constraint(model)?;
-    let constrained = |beside: Beside| {
-        search_constrained(
-            model,
-            input,
-            constrained_options,
-            std::slice::from_ref(&constraint),
-            beside,
-        )
-    };
-    let holds = |plain: &Generated| {
-        g.held(&crate::generate::words(model, &plain.tokens))
-            .is_some()
-    };
-    if !beside {
-        let plain = search(model, input, search_options);
-        let constrained = if holds(&plain) {
-            None
-        } else {
-            constrained(Beside::default())?
-        };
-        return Ok((plain, constrained));
-    }
+    // Set once the plain caption is known to hold the word: the constrained search, beside the
+    // plain one or after it, then stops at its next step.
     let not_needed = AtomicBool::new(false);
-    let (plain, constrained) = rayon::join(
-        || {
-            let plain = search(model, input, search_options);
-            not_needed.store(holds(&plain), Ordering::Relaxed);
-            plain
-        },
-        || {
-            constrained(Beside {
-                split_steps: true,
-                cancel: Some(&not_needed),
-            })
-        },
-    );
-    let constrained = if holds(&plain) { None } else { constrained? };
+    let plain = || {
+        let plain = search(model, input, search_options);
+        let holds = g.held(&crate::generate::words(model, &plain.tokens));
+        not_needed.store(holds.is_some(), Ordering::Relaxed);
+        plain
+    };
+    let constrained = || {
+        let beside = Beside {
+            split_steps: beside,
+            cancel: Some(&not_needed),
+        };
+        let constraints = std::slice::from_ref(&constraint);
+        search_constrained(model, input, &constrained_options, constraints, beside)
+    };
+    let (plain, constrained) = if beside {
+        rayon::join(plain, constrained)
+    } else {
+        let plain = plain();
+        (plain, constrained())
+    };
+    let constrained = if not_needed.into_inner() {
+        None
+    } else {
+        constrained?
+    };
     Ok((plain, constrained))
 }
 

@@ -123,15 +123,17 @@ fn attention_decoder_trains_resumes_evaluates_and_captions() {
     );
 
     let photo = images.join("1001_ball_grass.png");
-    let out = run(&[
-        "caption",
-        "--model",
-        &path("whole"),
-        "--weights",
-        weights.to_str().unwrap(),
-        "--json",
-        photo.to_str().unwrap(),
-    ]);
+    // `caption` with the trained model on the photo, with `extra` flags.
+    let caption_whole = |extra: &[&str]| {
+        let model = path("whole");
+        let mut args = vec!["caption", "--model", &model];
+        args.extend(["--weights", weights.to_str().unwrap()]);
+        args.extend_from_slice(extra);
+        args.push(photo.to_str().unwrap());
+        captioner(&args)
+    };
+    let out = caption_whole(&["--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
     let line: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let tokens = line["tokens"].as_str().unwrap().split_whitespace().count();
     let attention = &line["attention"];
@@ -143,16 +145,8 @@ fn attention_decoder_trains_resumes_evaluates_and_captions() {
     assert!(tokens > 0, "a trained model says something: {line}");
     assert_eq!(words.len(), tokens, "one map per word: {line}");
     let figures = dir.join("figures");
-    run(&[
-        "caption",
-        "--model",
-        &path("whole"),
-        "--weights",
-        weights.to_str().unwrap(),
-        "--attention",
-        figures.to_str().unwrap(),
-        photo.to_str().unwrap(),
-    ]);
+    let drawn = caption_whole(&["--attention", figures.to_str().unwrap()]);
+    assert!(drawn.status.success(), "{}", stderr(&drawn));
     let figure = image::open(figures.join("1001_ball_grass.png")).unwrap();
     assert!(
         figure.width() > 224 && figure.height() > 224,
@@ -182,14 +176,8 @@ fn attention_decoder_trains_resumes_evaluates_and_captions() {
     // A model made before the file existed still captions, not grounded, with a note saying how to
     // add it; `evaluate --ground` refuses it; `captioner familiar` adds the same file.
     std::fs::remove_file(dir.join("whole/familiar.safetensors")).unwrap();
-    let unfamiliar = run(&[
-        "caption",
-        "--model",
-        &path("whole"),
-        "--weights",
-        weights.to_str().unwrap(),
-        photo.to_str().unwrap(),
-    ]);
+    let unfamiliar = caption_whole(&[]);
+    assert!(unfamiliar.status.success(), "{}", stderr(&unfamiliar));
     assert!(
         stderr(&unfamiliar).contains("not grounded")
             && stderr(&unfamiliar).contains("familiar --model"),
@@ -220,14 +208,7 @@ fn attention_decoder_trains_resumes_evaluates_and_captions() {
         .unwrap()
         .replace("\"regions\": 49", "\"regions\": 64");
     std::fs::write(&config_path, edited).unwrap();
-    let wrong = captioner(&[
-        "caption",
-        "--model",
-        &path("whole"),
-        "--weights",
-        weights.to_str().unwrap(),
-        photo.to_str().unwrap(),
-    ]);
+    let wrong = caption_whole(&[]);
     assert!(!wrong.status.success());
     assert!(
         stderr(&wrong).contains("does not match its encoder"),
