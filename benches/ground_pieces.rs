@@ -12,7 +12,7 @@
 //! done).
 
 use captioner::caption::Captioner;
-use captioner::generate::{photo_gain, search, search_constrained, Beside, SearchOptions};
+use captioner::generate::{photo_gain, search, search_constrained, Avoid, Beside, SearchOptions};
 use captioner::ground::{GroundOptions, Grounding};
 use captioner::image::{decode, to_network_input, Resize};
 use captioner::model::Model;
@@ -123,7 +123,14 @@ fn main() -> anyhow::Result<()> {
     for &beam in &widths {
         let options = SearchOptions { beam, ..options };
         // A constraint the model cannot express fails here, before the timing.
-        search_constrained(model, &grid.data, &options, &constraints, Beside::default())?;
+        search_constrained(
+            model,
+            &grid.data,
+            &options,
+            &constraints,
+            Beside::default(),
+            Avoid::default(),
+        )?;
         for (split_steps, threads) in [
             (false, "one thread"),
             (true, "steps split over two threads"),
@@ -134,7 +141,15 @@ fn main() -> anyhow::Result<()> {
             };
             let mut run = || {
                 std::hint::black_box(
-                    search_constrained(model, &grid.data, &options, &constraints, beside).ok(),
+                    search_constrained(
+                        model,
+                        &grid.data,
+                        &options,
+                        &constraints,
+                        beside,
+                        Avoid::default(),
+                    )
+                    .ok(),
                 );
             };
             println!(

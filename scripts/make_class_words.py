@@ -56,7 +56,7 @@ def load_wordnet(wndir):
                 hypernyms.append(target)
         synsets[offset] = (lemmas, hypernyms)
     # index.noun lists each lemma's synsets in sense-number order: (lemma, sense number) -> synset.
-    senses = {}
+    senses, first_sense = {}, {}
     for line in open(os.path.join(wndir, "index.noun"), encoding="latin-1"):
         if line.startswith("  "):
             continue
@@ -64,6 +64,7 @@ def load_wordnet(wndir):
         lemma, pointers = f[0], int(f[3])
         for number, offset in enumerate(f[4 + pointers + 2:], start=1):
             senses[(lemma, number)] = offset
+        first_sense[lemma.replace("_", " ")] = f[4 + pointers + 2]
     for line in open(os.path.join(wndir, "cntlist.rev"), encoding="latin-1"):
         key, number, tagged = line.split()
         lemma, sense = key.split("%", 1)
@@ -74,7 +75,7 @@ def load_wordnet(wndir):
     for line in open(os.path.join(wndir, "noun.exc"), encoding="latin-1"):
         plural, singular = line.split()[:2]
         plurals.setdefault(singular.replace("_", " "), plural.replace("_", " "))
-    return synsets, counts, plurals
+    return synsets, counts, plurals, first_sense
 
 
 def article(phrase):
@@ -107,13 +108,16 @@ def plural(phrase, irregular):
     return (head + " " + word) if head else word
 
 
-def chain(synsets, offset):
-    """The synset and its first hypernyms up to the root."""
+def chain(synsets, first_sense, offset):
+    """The synset and its hypernyms up to the root. Where a synset has several, the first whose first
+    lemma means it in that lemma's first sense: "game bird" is a "game" (animals hunted) and a
+    "gallinaceous bird", and "game" is first a contest, which a caption means by it."""
     out = []
     while offset and offset not in out:
         out.append(offset)
         hypernyms = synsets[offset][1]
-        offset = hypernyms[0] if hypernyms else None
+        usual = [h for h in hypernyms if first_sense.get(synsets[h][0][0].lower()) == h]
+        offset = (usual or hypernyms or [None])[0]
     return out
 
 
@@ -149,12 +153,12 @@ def main():
     ap.add_argument("--wordnet", default="/usr/share/wordnet")
     ap.add_argument("--out", default="data/imagenet_class_words.tsv")
     a = ap.parse_args()
-    synsets, counts, irregular = load_wordnet(a.wordnet)
+    synsets, counts, irregular, first_sense = load_wordnet(a.wordnet)
     classes = wnids()
     assert len(classes) == 1000 and classes == sorted(classes), "the classifiers' order is the sorted wnids"
     lines = []
     for index, wnid in enumerate(classes):
-        offsets = chain(synsets, wnid[1:])
+        offsets = chain(synsets, first_sense, wnid[1:])
         name = synsets[offsets[0]][0][0].lower()
         short = short_name(synsets, counts, offsets)
         ancestors = [synsets[o][0][0].lower() for o in offsets[1:]]

@@ -2,8 +2,9 @@
 //! encoder -> decoder search -> words -> a sentence.
 
 use crate::decoder::ImageInput;
+use crate::evidence::{Concept, Evidence, Source};
 use crate::generate::{photo_gain, SearchOptions};
-use crate::ground::{GroundOptions, Grounding};
+use crate::ground::{GroundOptions, Grounding, Seen};
 use crate::image::{decode, to_network_input, Resize, RgbImage};
 use crate::model::Model;
 use crate::text::class_words::Word;
@@ -36,6 +37,10 @@ pub struct Captioned {
     pub classes: Vec<(usize, f32)>,
     /// What the caption was made to name, if anything, and the word of it the caption holds.
     pub grounded: Option<(Grounding, Word)>,
+    /// The decoder's probability of each generated token as it chose it.
+    pub token_probabilities: Vec<f32>,
+    /// What the photo backs, when the caption was held to evidence.
+    pub evidence: Option<Evidence>,
     /// With an attention decoder: where it looked for each word.
     pub attention: Option<AttentionMap>,
     /// The photo as the encoder saw it (network size), for drawing the attention over it.
@@ -76,6 +81,95 @@ impl AttentionMap {
             })
             .collect();
         serde_json::json!({ "height": self.height, "width": self.width, "words": words })
+    }
+}
+
+/// One word of a caption that claims something of the photo, and what backs it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Claim {
+    pub word: String,
+    pub source: Source,
+    /// How sure its source is: the detector's or the classes' probability for its concept, the
+    /// grounded class's probability, or the decoder's probability of the word where nothing else
+    /// was asked.
+    pub support: f32,
+}
+
+/// Words that claim nothing of the photo on their own: articles, pronouns of things,
+/// prepositions, conjunctions, auxiliaries and numbers.
+const FUNCTION_WORDS: [&str; 49] = [
+    "photo", "a", "an", "the", "this", "that", "these", "those", "its", "it", "of", "in", "on",
+    "at", "to", "with", "for", "from", "by", "into", "onto", "through", "near", "under", "over",
+    "behind", "across", "along", "around", "up", "down", "out", "off", "and", "or", "while", "as",
+    "is", "are", "was", "were", "be", "has", "have", "some", "one", "two", "three", "another",
+];
+
+impl Captioned {
+    /// The caption's claims, one per word that is not a function word, in order.
+    pub fn claims(&self, token_probabilities: &[f32]) -> Vec<Claim> {
+        let grounded: Vec<&str> = self
+            .grounded
+            .iter()
+            .flat_map(|(g, word)| {
+                let name = g.name.iter().flat_map(|n| [n.singular, n.plural]);
+                [word.singular, word.plural].into_iter().chain(name)
+            })
+            .collect();
+        let class_probability = self.grounded.as_ref().map_or(0.0, |(g, _)| g.probability);
+        self.words
+            .iter()
+            .enumerate()
+            .filter(|(_, w)| !FUNCTION_WORDS.contains(&w.as_str()))
+            .map(|(at, word)| {
+                let decoder = token_probabilities.get(at).copied().unwrap_or(0.0);
+                let concept = Concept::of_word(word)
+                    .and_then(|c| self.evidence.as_ref().map(|e| e.support(c)));
+                let (source, support) = if grounded.contains(&word.as_str()) {
+                    (Source::Classifier, class_probability)
+                } else {
+                    match concept {
+                        Some(s) if s.backed == Some(Source::Classifier) => {
+                            (Source::Classifier, s.classifier)
+                        }
+                        Some(s) if s.backed == Some(Source::Detector) => {
+                            (Source::Detector, s.detector)
+                        }
+                        _ => (Source::Decoder, decoder),
+                    }
+                };
+                Claim {
+                    word: word.clone(),
+                    source,
+                    support,
+                }
+            })
+            .collect()
+    }
+
+    /// How far the caption can be trusted: the weakest support among its claims (1 with none).
+    pub fn confidence(claims: &[Claim]) -> f32 {
+        claims.iter().map(|c| c.support).fold(1.0, f32::min)
+    }
+
+    /// `{"confidence", "claims": [{"word", "source", "support"}]}` with four decimals: how
+    /// `caption --json` and `serve` report them.
+    pub fn claims_json(&self) -> serde_json::Value {
+        let claims = self.claims(&self.token_probabilities);
+        let round = |v: f32| (f64::from(v) * 1e4).round() / 1e4;
+        let list: Vec<serde_json::Value> = claims
+            .iter()
+            .map(|c| {
+                serde_json::json!({
+                    "word": c.word,
+                    "source": c.source.name(),
+                    "support": round(c.support),
+                })
+            })
+            .collect();
+        serde_json::json!({
+            "confidence": round(Self::confidence(&claims)),
+            "claims": list,
+        })
     }
 }
 
@@ -159,18 +253,19 @@ impl Captioner {
             Some(familiar) if details || ground.is_some() => Some(familiar.familiarity(&pooled)?),
             _ => None,
         };
+        let evidence =
+            crate::ground::evidence(&self.model, ground, &pooled, &probabilities, familiarity)?;
         let encoded = Instant::now();
-        let grounded = crate::ground::caption(
-            &self.model,
-            &feature,
-            options,
-            ground,
-            &probabilities,
+        let seen = Seen {
+            probabilities: &probabilities,
             familiarity,
-            true,
-        )?;
+            evidence: evidence.as_ref(),
+        };
+        let grounded = crate::ground::caption(&self.model, &feature, options, ground, &seen, true)?;
         let generated = &grounded.generated;
-        let grounding = details.then(|| photo_gain(&self.model, &feature, generated));
+        // A composed caption is not the decoder's: it gains nothing from the photo to measure.
+        let grounding =
+            (details && !grounded.composed).then(|| photo_gain(&self.model, &feature, generated));
         let classes = if details {
             let mut order: Vec<usize> = (0..probabilities.len()).collect();
             order.sort_by(|&a, &b| probabilities[b].total_cmp(&probabilities[a]));
@@ -190,6 +285,8 @@ impl Captioner {
             familiarity: familiarity.filter(|_| details),
             classes,
             grounded: grounded.grounding,
+            token_probabilities: grounded.generated.token_probabilities.clone(),
+            evidence,
             attention: matches!(
                 self.model.config.decoder.image_input(),
                 ImageInput::Grid { .. }

@@ -137,7 +137,7 @@ pub fn evaluate(model: &Model, options: &EvaluateOptions) -> Result<Evaluation> 
     } = split_images(&options.work, options.split, &features, &options.features)?;
     let rows: Vec<&[f32]> = feature_rows.iter().map(|&row| images.row(row)).collect();
 
-    let (probabilities, familiarity) = match &options.ground {
+    let (probabilities, familiarity, evidence) = match &options.ground {
         Some(_) => {
             let Some(familiar) = &model.familiar else {
                 bail!(
@@ -150,12 +150,23 @@ pub fn evaluate(model: &Model, options: &EvaluateOptions) -> Result<Evaluation> 
                 .iter()
                 .map(|p| familiar.familiarity(p).map(Some))
                 .collect::<Result<Vec<_>>>()?;
-            (
-                class_probabilities(model, &pooled, options.weights.as_deref())?,
-                familiarity,
-            )
+            let probabilities = class_probabilities(model, &pooled, options.weights.as_deref())?;
+            let evidence = pooled
+                .iter()
+                .zip(&probabilities)
+                .zip(&familiarity)
+                .map(|((pooled, probabilities), &familiarity)| {
+                    let ground = options.ground.as_ref();
+                    crate::ground::evidence(model, ground, pooled, probabilities, familiarity)
+                })
+                .collect::<Result<Vec<_>>>()?;
+            (probabilities, familiarity, evidence)
         }
-        None => (vec![Vec::new(); ids.len()], vec![None; ids.len()]),
+        None => (
+            vec![Vec::new(); ids.len()],
+            vec![None; ids.len()],
+            vec![None; ids.len()],
+        ),
     };
     // Located (and fetched, if need be) once for both runs.
     let meteor_jar = meteor::locate(options.meteor_jar.as_deref()).map_err(|e| format!("{e:#}"));
@@ -177,17 +188,15 @@ pub fn evaluate(model: &Model, options: &EvaluateOptions) -> Result<Evaluation> 
             .par_iter()
             .zip(&probabilities)
             .zip(&familiarity)
-            .map(|((row, probabilities), &familiarity)| {
-                let ground = options.ground.as_ref();
-                let caption = crate::ground::caption(
-                    model,
-                    row,
-                    &search,
-                    ground,
+            .zip(&evidence)
+            .map(|(((row, probabilities), &familiarity), evidence)| {
+                let seen = crate::ground::Seen {
                     probabilities,
                     familiarity,
-                    false,
-                )?;
+                    evidence: evidence.as_ref(),
+                };
+                let ground = options.ground.as_ref();
+                let caption = crate::ground::caption(model, row, &search, ground, &seen, false)?;
                 bar.inc(1);
                 Ok(caption.words.join(" "))
             })

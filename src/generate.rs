@@ -27,6 +27,8 @@ struct Hypothesis {
     state: Vec<f32>,
     /// The attention weights behind each token, for a decoder with attention.
     attention: Vec<Vec<f32>>,
+    /// Each token's log-probability as it was chosen.
+    token_log_probs: Vec<f32>,
 }
 
 /// Word ids a search or a sample may never emit.
@@ -53,6 +55,21 @@ fn repeated_bigram_ends(tokens: &[u32]) -> Vec<u32> {
         .filter(|pair| pair[0] == last)
         .map(|pair| pair[1])
         .collect()
+}
+
+/// Words that would repeat something if they came next: the last word again ("is is"), the word
+/// before "and" ("a yellow and yellow shirt"), a word pair already in `tokens` ("a man in blue
+/// shirt and blue shirt"), or a word of `once` already there.
+fn repeats(tokens: &[u32], and: u32, once: &[u32]) -> Vec<u32> {
+    let mut out = repeated_bigram_ends(tokens);
+    out.extend(tokens.last());
+    if let [.., before, last] = tokens {
+        if *last == and {
+            out.push(*before);
+        }
+    }
+    out.extend(tokens.iter().filter(|t| once.contains(t)));
+    out
 }
 
 /// log p(tokens, endseq | image) under teacher forcing: how likely the model finds a given caption
@@ -89,7 +106,7 @@ pub fn photo_gain(model: &Model, input: &[f32], caption: &Generated) -> f64 {
 }
 
 /// A searched caption.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Generated {
     /// Word ids, without startseq and endseq.
     pub tokens: Vec<u32>,
@@ -99,6 +116,8 @@ pub struct Generated {
     pub log_prob: f64,
     /// For a decoder with attention: the weights over the image's regions behind each word.
     pub attention: Vec<Vec<f32>>,
+    /// Each word's probability as the search chose it (empty for samples).
+    pub token_probabilities: Vec<f32>,
 }
 
 impl Generated {
@@ -109,6 +128,7 @@ impl Generated {
             ended: false,
             log_prob: 0.0,
             attention: Vec::new(),
+            token_probabilities: Vec::new(),
         }
     }
 
@@ -193,7 +213,27 @@ impl Constraint {
 /// The best caption for one image input (its pooled feature or grid, as the decoder reads).
 /// Single-threaded (see `linear_forward_few_rows`); batches caption one image per thread.
 pub fn search(model: &Model, input: &[f32], options: &SearchOptions) -> Generated {
-    beam_search(model, input, options, &[], Beside::default()).unwrap_or_else(Generated::empty)
+    search_avoiding(model, input, options, Avoid::default())
+}
+
+/// `search`, never emitting the words `avoid` rules out.
+pub fn search_avoiding(
+    model: &Model,
+    input: &[f32],
+    options: &SearchOptions,
+    avoid: Avoid,
+) -> Generated {
+    beam_search(model, input, options, &[], Beside::default(), avoid)
+        .unwrap_or_else(Generated::empty)
+}
+
+/// Words a search must not emit for one photo, chosen above the search (`evidence.rs`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Avoid<'a> {
+    /// Never: words of what the photo does not back.
+    pub masked: &'a [u32],
+    /// At most once in a caption: words of a setting ("in a tree in the tree").
+    pub once: &'a [u32],
 }
 
 /// How a constrained search may use a second thread, for one photo's latency.
@@ -216,6 +256,7 @@ pub fn search_constrained(
     options: &SearchOptions,
     constraints: &[Constraint],
     beside: Beside,
+    avoid: Avoid,
 ) -> Result<Option<Generated>> {
     if constraints.len() > MAX_CONSTRAINTS {
         bail!(
@@ -223,7 +264,14 @@ pub fn search_constrained(
             constraints.len()
         );
     }
-    Ok(beam_search(model, input, options, constraints, beside))
+    Ok(beam_search(
+        model,
+        input,
+        options,
+        constraints,
+        beside,
+        avoid,
+    ))
 }
 
 /// `generator.step` for all rows, or its first and second halves side by side with `split`. Never
@@ -261,13 +309,15 @@ fn beam_search(
     options: &SearchOptions,
     constraints: &[Constraint],
     beside: Beside,
+    avoid: Avoid,
 ) -> Option<Generated> {
     let generator = model.generator();
     let (size, v) = (generator.state_size(), model.config.decoder.vocab());
     let image = generator.image(input);
 
     let (start, end) = (model.vocab.id(START_TOKEN), model.vocab.id(END_TOKEN));
-    let banned = banned(model);
+    let and = model.vocab.id("and");
+    let banned = [banned(model).as_slice(), avoid.masked].concat();
     let dangling: Vec<u32> = DANGLING
         .iter()
         .map(|w| model.vocab.id(w))
@@ -305,6 +355,7 @@ fn beam_search(
         log_prob: 0.0,
         state: generator.initial_state(&image),
         attention: Vec::new(),
+        token_log_probs: Vec::new(),
     });
     let (mut finished, mut cut_dangling): (Vec<Hypothesis>, Vec<Hypothesis>) = Default::default();
     let mut log_probs = Vec::new();
@@ -342,7 +393,7 @@ fn beam_search(
         for (b, row) in log_probs.chunks_exact(v).enumerate() {
             let (group, hypothesis) = flat[b];
             let repeats = if options.block_repeats {
-                repeated_bigram_ends(&hypothesis.tokens)
+                repeats(&hypothesis.tokens, and, avoid.once)
             } else {
                 Vec::new()
             };
@@ -388,11 +439,14 @@ fn beam_search(
                 let state = states[b * size..][..size].to_vec();
                 let mut attention = flat[b].1.attention.clone();
                 attention.extend(generator.attention(&state).map(<[f32]>::to_vec));
+                let mut token_log_probs = flat[b].1.token_log_probs.clone();
+                token_log_probs.push((log_prob - flat[b].1.log_prob) as f32);
                 let hypothesis = Hypothesis {
                     tokens,
                     log_prob,
                     state,
                     attention,
+                    token_log_probs,
                 };
                 if id == end {
                     finished.push(hypothesis);
@@ -428,6 +482,7 @@ fn beam_search(
         mut tokens,
         log_prob,
         mut attention,
+        token_log_probs,
         ..
     } = pool
         .into_iter()
@@ -437,11 +492,16 @@ fn beam_search(
         tokens.pop();
         attention.truncate(tokens.len());
     }
+    let token_probabilities = token_log_probs[..tokens.len()]
+        .iter()
+        .map(|lp| lp.exp())
+        .collect();
     Some(Generated {
         tokens,
         ended,
         log_prob,
         attention,
+        token_probabilities,
     })
 }
 
@@ -575,6 +635,7 @@ mod tests {
             vocab,
             generation: std::sync::OnceLock::new(),
             familiar: None,
+            concepts: None,
         }
     }
 
@@ -709,6 +770,7 @@ mod tests {
                         &options(beam),
                         &constraints,
                         Beside::default(),
+                        Avoid::default(),
                     )
                     .unwrap()
                     .expect("eight tokens leave room for every constraint");
@@ -717,8 +779,14 @@ mod tests {
                         split_steps: true,
                         cancel: None,
                     };
-                    let split =
-                        search_constrained(&model, &feature, &options(beam), &constraints, split);
+                    let split = search_constrained(
+                        &model,
+                        &feature,
+                        &options(beam),
+                        &constraints,
+                        split,
+                        Avoid::default(),
+                    );
                     assert_eq!(split.unwrap().as_ref(), Some(&caption));
                     // A cancelled search gives up.
                     let cancelled = Beside {
@@ -731,6 +799,7 @@ mod tests {
                         &options(beam),
                         &constraints,
                         cancelled,
+                        Avoid::default(),
                     );
                     assert_eq!(cancelled.unwrap(), None);
                     let words = words(&model, &caption.tokens);
@@ -740,6 +809,76 @@ mod tests {
                             "beam {beam}: {words:?} holds none of {required:?}"
                         );
                     }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_masked_word_is_never_emitted_by_any_search() {
+        for (model, feature) in random_cases(30) {
+            let ids =
+                |words: &[&str]| -> Vec<u32> { words.iter().map(|w| model.vocab.id(w)).collect() };
+            for masked_words in [&["dog"][..], &["fast", "the"], &["runs", "dog", "fast"]] {
+                let masked = ids(masked_words);
+                let avoid = Avoid {
+                    masked: &masked,
+                    once: &[],
+                };
+                let allowed = ["dog", "runs", "fast", "the"]
+                    .into_iter()
+                    .find(|w| !masked_words.contains(w))
+                    .unwrap();
+                let constraint = [Constraint::new(&model, &[allowed]).unwrap()];
+                for beam in [1, 2, 3] {
+                    let plain = search_avoiding(&model, &feature, &options(beam), avoid);
+                    let constrained = search_constrained(
+                        &model,
+                        &feature,
+                        &options(beam),
+                        &constraint,
+                        Beside::default(),
+                        avoid,
+                    )
+                    .unwrap();
+                    for caption in std::iter::once(plain).chain(constrained) {
+                        assert!(
+                            caption.tokens.iter().all(|t| !masked.contains(t)),
+                            "beam {beam}: {:?} holds a word of {masked_words:?}",
+                            words(&model, &caption.tokens)
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn no_search_repeats_a_word_or_a_word_around_and() {
+        let words_list = ["dog", "and", "the", "runs"];
+        let model_words: Vec<String> = words_list.iter().map(|s| s.to_string()).collect();
+        let vocab = Vocabulary::build([wrap_caption(&model_words).as_slice()], 1);
+        let id = |w: &str| vocab.id(w);
+        let and = id("and");
+        // The last word again, the word before "and", a pair already held, a once-word again.
+        let tokens = [id("the"), id("dog"), id("and")];
+        let blocked = repeats(&tokens, and, &[]);
+        assert!(blocked.contains(&id("dog")) && blocked.contains(&id("and")));
+        let tokens = [id("the"), id("dog"), id("runs"), id("the")];
+        assert!(repeats(&tokens, and, &[]).contains(&id("dog")));
+        let tokens = [id("runs"), id("the")];
+        assert!(repeats(&tokens, and, &[id("runs")]).contains(&id("runs")));
+        assert!(!repeats(&tokens, and, &[]).contains(&id("runs")));
+        // Every search of random models: no word twice in a row, none on both sides of "and".
+        for (model, feature) in random_cases(30) {
+            let and = model.vocab.id("and");
+            for beam in [1, 3] {
+                let caption = search(&model, &feature, &options(beam));
+                for pair in caption.tokens.windows(2) {
+                    assert_ne!(pair[0], pair[1], "{:?}", words(&model, &caption.tokens));
+                }
+                for triple in caption.tokens.windows(3) {
+                    assert!(triple[1] != and || triple[0] != triple[2]);
                 }
             }
         }
@@ -766,6 +905,7 @@ mod tests {
                     &options(beam),
                     std::slice::from_ref(&constraint),
                     Beside::default(),
+                    Avoid::default(),
                 )
                 .unwrap()
                 .expect("room for \"the fast\"");
@@ -779,6 +919,7 @@ mod tests {
                     &options(beam),
                     std::slice::from_ref(&either),
                     Beside::default(),
+                    Avoid::default(),
                 )
                 .unwrap()
                 .expect("room for \"the fast\" or \"dog runs\"");
@@ -811,8 +952,15 @@ mod tests {
             for beam in [1, 3] {
                 let plain = search(&model, &feature, &options(beam));
                 assert_eq!(
-                    search_constrained(&model, &feature, &options(beam), &[], Beside::default())
-                        .unwrap(),
+                    search_constrained(
+                        &model,
+                        &feature,
+                        &options(beam),
+                        &[],
+                        Beside::default(),
+                        Avoid::default()
+                    )
+                    .unwrap(),
                     Some(plain.clone()),
                     "no constraint is plain beam search"
                 );
@@ -823,6 +971,7 @@ mod tests {
                         &options(beam),
                         &every_word,
                         Beside::default(),
+                        Avoid::default(),
                     );
                     assert_eq!(constrained.unwrap(), Some(plain));
                     compared += 1;
@@ -845,7 +994,14 @@ mod tests {
         assert!(err(&["<unk>"]).contains("no word"));
         assert!(err(&[]).contains("at least one word"));
         let four = vec![Constraint::new(&model, &["dog"]).unwrap(); MAX_CONSTRAINTS + 1];
-        let too_many = search_constrained(&model, &[0.0; 4], &options(3), &four, Beside::default());
+        let too_many = search_constrained(
+            &model,
+            &[0.0; 4],
+            &options(3),
+            &four,
+            Beside::default(),
+            Avoid::default(),
+        );
         assert!(format!("{:#}", too_many.unwrap_err()).contains("at most"));
     }
 }

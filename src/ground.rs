@@ -19,7 +19,10 @@
 //! nearest specific word that the probable classes share is required alone ("dog" for a photo the
 //! classifier splits between three breeds).
 
-use crate::generate::{search, search_constrained, Beside, Constraint, Generated, SearchOptions};
+use crate::evidence::{Evidence, EvidenceOptions};
+use crate::generate::{
+    search_avoiding, search_constrained, Avoid, Beside, Constraint, Generated, SearchOptions,
+};
 use crate::model::Model;
 use crate::text::class_words::{class_words, Word};
 use crate::text::{Vocabulary, UNK_ID};
@@ -47,6 +50,8 @@ pub struct GroundOptions {
     /// caption's own beam when wider): a word made to fit into a sentence needs more candidates
     /// than a free sentence to find one that carries it well.
     pub beam: usize,
+    /// What a caption may say without evidence (`evidence.rs`); `None`: anything the decoder says.
+    pub evidence: Option<EvidenceOptions>,
 }
 
 impl Default for GroundOptions {
@@ -59,6 +64,7 @@ impl Default for GroundOptions {
             word_threshold: 0.3,
             need_threshold: 2.4,
             beam: 4,
+            evidence: Some(EvidenceOptions::default()),
         }
     }
 }
@@ -197,15 +203,7 @@ impl Grounding {
                 name,
             });
         }
-        // The probability of the classes that a word names ("dog": every breed).
-        let shared = |word: &str| -> f32 {
-            table
-                .iter()
-                .zip(probabilities)
-                .filter(|(other, _)| other.words_up().any(|w| w.singular == word))
-                .map(|(_, &p)| p)
-                .sum()
-        };
+        let shared = |word: &str| shared_probability(probabilities, word);
         let first = specific
             .iter()
             .position(|w| shared(w.singular) >= options.word_threshold)?;
@@ -312,6 +310,38 @@ const GROUPS: [&str; 9] = [
 ];
 const ONE: [&str; 6] = ["a", "an", "one", "this", "that", "another"];
 
+/// What the encoder saw in a photo besides the decoder's input.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Seen<'a> {
+    /// The ImageNet class probabilities (empty without a classifier).
+    pub probabilities: &'a [f32],
+    /// How like the model's training photos it is; `None` for a model that does not know them.
+    pub familiarity: Option<f32>,
+    /// What it backs; `None` leaves every word to the decoder.
+    pub evidence: Option<&'a Evidence>,
+}
+
+/// What a photo backs (`evidence.rs`), when `ground` asks for evidence and the model has its
+/// concept detectors and familiar photos.
+pub fn evidence(
+    model: &Model,
+    ground: Option<&GroundOptions>,
+    pooled: &[f32],
+    probabilities: &[f32],
+    familiarity: Option<f32>,
+) -> Result<Option<Evidence>> {
+    let options = ground.and_then(|g| g.evidence);
+    match (options, &model.concepts, familiarity) {
+        (Some(options), Some(detectors), Some(familiarity)) => Ok(Some(Evidence::weigh(
+            &detectors.detect(pooled)?,
+            probabilities,
+            familiarity,
+            &options,
+        ))),
+        _ => Ok(None),
+    }
+}
+
 /// A caption and what grounded it.
 pub struct GroundedCaption {
     pub generated: Generated,
@@ -320,6 +350,9 @@ pub struct GroundedCaption {
     /// The grounding the caption holds and the word of it that the caption holds; `None` when
     /// there was none or no caption within the maximum length could hold it.
     pub grounding: Option<(Grounding, Word)>,
+    /// Composed from the evidence alone (`Grounding::say_less`), not written by the decoder:
+    /// `generated` is then empty.
+    pub composed: bool,
 }
 
 /// The decoder's plain caption when grounding is off, nothing is confident enough, the photo does
@@ -337,19 +370,47 @@ pub fn caption(
     input: &[f32],
     search_options: &SearchOptions,
     ground: Option<&GroundOptions>,
-    probabilities: &[f32],
-    familiarity: Option<f32>,
+    seen: &Seen,
     beside: bool,
 ) -> Result<GroundedCaption> {
-    let grounding = ground.zip(familiarity).and_then(|(options, familiarity)| {
-        Grounding::choose(probabilities, &model.vocab, options)
-            .filter(|g| need(g.probability, familiarity) >= f64::from(options.need_threshold))
-    });
+    let grounding = ground
+        .zip(seen.familiarity)
+        .and_then(|(options, familiarity)| {
+            Grounding::choose(seen.probabilities, &model.vocab, options)
+                .filter(|g| need(g.probability, familiarity) >= f64::from(options.need_threshold))
+        });
+    // The grounded class's words stay sayable: the classifier backs them.
+    let keep: Vec<&str> = grounding
+        .iter()
+        .flat_map(|g| g.words.iter().flat_map(|w| [w.singular, w.plural]))
+        .collect();
+    let masked = match seen.evidence {
+        Some(evidence) => evidence.masked(&model.vocab, &keep),
+        None => Vec::new(),
+    };
+    // Held to evidence, a photo with no person and no dog backed, unlike the decoder's training
+    // photos, is said in a few words that are all backed: what the classifier saw and where, not
+    // a Flickr8k scene (people and dogs doing things) around it.
+    let familiar_threshold = ground
+        .and_then(|g| g.evidence)
+        .map(|e| e.familiar_threshold);
+    if let (Some(evidence), Some(familiarity), Some(threshold), Some(options)) =
+        (seen.evidence, seen.familiarity, familiar_threshold, ground)
+    {
+        if familiarity < threshold && !evidence.has_subject() {
+            return Ok(compose(seen.probabilities, evidence, options));
+        }
+    }
+    let once = crate::evidence::setting_words(&model.vocab);
+    let avoid = Avoid {
+        masked: &masked,
+        once: &once,
+    };
     let (plain, constrained) = match (&grounding, ground) {
         (Some(g), Some(options)) => {
-            searches(model, input, search_options, options.beam, g, beside)?
+            searches(model, input, search_options, options.beam, g, beside, avoid)?
         }
-        _ => (search(model, input, search_options), None),
+        _ => (search_avoiding(model, input, search_options, avoid), None),
     };
     let generated = constrained.unwrap_or(plain);
     let tokens = crate::generate::words(model, &generated.tokens);
@@ -362,7 +423,84 @@ pub fn caption(
         generated,
         words,
         grounding,
+        composed: false,
     })
+}
+
+/// The summed probability of the classes that a word names ("dog": every breed).
+fn shared_probability(probabilities: &[f32], word: &str) -> f32 {
+    class_words()
+        .iter()
+        .zip(probabilities)
+        .filter(|(other, _)| other.words_up().any(|w| w.singular == word))
+        .map(|(_, &p)| p)
+        .sum()
+}
+
+/// Words too general to say what a photo shows even in a short caption ("a photo of an
+/// object").
+const EMPTY: [&str; 9] = [
+    "entity",
+    "physical entity",
+    "object",
+    "whole",
+    "thing",
+    "artifact",
+    "organism",
+    "living thing",
+    "matter",
+];
+
+/// A short caption of backed words only: "a photo of a goldfish in the water". The top class by
+/// its name when the classifier is sure of it, by what people call it ("owl", "fish") when it is
+/// fairly sure, else the nearest word of its chain that the probable classes share ("a bird", "an
+/// animal"); then the setting with the strongest evidence, if one is backed. With neither: "a
+/// photo".
+fn compose(probabilities: &[f32], evidence: &Evidence, options: &GroundOptions) -> GroundedCaption {
+    let table = class_words();
+    let top = probabilities
+        .iter()
+        .enumerate()
+        .max_by(|a, b| a.1.total_cmp(b.1))
+        .and_then(|(class, &p)| Some((table.get(class)?, class, p)));
+    let shared = |word: &str| shared_probability(probabilities, word);
+    let subject = top.and_then(|(class_words, class, probability)| {
+        let name = Word {
+            singular: class_words.name,
+            plural: class_words.name_plural,
+            article: class_words.name_article,
+        };
+        let word = if probability >= options.name_threshold {
+            Some(name)
+        } else if probability >= options.class_threshold {
+            class_words.words_up().next()
+        } else {
+            class_words
+                .words_up()
+                .take_while(|w| !EMPTY.contains(&w.singular))
+                .find(|w| shared(w.singular) >= options.word_threshold)
+        }?;
+        let grounding = Grounding {
+            class,
+            probability,
+            words: vec![word],
+            name: None,
+        };
+        Some((grounding, word))
+    });
+    let mut words: Vec<String> = vec!["a".into(), "photo".into()];
+    if let Some((_, word)) = &subject {
+        words.extend(["of", word.article, word.singular].map(str::to_owned));
+    }
+    if let Some(setting) = evidence.strongest_setting() {
+        words.extend(setting.phrase().split(' ').map(str::to_owned));
+    }
+    GroundedCaption {
+        generated: Generated::default(),
+        words,
+        grounding: subject,
+        composed: true,
+    }
 }
 
 /// The plain caption, and the constrained one (searched `ground_beam` wide, or the caption's beam
@@ -374,6 +512,7 @@ fn searches(
     ground_beam: usize,
     g: &Grounding,
     beside: bool,
+    avoid: Avoid,
 ) -> Result<(Generated, Option<Generated>)> {
     let constrained_options = SearchOptions {
         beam: search_options.beam.max(ground_beam),
@@ -384,7 +523,7 @@ fn searches(
     // plain one or after it, then stops at its next step.
     let not_needed = AtomicBool::new(false);
     let plain = || {
-        let plain = search(model, input, search_options);
+        let plain = search_avoiding(model, input, search_options, avoid);
         let holds = g.held(&crate::generate::words(model, &plain.tokens));
         not_needed.store(holds.is_some(), Ordering::Relaxed);
         plain
@@ -395,7 +534,14 @@ fn searches(
             cancel: Some(&not_needed),
         };
         let constraints = std::slice::from_ref(&constraint);
-        search_constrained(model, input, &constrained_options, constraints, beside)
+        search_constrained(
+            model,
+            input,
+            &constrained_options,
+            constraints,
+            beside,
+            avoid,
+        )
     };
     let (plain, constrained) = if beside {
         rayon::join(plain, constrained)
@@ -532,6 +678,7 @@ mod tests {
             word_threshold: 0.5,
             need_threshold: 0.0,
             beam: 3,
+            evidence: None,
         };
         let owl = Grounding::choose(&probabilities(&[("great grey owl", 0.8)]), &vocab, &options)
             .unwrap();

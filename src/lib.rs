@@ -6,6 +6,7 @@ pub mod dataset;
 pub mod decoder;
 pub mod engine;
 pub mod evaluate;
+pub mod evidence;
 pub mod familiar;
 pub mod features;
 pub mod fetch;

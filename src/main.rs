@@ -1,6 +1,7 @@
 //! The `captioner` command line: one subcommand per pipeline stage, each a thin layer over the library.
 
 use captioner::dataset::{Format, Split, SplitSizes};
+use captioner::evidence::EvidenceOptions;
 use captioner::features::{extract, FeaturesOptions, Selection};
 use captioner::ground::GroundOptions;
 use captioner::image::Resize;
@@ -208,6 +209,27 @@ struct GroundArgs {
     /// --beam given when wider): a word made to fit needs more candidates than a free sentence.
     #[arg(long, default_value_t = GroundOptions::default().beam, value_parser = beam_width)]
     ground_beam: usize,
+    /// Say a person, a dog, a garment, a ball or a setting only with evidence for it (off: the
+    /// decoder's word is enough). Evidence: the model's concept detectors (concepts.safetensors),
+    /// believed less the less familiar the photo, or the classifier's classes for it.
+    #[arg(long, value_enum, default_value_t = GroundSwitch::On)]
+    evidence: GroundSwitch,
+    /// A concept detector backs its words on a photo at least --evidence-familiar-threshold
+    /// familiar when its probability reaches this, and on others when it reaches this +
+    /// --evidence-unfamiliar-weight x (--evidence-familiar-threshold - familiarity).
+    #[arg(long, default_value_t = EvidenceOptions::default().detector_threshold, value_parser = probability)]
+    evidence_detector_threshold: f32,
+    #[arg(long, default_value_t = EvidenceOptions::default().unfamiliar_weight)]
+    evidence_unfamiliar_weight: f32,
+    /// The ImageNet classes that show a concept (dog breeds: "dog"; a seashore: sand and water)
+    /// back it when their summed probability reaches this.
+    #[arg(long, default_value_t = EvidenceOptions::default().class_threshold, value_parser = probability)]
+    evidence_class_threshold: f32,
+    /// A photo less familiar than this (cosine similarity to the nearest of the model's training
+    /// photos' centroids) is described in a few backed words, "A photo of a goldfish in the
+    /// water.", instead of by the decoder.
+    #[arg(long, default_value_t = EvidenceOptions::default().familiar_threshold)]
+    evidence_familiar_threshold: f32,
 }
 
 fn probability(text: &str) -> Result<f32, String> {
@@ -233,6 +255,15 @@ impl GroundArgs {
             word_threshold: self.ground_word_threshold,
             need_threshold: self.ground_need_threshold,
             beam: self.ground_beam,
+            evidence: match self.evidence {
+                GroundSwitch::On => Some(EvidenceOptions {
+                    detector_threshold: self.evidence_detector_threshold,
+                    unfamiliar_weight: self.evidence_unfamiliar_weight,
+                    class_threshold: self.evidence_class_threshold,
+                    familiar_threshold: self.evidence_familiar_threshold,
+                }),
+                GroundSwitch::Off => None,
+            },
         }
     }
 }
@@ -740,9 +771,11 @@ fn run_familiar(args: FamiliarArgs) -> anyhow::Result<()> {
         );
     }
     captioner::train::training_photos_familiar(&data)?.save(&args.model)?;
+    captioner::train::training_photos_concepts(&data)?.save(&args.model)?;
     println!(
-        "wrote {}",
-        args.model.join(captioner::familiar::FILE).display()
+        "wrote {} and {}",
+        args.model.join(captioner::familiar::FILE).display(),
+        args.model.join(captioner::evidence::FILE).display()
     );
     Ok(())
 }
@@ -1165,6 +1198,12 @@ fn caption_json(
         }),
         None => serde_json::Value::Null,
     };
+    let claims = caption.claims_json();
+    line["confidence"] = claims["confidence"].clone();
+    line["claims"] = claims["claims"].clone();
+    if let Some(evidence) = &caption.evidence {
+        line["evidence"] = evidence.to_json();
+    }
     if let Some(map) = &caption.attention {
         line["attention"] = map.to_json();
     }

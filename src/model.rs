@@ -5,6 +5,7 @@
 use crate::decoder::DecoderConfig;
 use crate::decoder::Generator;
 use crate::engine::params::Layout;
+use crate::evidence::{self, Detectors};
 use crate::familiar::{self, Familiar};
 use crate::fsio::{read_text, safetensors_bytes, write_atomic};
 use crate::text::{Tokenization, Vocabulary};
@@ -68,6 +69,9 @@ pub struct Model {
     /// What its training photos were like (`familiar.safetensors`), which grounding needs; models
     /// written before it existed have none until `captioner familiar` adds it.
     pub familiar: Option<Familiar>,
+    /// Its concept detectors (`concepts.safetensors`, trained on the same photos), which the
+    /// evidence for a caption's words needs; added with `familiar.safetensors`.
+    pub concepts: Option<Detectors>,
 }
 
 /// Named f32 tensors of a flat parameter buffer, as safetensors bytes (f16 when asked, for shipping).
@@ -159,8 +163,11 @@ impl Model {
             f16,
         )?;
         write_atomic(&dir.join("weights.safetensors"), &bytes)?;
-        match &self.familiar {
-            Some(familiar) => familiar.save(dir),
+        if let Some(familiar) = &self.familiar {
+            familiar.save(dir)?;
+        }
+        match &self.concepts {
+            Some(concepts) => concepts.save(dir),
             None => Ok(()),
         }
     }
@@ -190,6 +197,12 @@ impl Model {
                 .with_context(|| format!("cannot read {}", familiar_path.display()))?;
             model.familiar = Some(Familiar::from_bytes(&bytes, &familiar_path)?);
         }
+        let concepts_path = dir.join(evidence::FILE);
+        if concepts_path.is_file() {
+            let bytes = std::fs::read(&concepts_path)
+                .with_context(|| format!("cannot read {}", concepts_path.display()))?;
+            model.concepts = Some(Detectors::from_bytes(&bytes, &concepts_path)?);
+        }
         Ok(model)
     }
 
@@ -206,6 +219,10 @@ impl Model {
         model.familiar = Some(Familiar::from_bytes(
             include_bytes!("../models/default/familiar.safetensors"),
             &dir.join(familiar::FILE),
+        )?);
+        model.concepts = Some(Detectors::from_bytes(
+            include_bytes!("../models/default/concepts.safetensors"),
+            &dir.join(evidence::FILE),
         )?);
         Ok(model)
     }
@@ -243,6 +260,7 @@ impl Model {
             vocab,
             generation: OnceLock::new(),
             familiar: None,
+            concepts: None,
         })
     }
 }

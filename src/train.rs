@@ -537,6 +537,18 @@ pub fn training_photos_familiar(data: &TrainingData) -> Result<crate::familiar::
     crate::familiar::Familiar::fit(&features, data.features.dim)
 }
 
+/// Concept detectors (`evidence.rs`) fitted on the training photos' pooled features and captions.
+pub fn training_photos_concepts(data: &TrainingData) -> Result<crate::evidence::Detectors> {
+    let mut by_row: std::collections::BTreeMap<usize, Vec<Vec<&str>>> = Default::default();
+    for (row, ids) in &data.train.items {
+        let words = ids.iter().filter_map(|&id| data.vocab.token(id)).collect();
+        by_row.entry(*row).or_default().push(words);
+    }
+    let features: Vec<&[f32]> = by_row.keys().map(|&row| data.features.row(row)).collect();
+    let captions: Vec<Vec<Vec<&str>>> = by_row.into_values().collect();
+    crate::evidence::Detectors::fit(&features, &captions, data.features.dim)
+}
+
 fn decoder_config(options: &TrainOptions, data: &TrainingData) -> Result<DecoderConfig> {
     let vocab = data.vocab.len();
     Ok(match options.decoder {
@@ -664,6 +676,7 @@ pub fn train(options: &TrainOptions) -> Result<TrainReport> {
     )?;
     write_atomic(&out.join("vocab.json"), data.vocab.to_json().as_bytes())?;
     training_photos_familiar(&data)?.save(out)?;
+    training_photos_concepts(&data)?.save(out)?;
 
     let threads = crate::engine::threads();
     let adam = AdamConfig {

@@ -375,6 +375,9 @@ fn reply_json(reply: &Reply, model_name: &str, attention: bool) -> serde_json::V
             "generate": ms(captioned.timings.generate),
         },
     });
+    let claims = captioned.claims_json();
+    answer["confidence"] = claims["confidence"].clone();
+    answer["claims"] = claims["claims"].clone();
     if let (true, Some(map)) = (attention, &captioned.attention) {
         answer["attention"] = map.to_json();
     }
