@@ -36,7 +36,8 @@ fn grounding_names_what_the_classifier_sees_and_off_turns_it_off() {
         .iter()
         .map(|(file, _)| sample.join(file).display().to_string())
         .collect();
-    let grounded = caption_json(&photos, &[]);
+    // The decoder's grounded sentence (without evidence these photos are not composed).
+    let grounded = caption_json(&photos, &["--evidence", "off"]);
     let plain = caption_json(&photos, &["--ground", "off"]);
     for (((_, name), with), without) in cases.iter().zip(&grounded).zip(&plain) {
         let caption = with["caption"].as_str().unwrap().to_lowercase();
@@ -87,4 +88,38 @@ fn grounding_names_what_the_classifier_sees_and_off_turns_it_off() {
         "{line}"
     );
     assert!(line["grounded"].is_null(), "{line}");
+}
+
+#[cfg_attr(
+    not(captioner_data),
+    ignore = "needs CAPTIONER_DATA: the imagenet-sample photos"
+)]
+#[test]
+fn by_default_every_claim_has_a_source_and_an_unfamiliar_photo_says_only_backed_words() {
+    let sample = real_data().join("imagenet-sample");
+    // A goldfish and a tiger shark: no person, no dog; the decoder alone puts people and dogs there.
+    let photos: Vec<String> = ["n01443537_goldfish.JPEG", "n01491361_tiger_shark.JPEG"]
+        .iter()
+        .map(|file| sample.join(file).display().to_string())
+        .collect();
+    for line in caption_json(&photos, &[]) {
+        let caption = line["caption"].as_str().unwrap();
+        assert!(caption.starts_with("A photo of "), "{line}");
+        let confidence = line["confidence"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&confidence), "{line}");
+        let claims = line["claims"].as_array().unwrap();
+        assert!(!claims.is_empty(), "{line}");
+        for claim in claims {
+            let source = claim["source"].as_str().unwrap();
+            assert!(
+                ["decoder", "detector", "classifier"].contains(&source),
+                "{line}"
+            );
+            assert!(claim["support"].as_f64().unwrap() >= confidence, "{line}");
+        }
+        // Its name comes from the classifier; nothing in it is a person or a dog.
+        assert_eq!(claims[0]["source"], "classifier", "{line}");
+        assert!(line["evidence"]["person"]["backed"].is_null(), "{line}");
+        assert!(line["evidence"]["dog"]["backed"].is_null(), "{line}");
+    }
 }

@@ -76,6 +76,16 @@ fn answers_photos_as_caption_does_and_refuses_bad_requests() {
     let answer = json(&body);
     assert_eq!(answer["caption"], expected[0].as_str());
     assert_eq!(answer["model"], "default");
+    // What each claimed word rests on, as `caption --json` reports it.
+    let confidence = answer["confidence"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&confidence), "{answer}");
+    for claim in answer["claims"].as_array().unwrap() {
+        assert!(
+            claim["word"].is_string() && claim["source"].is_string(),
+            "{answer}"
+        );
+        assert!(claim["support"].as_f64().unwrap() >= confidence, "{answer}");
+    }
     let words = answer["words"].as_array().unwrap();
     assert_eq!(
         answer["tokens"],
