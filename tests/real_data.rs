@@ -246,18 +246,29 @@ fn blank_photos_get_a_low_grounding() {
         .save(&blank)
         .unwrap();
     let photo = data.join("flickr8k/Images/3385593926_d3e9c21170.jpg");
-    let out = common::captioner(&[
-        "caption",
-        "--json",
-        blank.to_str().unwrap(),
-        photo.to_str().unwrap(),
-    ]);
-    assert!(out.status.success(), "{}", common::stderr(&out));
-    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let caption = |extra: &[&str]| -> Vec<serde_json::Value> {
+        let mut args = vec!["caption", "--json"];
+        args.extend(extra);
+        args.extend([blank.to_str().unwrap(), photo.to_str().unwrap()]);
+        let out = common::captioner(&args);
+        assert!(out.status.success(), "{}", common::stderr(&out));
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    // The decoder's own caption of the blank photo (with evidence it writes none).
+    let lines = caption(&["--evidence", "off"]);
     let grounding = |i: usize| lines[i]["grounding"].as_f64().unwrap();
     assert!(grounding(0) < 0.3, "blank photo: {}", lines[0]);
     assert!(grounding(1) > 1.0, "Flickr8k photo: {}", lines[1]);
+    // Held to evidence, the blank photo claims nothing: no person, animal or scene.
+    let lines = caption(&[]);
+    assert_eq!(lines[0]["caption"], "A photo.", "{}", lines[0]);
+    assert_eq!(lines[0]["claims"].as_array().map(Vec::len), Some(0));
+    assert!(
+        lines[1]["grounding"].as_f64().unwrap() > 1.0,
+        "{}",
+        lines[1]
+    );
 }
