@@ -106,7 +106,7 @@ const FUNCTION_WORDS: [&str; 49] = [
 
 impl Captioned {
     /// The caption's claims, one per word that is not a function word, in order.
-    pub fn claims(&self, token_probabilities: &[f32]) -> Vec<Claim> {
+    pub fn claims(&self) -> Vec<Claim> {
         let grounded: Vec<&str> = self
             .grounded
             .iter()
@@ -121,7 +121,7 @@ impl Captioned {
             .enumerate()
             .filter(|(_, w)| !FUNCTION_WORDS.contains(&w.as_str()))
             .map(|(at, word)| {
-                let decoder = token_probabilities.get(at).copied().unwrap_or(0.0);
+                let decoder = self.token_probabilities.get(at).copied().unwrap_or(0.0);
                 let concept = Concept::of_word(word)
                     .and_then(|c| self.evidence.as_ref().map(|e| e.support(c)));
                 let (source, support) = if grounded.contains(&word.as_str()) {
@@ -151,10 +151,10 @@ impl Captioned {
         claims.iter().map(|c| c.support).fold(1.0, f32::min)
     }
 
-    /// `{"confidence", "claims": [{"word", "source", "support"}]}` with four decimals: how
-    /// `caption --json` and `serve` report them.
-    pub fn claims_json(&self) -> serde_json::Value {
-        let claims = self.claims(&self.token_probabilities);
+    /// Adds `"confidence"` and `"claims": [{"word", "source", "support"}]` (four decimals) to a
+    /// JSON object: how `caption --json` and `serve` report them.
+    pub fn add_claims(&self, line: &mut serde_json::Value) {
+        let claims = self.claims();
         let round = |v: f32| (f64::from(v) * 1e4).round() / 1e4;
         let list: Vec<serde_json::Value> = claims
             .iter()
@@ -166,10 +166,8 @@ impl Captioned {
                 })
             })
             .collect();
-        serde_json::json!({
-            "confidence": round(Self::confidence(&claims)),
-            "claims": list,
-        })
+        line["confidence"] = serde_json::json!(round(Self::confidence(&claims)));
+        line["claims"] = serde_json::json!(list);
     }
 }
 

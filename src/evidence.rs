@@ -85,298 +85,64 @@ impl Concept {
 
     /// The words that claim it (PTB tokens, lower case): nouns, their plurals, the pronouns of
     /// people and the verbs that put a thing in a setting ("swimming": water).
-    pub fn words(self) -> &'static [&'static str] {
+    pub fn words(self) -> impl Iterator<Item = &'static str> {
+        self.word_list().split_whitespace()
+    }
+
+    /// Whether `word` claims it.
+    pub fn claimed_by(self, word: &str) -> bool {
+        self.words().any(|w| w == word)
+    }
+
+    fn word_list(self) -> &'static str {
         match self {
-            Concept::Person => &[
-                "man",
-                "men",
-                "woman",
-                "women",
-                "person",
-                "people",
-                "persons",
-                "boy",
-                "boys",
-                "girl",
-                "girls",
-                "child",
-                "children",
-                "kid",
-                "kids",
-                "baby",
-                "babies",
-                "toddler",
-                "toddlers",
-                "infant",
-                "lady",
-                "ladies",
-                "guy",
-                "guys",
-                "gentleman",
-                "player",
-                "players",
-                "crowd",
-                "family",
-                "couple",
-                "adult",
-                "adults",
-                "teenager",
-                "teenagers",
-                "teen",
-                "teens",
-                "youth",
-                "student",
-                "students",
-                "soldier",
-                "soldiers",
-                "worker",
-                "workers",
-                "skier",
-                "skiers",
-                "surfer",
-                "surfers",
-                "rider",
-                "riders",
-                "biker",
-                "bikers",
-                "cyclist",
-                "cyclists",
-                "bicyclist",
-                "bicyclists",
-                "motorcyclist",
-                "motorcyclists",
-                "swimmer",
-                "swimmers",
-                "climber",
-                "climbers",
-                "hiker",
-                "hikers",
-                "dancer",
-                "dancers",
-                "runner",
-                "runners",
-                "skateboarder",
-                "skateboarders",
-                "snowboarder",
-                "snowboarders",
-                "skater",
-                "skaters",
-                "athlete",
-                "athletes",
-                "someone",
-                "he",
-                "she",
-                "they",
-                "his",
-                "her",
-                "him",
-                "them",
-                "performer",
-                "performers",
-                "musician",
-                "musicians",
-                "spectators",
-                "audience",
-                "onlookers",
-                "bride",
-                "groom",
-                "cowboy",
-                "goalie",
-                "wrestler",
-                "wrestlers",
-                "mother",
-                "father",
-                "officer",
-                "policeman",
-                "referee",
-                "clown",
-                "photographer",
-                "friend",
-                "friends",
-                "owner",
-                "team",
-                "jockey",
-                "fisherman",
-                "diver",
-                "dj",
-                "singer",
-                "guitarist",
-                "drummer",
-                "pedestrian",
-                "pedestrians",
-            ],
-            Concept::Dog => &[
-                "dog",
-                "dogs",
-                "puppy",
-                "puppies",
-                "greyhound",
-                "greyhounds",
-                "retriever",
-                "retrievers",
-                "poodle",
-                "poodles",
-                "terrier",
-                "terriers",
-                "collie",
-                "collies",
-                "doberman",
-                "beagle",
-                "beagles",
-                "husky",
-                "huskies",
-                "dachshund",
-                "hound",
-                "hounds",
-                "labrador",
-                "pug",
-                "spaniel",
-                "dalmatian",
-                "shepherd",
-                "chihuahua",
-            ],
-            Concept::Clothing => &[
-                "shirt",
-                "shirts",
-                "t-shirt",
-                "t-shirts",
-                "jacket",
-                "jackets",
-                "hat",
-                "hats",
-                "dress",
-                "dresses",
-                "helmet",
-                "helmets",
-                "uniform",
-                "uniforms",
-                "coat",
-                "coats",
-                "jersey",
-                "jerseys",
-                "costume",
-                "costumes",
-                "pants",
-                "shorts",
-                "sweater",
-                "sweaters",
-                "sweatshirt",
-                "swimsuit",
-                "swimsuits",
-                "skirt",
-                "skirts",
-                "jeans",
-                "cap",
-                "caps",
-                "vest",
-                "vests",
-                "suit",
-                "suits",
-                "scarf",
-                "sunglasses",
-                "glasses",
-                "boots",
-                "shoes",
-                "outfit",
-                "clothes",
-                "clothing",
-                "bikini",
-                "trunks",
-                "apron",
-                "hood",
-                "overalls",
-                "gear",
-            ],
-            Concept::Prop => &[
-                "ball", "balls", "frisbee", "frisbees", "stick", "sticks", "toy", "toys", "rope",
-                "leash",
-            ],
-            Concept::Water => &[
-                "water",
-                "pool",
-                "lake",
-                "ocean",
-                "sea",
-                "river",
-                "stream",
-                "waves",
-                "wave",
-                "pond",
-                "fountain",
-                "surf",
-                "underwater",
-                "puddle",
-                "creek",
-                "waterfall",
-                "swimming",
-                "swims",
-                "swim",
-                "splashes",
-                "splashing",
-                "splash",
-                "surfing",
-                "surfs",
-                "wading",
-                "wades",
-            ],
-            Concept::Snow => &[
-                "snow",
-                "snowy",
-                "ice",
-                "icy",
-                "skiing",
-                "skis",
-                "ski",
-                "snowboard",
-                "snowboarding",
-                "sled",
-                "sledding",
-            ],
-            Concept::Grass => &[
-                "grass", "grassy", "field", "fields", "lawn", "meadow", "yard",
-            ],
-            Concept::Sand => &["beach", "sand", "sandy", "desert", "shore"],
-            Concept::Street => &[
-                "street",
-                "streets",
-                "road",
-                "sidewalk",
-                "city",
-                "town",
-                "parking",
-                "crosswalk",
-                "highway",
-                "alley",
-            ],
-            Concept::Indoors => &[
-                "room",
-                "kitchen",
-                "couch",
-                "sofa",
-                "bed",
-                "bedroom",
-                "bathroom",
-                "restaurant",
-                "store",
-                "shop",
-                "classroom",
-                "office",
-                "indoors",
-                "inside",
-                "living",
-            ],
-            Concept::Trees => &["forest", "woods", "trees", "tree"],
-            Concept::Rocks => &[
-                "rock",
-                "rocks",
-                "rocky",
-                "cliff",
-                "cliffs",
-                "mountain",
-                "mountains",
-                "boulder",
-            ],
-            Concept::Sky => &["sky"],
+            Concept::Person => {
+                "man men woman women person people persons boy boys girl girls child children \
+                 kid kids baby babies toddler toddlers infant lady ladies guy guys gentleman \
+                 player players crowd family couple adult adults teenager teenagers teen teens \
+                 youth student students soldier soldiers worker workers skier skiers surfer \
+                 surfers rider riders biker bikers cyclist cyclists bicyclist bicyclists \
+                 motorcyclist motorcyclists swimmer swimmers climber climbers hiker hikers \
+                 dancer dancers runner runners skateboarder skateboarders snowboarder \
+                 snowboarders skater skaters athlete athletes someone he she they his her him \
+                 them performer performers musician musicians spectators audience onlookers \
+                 bride groom cowboy goalie wrestler wrestlers mother father officer policeman \
+                 referee clown photographer friend friends owner team jockey fisherman diver dj \
+                 singer guitarist drummer pedestrian pedestrians"
+            }
+            Concept::Dog => {
+                "dog dogs puppy puppies greyhound greyhounds retriever retrievers poodle poodles \
+                 terrier terriers collie collies doberman beagle beagles husky huskies \
+                 dachshund hound hounds labrador pug spaniel dalmatian shepherd chihuahua"
+            }
+            Concept::Clothing => {
+                "shirt shirts t-shirt t-shirts jacket jackets hat hats dress dresses helmet \
+                 helmets uniform uniforms coat coats jersey jerseys costume costumes pants \
+                 shorts sweater sweaters sweatshirt swimsuit swimsuits skirt skirts jeans cap \
+                 caps vest vests suit suits scarf sunglasses glasses boots shoes outfit clothes \
+                 clothing bikini trunks apron hood overalls gear"
+            }
+            Concept::Prop => "ball balls frisbee frisbees stick sticks toy toys rope leash",
+            Concept::Water => {
+                "water pool lake ocean sea river stream waves wave pond fountain surf underwater \
+                 puddle creek waterfall swimming swims swim splashes splashing splash surfing \
+                 surfs wading wades"
+            }
+            Concept::Snow => {
+                "snow snowy ice icy skiing skis ski snowboard snowboarding sled sledding"
+            }
+            Concept::Grass => "grass grassy field fields lawn meadow yard",
+            Concept::Sand => "beach sand sandy desert shore",
+            Concept::Street => {
+                "street streets road sidewalk city town parking crosswalk highway alley"
+            }
+            Concept::Indoors => {
+                "room kitchen couch sofa bed bedroom bathroom restaurant store shop classroom \
+                 office indoors inside living"
+            }
+            Concept::Trees => "forest woods trees tree",
+            Concept::Rocks => "rock rocks rocky cliff cliffs mountain mountains boulder",
+            Concept::Sky => "sky",
         }
     }
 
@@ -406,117 +172,47 @@ impl Concept {
 
     /// The concept a word claims, if any.
     pub fn of_word(word: &str) -> Option<Concept> {
-        CONCEPTS.into_iter().find(|c| c.words().contains(&word))
+        CONCEPTS.into_iter().find(|c| c.claimed_by(word))
     }
 
     /// The ImageNet classes that back it, by name or by an ancestor's name ("fish": every fish
-    /// backs water). Empty for concepts only the detectors speak for.
-    fn class_names(self) -> &'static [&'static str] {
+    /// backs water). None for concepts only the detectors speak for.
+    fn class_names(self) -> impl Iterator<Item = &'static str> {
+        self.class_list()
+            .split(", ")
+            .filter(|name| !name.is_empty())
+    }
+
+    fn class_list(self) -> &'static str {
         match self {
-            Concept::Person => &["person"],
-            Concept::Dog => &["dog"],
-            Concept::Water => &[
-                "fish",
-                "aquatic mammal",
-                "coelenterate",
-                "ship",
-                "sailing vessel",
-                "boat",
-                "lakeside",
-                "seashore",
-                "coral reef",
-                "sandbar",
-                "geyser",
-                "snorkel",
-                "scuba diver",
-                "breakwater",
-                "dock",
-                "boathouse",
-                "fountain",
-                "paddle",
-                "water ski",
-                "swimming trunks",
-                "canoe",
-                "sea snake",
-                "sea slug",
-                "sea cucumber",
-                "sea urchin",
-                "starfish",
-                "seashore",
-                "sea anemone",
-                "jellyfish",
-                "dugong",
-                "platypus",
-                "otter",
-                "beaver",
-                "pelican",
-                "albatross",
-                "goose",
-                "drake",
-                "crane",
-                "flamingo",
-                "spoonbill",
-                "heron",
-                "seabird",
-                "crayfish",
-                "crab",
-                "lobster",
-                "hippopotamus",
-                "turtle",
-                "newt",
-            ],
-            Concept::Snow => &[
-                "alp",
-                "ski",
-                "dogsled",
-                "snowmobile",
-                "snowplow",
-                "bobsled",
-                "ice bear",
-            ],
-            Concept::Sand => &["seashore", "sandbar", "dune"],
-            Concept::Rocks => &["cliff", "alp", "volcano", "promontory", "cliff dwelling"],
-            Concept::Sky => &[
-                "airliner",
-                "airship",
-                "warplane",
-                "parachute",
-                "balloon",
-                "space shuttle",
-                "missile",
-                "projectile",
-                "kite",
-            ],
-            Concept::Street => &[
-                "motor vehicle",
-                "streetcar",
-                "trolleybus",
-                "traffic light",
-                "street sign",
-                "parking meter",
-                "bicycle",
-                "motorcycle",
-                "bus",
-            ],
-            Concept::Indoors => &[
-                "furniture",
-                "home appliance",
-                "library",
-                "restaurant",
-                "barbershop",
-                "shoe shop",
-                "toyshop",
-                "bakery",
-                "butcher shop",
-                "confectionery",
-                "grocery store",
-                "tobacco shop",
-                "bookshop",
-                "home theater",
-                "dining table",
-                "desk",
-            ],
-            Concept::Clothing | Concept::Prop | Concept::Grass | Concept::Trees => &[],
+            Concept::Person => "person",
+            Concept::Dog => "dog",
+            Concept::Water => {
+                "fish, aquatic mammal, coelenterate, ship, sailing vessel, boat, lakeside, \
+                 seashore, coral reef, sandbar, geyser, snorkel, scuba diver, breakwater, dock, \
+                 boathouse, fountain, paddle, water ski, swimming trunks, canoe, sea snake, \
+                 sea slug, sea cucumber, sea urchin, starfish, sea anemone, \
+                 jellyfish, dugong, platypus, otter, beaver, pelican, albatross, goose, drake, \
+                 crane, flamingo, spoonbill, heron, seabird, crayfish, crab, lobster, \
+                 hippopotamus, turtle, newt"
+            }
+            Concept::Snow => "alp, ski, dogsled, snowmobile, snowplow, bobsled, ice bear",
+            Concept::Sand => "seashore, sandbar, dune",
+            Concept::Rocks => "cliff, alp, volcano, promontory, cliff dwelling",
+            Concept::Sky => {
+                "airliner, airship, warplane, parachute, balloon, space shuttle, missile, \
+                 projectile, kite"
+            }
+            Concept::Street => {
+                "motor vehicle, streetcar, trolleybus, traffic light, street sign, \
+                 parking meter, bicycle, motorcycle, bus"
+            }
+            Concept::Indoors => {
+                "furniture, home appliance, library, restaurant, barbershop, shoe shop, toyshop, \
+                 bakery, butcher shop, confectionery, grocery store, tobacco shop, bookshop, \
+                 home theater, dining table, desk"
+            }
+            Concept::Clothing | Concept::Prop | Concept::Grass | Concept::Trees => "",
         }
     }
 }
@@ -529,7 +225,7 @@ fn backing_classes() -> &'static [Vec<usize>] {
         CONCEPTS
             .iter()
             .map(|concept| {
-                let names = concept.class_names();
+                let names: Vec<&str> = concept.class_names().collect();
                 class_words()
                     .iter()
                     .enumerate()
@@ -648,7 +344,9 @@ impl Evidence {
             })
             .collect();
         // A garment needs a wearer.
-        let person = supports[0].backed.is_some();
+        let person = supports
+            .iter()
+            .any(|s| s.concept == Concept::Person && s.backed.is_some());
         for support in &mut supports {
             if support.concept == Concept::Clothing && !person {
                 support.backed = None;
@@ -744,21 +442,18 @@ impl Detectors {
         if rows.is_empty() || rows.len() != captions.len() {
             bail!("no training photos with captions to learn the concept detectors from");
         }
-        if let Some(row) = rows.iter().find(|r| r.len() != dim) {
-            bail!(
-                "a feature of {} values where {dim} were expected",
-                row.len()
-            );
-        }
+        crate::familiar::check_widths(rows, dim)?;
         let n = rows.len();
         let k = CONCEPTS.len();
+        let words: Vec<std::collections::HashSet<&str>> =
+            CONCEPTS.iter().map(|c| c.words().collect()).collect();
         let targets: Vec<f32> = captions
             .iter()
             .flat_map(|photo| {
-                CONCEPTS.iter().map(move |concept| {
+                words.iter().map(move |words| {
                     let said = photo
                         .iter()
-                        .filter(|c| c.iter().any(|w| concept.words().contains(w)))
+                        .filter(|c| c.iter().any(|w| words.contains(w)))
                         .count();
                     said as f32 / photo.len().max(1) as f32
                 })
@@ -1090,7 +785,7 @@ mod tests {
         for (concept, classes) in CONCEPTS.iter().zip(backing_classes()) {
             assert_eq!(
                 classes.is_empty(),
-                concept.class_names().is_empty(),
+                concept.class_names().next().is_none(),
                 "{concept:?}"
             );
         }

@@ -46,12 +46,7 @@ impl Familiar {
         if rows.is_empty() {
             bail!("no training photos to learn what is familiar from");
         }
-        if let Some(row) = rows.iter().find(|r| r.len() != dim) {
-            bail!(
-                "a feature of {} values where {dim} were expected",
-                row.len()
-            );
-        }
+        check_widths(rows, dim)?;
         let n = rows.len();
         let count = CENTROIDS.min(n);
         let mut photos: Vec<f32> = rows.iter().flat_map(|r| r.iter().copied()).collect();
@@ -158,6 +153,17 @@ impl Familiar {
 
     pub fn save(&self, dir: &Path) -> Result<()> {
         write_atomic(&dir.join(FILE), &self.to_bytes()?)
+    }
+}
+
+/// That every training photo's pooled feature has `dim` values.
+pub fn check_widths(rows: &[&[f32]], dim: usize) -> Result<()> {
+    match rows.iter().find(|r| r.len() != dim) {
+        Some(row) => bail!(
+            "a feature of {} values where {dim} were expected",
+            row.len()
+        ),
+        None => Ok(()),
     }
 }
 

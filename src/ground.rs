@@ -361,6 +361,10 @@ pub struct GroundedCaption {
 /// one of the grounded words; else the best caption that holds one (constrained beam search), or
 /// the plain one when none within the maximum length can. A novel name is then filled in.
 ///
+/// With `seen.evidence`, no search emits a word of a concept the photo does not back, and a photo
+/// below the evidence's familiarity threshold with no person or dog backed is not searched at
+/// all: its caption is composed of backed words (`compose`).
+///
 /// With `beside`, the constrained search of a photo that needs grounding runs on a second thread
 /// beside the plain search, before it is known whether the plain caption holds the word, and takes
 /// both threads once the plain search is done (or stops, when the plain caption holds the word):

@@ -1198,9 +1198,7 @@ fn caption_json(
         }),
         None => serde_json::Value::Null,
     };
-    let claims = caption.claims_json();
-    line["confidence"] = claims["confidence"].clone();
-    line["claims"] = claims["claims"].clone();
+    caption.add_claims(&mut line);
     if let Some(evidence) = &caption.evidence {
         line["evidence"] = evidence.to_json();
     }

@@ -375,9 +375,7 @@ fn reply_json(reply: &Reply, model_name: &str, attention: bool) -> serde_json::V
             "generate": ms(captioned.timings.generate),
         },
     });
-    let claims = captioned.claims_json();
-    answer["confidence"] = claims["confidence"].clone();
-    answer["claims"] = claims["claims"].clone();
+    captioned.add_claims(&mut answer);
     if let (true, Some(map)) = (attention, &captioned.attention) {
         answer["attention"] = map.to_json();
     }
