@@ -317,7 +317,14 @@ fn beam_search(
 
     let (start, end) = (model.vocab.id(START_TOKEN), model.vocab.id(END_TOKEN));
     let and = model.vocab.id("and");
-    let banned = [banned(model).as_slice(), avoid.masked].concat();
+    // Never emitted, by id: the specials and the masked words (a mask, not a list: every step
+    // looks up every word of the vocabulary).
+    let mut never = vec![false; v];
+    for &id in banned(model).iter().chain(avoid.masked) {
+        if let Some(slot) = never.get_mut(id as usize) {
+            *slot = true;
+        }
+    }
     let dangling: Vec<u32> = DANGLING
         .iter()
         .map(|w| model.vocab.id(w))
@@ -422,7 +429,7 @@ fn beam_search(
                 blocked.push(end);
             }
             blocked.extend(unmet.iter().map(|&(id, _)| id));
-            for (lp, id) in best_words(row, width, &banned, &blocked) {
+            for (lp, id) in best_words(row, width, &never, &blocked) {
                 candidates[group].push((hypothesis.log_prob + f64::from(lp), b, id));
             }
             for (id, to) in moving {
@@ -573,17 +580,17 @@ fn draw(log_probs: &[f32], banned: &[u32], rng: &mut Rng) -> u32 {
 }
 
 /// The `width` most probable words of a row of log-probabilities, most probable first, leaving out
-/// `banned` and `blocked`.
-fn best_words(row: &[f32], width: usize, banned: &[u32], blocked: &[u32]) -> Vec<(f32, u32)> {
+/// the ids `never` marks and `blocked`.
+fn best_words(row: &[f32], width: usize, never: &[bool], blocked: &[u32]) -> Vec<(f32, u32)> {
     let mut best: Vec<(f32, u32)> = Vec::with_capacity(width + 1);
     for (id, &lp) in row.iter().enumerate() {
-        let id = id as u32;
-        if banned.contains(&id)
-            || blocked.contains(&id)
-            || (best.len() == width && lp <= best[width - 1].0)
+        if (best.len() == width && lp <= best[width - 1].0)
+            || never[id]
+            || blocked.contains(&(id as u32))
         {
             continue;
         }
+        let id = id as u32;
         let at = best.partition_point(|&(p, _)| p >= lp);
         best.insert(at, (lp, id));
         best.truncate(width);
