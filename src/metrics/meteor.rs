@@ -34,24 +34,61 @@ pub fn locate(flag: Option<&Path>) -> Result<PathBuf> {
     fetched_jar()
 }
 
-/// coco-caption's meteor-1.5.jar with its data/ folder, from the PyPI package pycocoevalcap.
+/// The files of pycocoevalcap 1.2's METEOR that the jar needs, with their sha256: the jar is a
+/// program that runs, so only these bytes are written and run.
+const FILES: [(&str, &str); 2] = [
+    (
+        "meteor-1.5.jar",
+        "1e57b4c72c0830ebe68558f1c799a624e96cbc1b6045c9f6330e26dcff6eafc2",
+    ),
+    (
+        "data/paraphrase-en.gz",
+        "c147ac7d2c91f2fbb3ad31e4b352235061eb83145e0434daf217ee9ca5975f48",
+    ),
+];
+
+/// coco-caption's meteor-1.5.jar with its data/ folder, from the PyPI package pycocoevalcap, each
+/// file checked against its sha256 when fetched; the jar again before each use.
 fn fetched_jar() -> Result<PathBuf> {
-    let root = crate::fetch::cache_dir().join("pycocoevalcap");
-    let folder = root.join(FOLDER_IN_WHEEL);
-    let jar = folder.join("meteor-1.5.jar");
-    if jar.is_file() && folder.join("data/paraphrase-en.gz").is_file() {
-        return Ok(jar);
+    let folder = crate::fetch::cache_dir()
+        .join("pycocoevalcap")
+        .join(FOLDER_IN_WHEEL);
+    let jar = folder.join(FILES[0].0);
+    if folder.join(FILES[1].0).is_file() {
+        if let Ok(bytes) = std::fs::read(&jar) {
+            if crate::fetch::sha256_hex(&bytes) == FILES[0].1 {
+                return Ok(jar);
+            }
+        }
     }
     let manual = format!(
         "Download the PyPI package {PACKAGE} elsewhere and pass its pycocoevalcap/meteor/meteor-1.5.jar \
          (with the data/ folder beside it) with --meteor-jar"
     );
-    crate::fetch::with_wheel(
+    let files = crate::fetch::with_wheel(
         PACKAGE,
         "METEOR 1.5 (coco-caption's jar, 100 MB)",
         &manual,
-        |archive, wheel| crate::fetch::extract_folder(archive, wheel, FOLDER_IN_WHEEL, &root),
+        |archive, wheel| {
+            FILES
+                .iter()
+                .map(|(name, sha256)| {
+                    let member = format!("{FOLDER_IN_WHEEL}{name}");
+                    let bytes = crate::fetch::read_member(archive, wheel, &member)?;
+                    crate::fetch::check_sha256(&bytes, &format!("{member} in {PACKAGE}"), sha256)?;
+                    Ok((*name, bytes))
+                })
+                .collect::<Result<Vec<_>>>()
+        },
     )?;
+    for (name, bytes) in files {
+        let path = folder.join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("cannot create {}", parent.display()))?;
+        }
+        crate::fsio::write_atomic(&path, &bytes)?;
+    }
     Ok(jar)
 }
 

