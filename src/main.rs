@@ -428,6 +428,18 @@ struct ServeArgs {
     /// Compute threads (0 = all cores).
     #[arg(long, default_value_t = 0)]
     threads: usize,
+    /// Close a connection whose request line and headers have not arrived within this many
+    /// seconds (of its opening, or of its last answer when kept alive); hyper's default.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    header_timeout_s: u64,
+    /// Answer 408 to a request whose body has not all arrived this many seconds after its headers
+    /// (nginx's client_body_timeout; a 20 MB photo then needs 0.35 MB/s); shutdown waits as long
+    /// for the requests in flight.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    body_timeout_s: u64,
+    /// Open connections at most; a further one is closed at once.
+    #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u64).range(1..=65536))]
+    max_connections: u64,
 }
 
 /// Train the merge decoder (the classic Keras tutorial's CNN-LSTM) on the training split; keep the
@@ -1037,6 +1049,9 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
         max_wait: std::time::Duration::from_millis(args.max_wait_ms),
         max_body_bytes: usize::from(args.max_body_mb) * 1024 * 1024,
         queue: args.queue,
+        header_timeout: std::time::Duration::from_secs(args.header_timeout_s),
+        body_timeout: std::time::Duration::from_secs(args.body_timeout_s),
+        max_connections: args.max_connections as usize,
     };
     let (model, weights, ground) = (args.model, args.weights, options.ground);
     captioner::serve::serve(

@@ -248,3 +248,65 @@ fn sigterm_finishes_the_requests_in_flight_and_exits() {
     let exit = server.child.wait().unwrap();
     assert!(exit.success(), "{exit}");
 }
+
+#[test]
+fn stalled_clients_are_cut_off_and_cannot_hold_the_service() {
+    let (weights, photos) = setup("serve-slow");
+    // Two places in the queue, four connections, one second to send headers and to send a body.
+    let server = Server::start(
+        Some(&weights),
+        &[
+            "--queue",
+            "1",
+            "--max-batch",
+            "1",
+            "--header-timeout-s",
+            "1",
+            "--body-timeout-s",
+            "1",
+            "--max-connections",
+            "4",
+        ],
+    );
+    // Two uploads stop after their headers, holding both places; two clients stop in their
+    // request line.
+    let mut uploads = [server.open_upload(100_000), server.open_upload(100_000)];
+    let mut partial: Vec<TcpStream> = (0..2)
+        .map(|_| {
+            let mut stream = TcpStream::connect(&server.addr).unwrap();
+            stream.write_all(b"POST /v1/capt").unwrap();
+            stream
+        })
+        .collect();
+    // A fifth connection is over the cap: closed at once, with no answer.
+    std::thread::sleep(Duration::from_millis(300));
+    let mut fifth = TcpStream::connect(&server.addr).unwrap();
+    let _ = fifth.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    fifth
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut text = Vec::new();
+    let _ = fifth.read_to_end(&mut text);
+    assert!(text.is_empty(), "{}", String::from_utf8_lossy(&text));
+    // The stalled uploads get 408 after the body timeout, and the half-sent headers are closed.
+    let start = Instant::now();
+    for upload in &mut uploads {
+        let (status, text) = read_answer(upload);
+        assert_eq!(status, 408, "{text}");
+        assert!(text.contains("--body-timeout-s"), "{text}");
+    }
+    for stream in &mut partial {
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        let mut text = Vec::new();
+        let _ = stream.read_to_end(&mut text);
+    }
+    assert!(
+        start.elapsed() < Duration::from_secs(20),
+        "not cut off in time"
+    );
+    // Their places are free again: a complete request is answered.
+    let photo = std::fs::read(&photos[0]).unwrap();
+    assert!(!server.caption(&photo).is_empty());
+}

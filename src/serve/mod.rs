@@ -21,6 +21,10 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use metrics::Metrics;
 use rayon::prelude::*;
 use serde::Deserialize;
@@ -41,6 +45,15 @@ pub struct ServeOptions {
     pub max_body_bytes: usize,
     /// Requests waiting for the compute pool beyond the batch being captioned.
     pub queue: usize,
+    /// A connection whose request line and headers have not all arrived this long after it began
+    /// waiting for them (a new connection, or an idle kept-alive one) is closed.
+    pub header_timeout: Duration,
+    /// A request whose body has not all arrived this long after its headers gets 408 (its place
+    /// in the queue, taken before the body is read, is held no longer); shutdown waits this long
+    /// for the requests in flight.
+    pub body_timeout: Duration,
+    /// Open connections at most; a further one is closed at once.
+    pub max_connections: usize,
 }
 
 /// The widest beam a request may ask for: its cost grows with the beam.
@@ -118,7 +131,7 @@ pub fn serve(
             }
         });
         let app = router(Arc::clone(&shared));
-        let server = axum::serve(listener, app).with_graceful_shutdown(shutdown_signal());
+        let server = serve_connections(listener, app, &shared.options);
         let result = tokio::select! {
             served = server => served.context("the server failed"),
             Ok(err) = failed_rx => Err(err.context("cannot load the model")),
@@ -131,6 +144,55 @@ pub fn serve(
         }
         result
     })
+}
+
+/// Accepts connections until Ctrl-C or SIGTERM, each served by hyper with the header timeout, at
+/// most `max_connections` at once; then lets the requests in flight finish, for at most the body
+/// timeout. (`axum::serve` builds hyper without a timer: no header timeout, no connection cap.)
+async fn serve_connections(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    options: &ServeOptions,
+) -> Result<()> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(options.header_timeout);
+    let places = Arc::new(Semaphore::new(options.max_connections));
+    let graceful = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown_signal());
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = &mut shutdown => break,
+        };
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            // Out of file descriptors, say: give the open connections a moment to end.
+            Err(_) => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        // Over the cap: closed at once, never queued.
+        let Ok(place) = Arc::clone(&places).try_acquire_owned() else {
+            continue;
+        };
+        let service = TowerToHyperService::new(app.clone());
+        let connection = builder
+            .serve_connection(TokioIo::new(stream), service)
+            .into_owned();
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            let _ = connection.await;
+            drop(place);
+        });
+    }
+    // No new connection from here on.
+    drop(listener);
+    let _ = tokio::time::timeout(options.body_timeout, graceful.shutdown()).await;
+    Ok(())
 }
 
 fn router(shared: Arc<Shared>) -> Router {
@@ -265,9 +327,19 @@ async fn answer(
     let Ok(_permit) = shared.permits.try_acquire() else {
         return busy("the queue is full: try again shortly");
     };
-    let bytes = match read_photo(request, shared).await {
-        Ok(bytes) => bytes,
-        Err(response) => return response,
+    let timeout = shared.options.body_timeout;
+    let bytes = match tokio::time::timeout(timeout, read_photo(request, shared)).await {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(response)) => return response,
+        Err(_) => {
+            return error(
+                StatusCode::REQUEST_TIMEOUT,
+                &format!(
+                    "the body did not arrive within {} s (--body-timeout-s)",
+                    timeout.as_secs_f64()
+                ),
+            )
+        }
     };
     if bytes.is_empty() {
         return error(
