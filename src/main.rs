@@ -232,6 +232,27 @@ struct GroundArgs {
     evidence_familiar_threshold: f32,
 }
 
+/// How many pixels decoding may hold (shared by `caption`, `features` and `serve`).
+#[derive(clap::Args)]
+struct DecodeArgs {
+    /// Refuse a photo over this many megapixels, from its header, before decoding it.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=268))]
+    max_megapixels: u64,
+    /// Megapixels being decoded at once, over all threads and requests; a decode waits for room
+    /// (about 10 bytes a pixel: 150 fits a 2 GB service with its model).
+    #[arg(long, default_value_t = 150, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    decode_budget_megapixels: u64,
+}
+
+impl DecodeArgs {
+    fn apply(&self) {
+        captioner::image::set_decode_limits(captioner::image::DecodeLimits {
+            photo: self.max_megapixels * 1_000_000,
+            total: self.decode_budget_megapixels * 1_000_000,
+        });
+    }
+}
+
 fn probability(text: &str) -> Result<f32, String> {
     match text.parse::<f32>() {
         Ok(p) if (0.0..=1.0).contains(&p) => Ok(p),
@@ -339,6 +360,8 @@ struct CaptionArgs {
     model: Option<PathBuf>,
     #[command(flatten)]
     search: SearchArgs,
+    #[command(flatten)]
+    decode: DecodeArgs,
     /// Name what the encoder recognises: when its ImageNet classifier is confident, the caption must
     /// hold the class's nearest word in the model's vocabulary ("bird" for an owl), and a confident
     /// class's own name then takes that word's place ("an owl"). `off`: the decoder's caption alone.
@@ -405,6 +428,8 @@ struct ServeArgs {
     addr: std::net::SocketAddr,
     #[command(flatten)]
     search: SearchArgs,
+    #[command(flatten)]
+    decode: DecodeArgs,
     /// Ground captions in what the encoder recognises, as `caption` does (`off`: the decoder alone).
     #[arg(long, value_enum, default_value = "on")]
     ground: GroundSwitch,
@@ -671,6 +696,8 @@ struct FeaturesArgs {
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
+    #[command(flatten)]
+    decode: DecodeArgs,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -818,6 +845,7 @@ fn run_prepare(args: PrepareArgs) -> anyhow::Result<()> {
 }
 
 fn run_features(args: FeaturesArgs) -> anyhow::Result<ExitCode> {
+    args.decode.apply();
     captioner::engine::set_threads(args.threads);
     let selection = match (args.list, args.split_file, args.ids.is_empty()) {
         (Some(list), _, _) => Selection::List(list),
@@ -1040,6 +1068,7 @@ fn run_merge(args: MergeArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
+    args.decode.apply();
     captioner::engine::set_threads(args.threads);
     let options = captioner::serve::ServeOptions {
         addr: args.addr,
@@ -1071,6 +1100,7 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
 fn run_caption(args: CaptionArgs) -> anyhow::Result<ExitCode> {
     use captioner::photos::{expand, for_each_photo};
     use captioner::records::{Record, RecordWriter};
+    args.decode.apply();
     captioner::engine::set_threads(args.threads);
     let model = load_model(args.model.as_deref())?;
     if let Some(dir) = &args.attention {

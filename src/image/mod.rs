@@ -96,6 +96,84 @@ pub fn report_others(dir: &Path, others: &[PathBuf]) {
 pub const MAX_SIDE: u32 = 16_384;
 const MAX_DECODE_BYTES: u64 = 1 << 30;
 
+/// How many pixels decoding may hold: one photo at most `photo` (refused from its header beyond),
+/// all photos being decoded at once, across threads and requests, at most `total` (a decode waits
+/// for others to finish). Decoding holds up to about 10 bytes a pixel (the decoder's buffer, the
+/// RGB copy, a rotation), so the defaults, 100 and 150 megapixels, fit a 2 GB service with its model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DecodeLimits {
+    pub photo: u64,
+    pub total: u64,
+}
+
+impl Default for DecodeLimits {
+    fn default() -> Self {
+        DecodeLimits {
+            photo: 100_000_000,
+            total: 150_000_000,
+        }
+    }
+}
+
+/// The pixels being decoded now, against a total: `take` waits until a photo's pixels fit.
+pub struct PixelBudget {
+    total: u64,
+    used: std::sync::Mutex<u64>,
+    freed: std::sync::Condvar,
+}
+
+/// Pixels taken from a `PixelBudget`, given back when dropped.
+pub struct Pixels<'a> {
+    budget: &'a PixelBudget,
+    count: u64,
+}
+
+impl PixelBudget {
+    pub fn new(total: u64) -> Self {
+        PixelBudget {
+            total,
+            used: std::sync::Mutex::new(0),
+            freed: std::sync::Condvar::new(),
+        }
+    }
+
+    /// `count` pixels (at most the total), once the photos being decoded leave room for them.
+    pub fn take(&self, count: u64) -> Pixels<'_> {
+        let count = count.min(self.total);
+        let mut used = self.used.lock().unwrap_or_else(|e| e.into_inner());
+        while *used + count > self.total {
+            used = self.freed.wait(used).unwrap_or_else(|e| e.into_inner());
+        }
+        *used += count;
+        Pixels {
+            budget: self,
+            count,
+        }
+    }
+}
+
+impl Drop for Pixels<'_> {
+    fn drop(&mut self) {
+        let mut used = self.budget.used.lock().unwrap_or_else(|e| e.into_inner());
+        *used -= self.count;
+        self.budget.freed.notify_all();
+    }
+}
+
+static LIMITS: std::sync::OnceLock<(DecodeLimits, PixelBudget)> = std::sync::OnceLock::new();
+
+/// Sets the process's decode limits (the first call wins; `decode` uses the defaults without one).
+pub fn set_decode_limits(limits: DecodeLimits) {
+    let _ = LIMITS.set((limits, PixelBudget::new(limits.total.max(limits.photo))));
+}
+
+fn decode_limits() -> &'static (DecodeLimits, PixelBudget) {
+    LIMITS.get_or_init(|| {
+        let limits = DecodeLimits::default();
+        (limits, PixelBudget::new(limits.total))
+    })
+}
+
 /// 8-bit RGB, row-major, `pixels[(y * width + x) * 3 + channel]`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RgbImage {
@@ -164,12 +242,23 @@ pub fn decode(bytes: &[u8]) -> Result<RgbImage> {
     if w == 0 || h == 0 {
         bail!("image has no pixels ({w}x{h})");
     }
+    let (limits, budget) = decode_limits();
+    let pixels = u64::from(w) * u64::from(h);
+    if pixels > limits.photo {
+        bail!(
+            "image is {w}x{h}, {:.1} megapixels, over the {:.1} this run decodes (--max-megapixels)",
+            pixels as f64 / 1e6,
+            limits.photo as f64 / 1e6
+        );
+    }
+    let _pixels = budget.take(pixels);
     let orientation = decoder
         .orientation()
         .unwrap_or(image::metadata::Orientation::NoTransforms);
     let mut img = image::DynamicImage::from_decoder(decoder).map_err(describe)?;
     img.apply_orientation(orientation);
-    let rgb = img.to_rgb8();
+    // No copy when the decoder gave 8-bit RGB already.
+    let rgb = img.into_rgb8();
     Ok(RgbImage {
         width: rgb.width() as usize,
         height: rgb.height() as usize,
@@ -234,6 +323,45 @@ pub fn to_network_input(img: &RgbImage, resize: Resize, size: usize) -> RgbImage
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_photo_over_the_pixel_limit_is_refused_from_its_header() {
+        // A 1 x 1 PNG whose header declares 12,000 x 10,000 (120 megapixels; each side within
+        // MAX_SIDE, so the pixel limit is what refuses it, before any row is decoded).
+        let one = image::DynamicImage::ImageRgb8(image::RgbImage::new(1, 1));
+        let mut png = encode(&one, ImageFormat::Png);
+        png[16..20].copy_from_slice(&12_000u32.to_be_bytes());
+        png[20..24].copy_from_slice(&10_000u32.to_be_bytes());
+        let crc = crc32(&png[12..29]);
+        png[29..33].copy_from_slice(&crc.to_be_bytes());
+        let err = decode(&png).unwrap_err().to_string();
+        assert!(
+            err.contains("120.0 megapixels") && err.contains("--max-megapixels"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_pixel_budget_makes_a_decode_wait_for_room() {
+        let budget = PixelBudget::new(100);
+        let first = budget.take(60);
+        let waited = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            let second = scope.spawn(|| {
+                let _pixels = budget.take(60);
+                waited.load(std::sync::atomic::Ordering::SeqCst)
+            });
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            waited.store(true, std::sync::atomic::Ordering::SeqCst);
+            drop(first);
+            assert!(
+                second.join().unwrap(),
+                "the second took its pixels before the first gave them back"
+            );
+        });
+        // A photo larger than the total still runs, alone.
+        let _all = budget.take(1_000);
+    }
 
     fn encode_png(img: image::DynamicImage) -> Vec<u8> {
         let mut bytes = Vec::new();
