@@ -306,6 +306,8 @@ impl Default for EvidenceOptions {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Evidence {
     pub supports: Vec<Support>,
+    /// Whether the photo is at least `familiar_threshold` familiar.
+    pub familiar: bool,
 }
 
 impl Evidence {
@@ -352,7 +354,10 @@ impl Evidence {
                 support.backed = None;
             }
         }
-        Evidence { supports }
+        Evidence {
+            supports,
+            familiar: familiarity >= options.familiar_threshold,
+        }
     }
 
     /// `{concept: {"detector", "classifier", "backed": source or null}}` with four decimals.
@@ -394,6 +399,12 @@ impl Evidence {
         [Concept::Person, Concept::Dog]
             .iter()
             .any(|&c| self.support(c).backed.is_some())
+    }
+
+    /// Whether the decoder may describe the photo (with the unbacked words masked): it is familiar
+    /// enough, or it shows a person or a dog. Otherwise its caption is composed of backed words.
+    pub fn leaves_it_to_the_decoder(&self) -> bool {
+        self.familiar || self.has_subject()
     }
 
     pub fn support(&self, concept: Concept) -> &Support {

@@ -350,7 +350,7 @@ pub struct GroundedCaption {
     /// The grounding the caption holds and the word of it that the caption holds; `None` when
     /// there was none or no caption within the maximum length could hold it.
     pub grounding: Option<(Grounding, Word)>,
-    /// Composed from the evidence alone (`Grounding::say_less`), not written by the decoder:
+    /// Composed from the evidence alone (`compose`), not written by the decoder:
     /// `generated` is then empty.
     pub composed: bool,
 }
@@ -377,6 +377,14 @@ pub fn caption(
     seen: &Seen,
     beside: bool,
 ) -> Result<GroundedCaption> {
+    // Held to evidence, a photo unlike the decoder's training photos with no person and no dog
+    // backed is said in a few words that are all backed: what the classifier saw and where, not a
+    // Flickr8k scene (people and dogs doing things) around it.
+    if let (Some(evidence), Some(options)) = (seen.evidence, ground) {
+        if !evidence.leaves_it_to_the_decoder() {
+            return Ok(compose(seen.probabilities, evidence, options));
+        }
+    }
     let grounding = ground
         .zip(seen.familiarity)
         .and_then(|(options, familiarity)| {
@@ -392,19 +400,6 @@ pub fn caption(
         Some(evidence) => evidence.masked(&model.vocab, &keep),
         None => Vec::new(),
     };
-    // Held to evidence, a photo with no person and no dog backed, unlike the decoder's training
-    // photos, is said in a few words that are all backed: what the classifier saw and where, not
-    // a Flickr8k scene (people and dogs doing things) around it.
-    let familiar_threshold = ground
-        .and_then(|g| g.evidence)
-        .map(|e| e.familiar_threshold);
-    if let (Some(evidence), Some(familiarity), Some(threshold), Some(options)) =
-        (seen.evidence, seen.familiarity, familiar_threshold, ground)
-    {
-        if familiarity < threshold && !evidence.has_subject() {
-            return Ok(compose(seen.probabilities, evidence, options));
-        }
-    }
     let once = crate::evidence::setting_words(&model.vocab);
     let avoid = Avoid {
         masked: &masked,
