@@ -224,14 +224,17 @@ impl Features {
                 let shape = tensor.shape();
                 if tensor.dtype() != safetensors::Dtype::F16
                     || shape.len() != 3
-                    || shape[..2] != [ids.len(), height * width]
+                    || Some(shape[..2].to_vec())
+                        != height
+                            .checked_mul(width)
+                            .map(|regions| vec![ids.len(), regions])
                 {
                     bail!(
                         "{}: `grid` is {:?} {shape:?}, expected F16 [{}, {}, channels]",
                         path.display(),
                         tensor.dtype(),
                         ids.len(),
-                        height * width
+                        height.saturating_mul(width)
                     );
                 }
                 let data = tensor

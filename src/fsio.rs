@@ -1,11 +1,12 @@
 //! File input and output shared by every stage: text that must be UTF-8 (with the line of the first bad
 //! byte in the error), atomic writes (temp file + rename), so a failed run never leaves a half-written
-//! output behind, and safetensors bytes that are the same for the same contents.
+//! output behind, safetensors bytes that are the same for the same contents, and zip members read
+//! whole only up to a limit (an archive from elsewhere may say anything of its members' sizes).
 
 use anyhow::{bail, Context, Result};
 use std::collections::HashMap;
 use std::fs;
-use std::io::Write;
+use std::io::{Read, Seek, Write};
 use std::path::Path;
 
 /// `safetensors::serialize` with the header's keys in sorted order. The crate writes the metadata map
@@ -81,6 +82,34 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         bail!("cannot write {}: {err}", path.display());
     }
     Ok(())
+}
+
+/// The member `name` of a zip archive, whole, refused when it holds more than `limit` bytes: its
+/// declared size is checked first, then the read stops one byte past the limit (a member may hold
+/// more than its header says). The caller names the archive in the error.
+pub fn read_zip_member<R: Read + Seek>(
+    archive: &mut zip::ZipArchive<R>,
+    name: &str,
+    limit: u64,
+) -> Result<Vec<u8>> {
+    let member = archive
+        .by_name(name)
+        .with_context(|| format!("{name} is missing from the archive"))?;
+    if member.size() > limit {
+        bail!(
+            "{name} is {} bytes, more than the {limit} this archive may hold",
+            member.size()
+        );
+    }
+    let mut bytes = Vec::new();
+    member
+        .take(limit + 1)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("cannot read {name} from the archive"))?;
+    if bytes.len() as u64 > limit {
+        bail!("{name} holds more than the {limit} bytes this archive may hold");
+    }
+    Ok(bytes)
 }
 
 /// Creates `dir` (and its parents) or says why it cannot be an output folder.

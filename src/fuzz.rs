@@ -66,15 +66,12 @@ pub fn vocab_json(bytes: &[u8]) -> bool {
     crate::text::Vocabulary::from_json(&String::from_utf8_lossy(bytes)).is_ok()
 }
 
-/// A model folder's config.json, and the parameter layout it declares.
+/// A model folder's config.json, and the parameter layout it declares, as checked against a
+/// weights file of the shipped model's size.
 pub fn model_config(bytes: &[u8]) -> bool {
-    match serde_json::from_str::<crate::model::ModelConfig>(&String::from_utf8_lossy(bytes)) {
-        Ok(config) => {
-            config.decoder.layout();
-            true
-        }
-        Err(_) => false,
-    }
+    const SHIPPED_WEIGHTS_BYTES: usize = 20 << 20;
+    serde_json::from_str::<crate::model::ModelConfig>(&String::from_utf8_lossy(bytes))
+        .is_ok_and(|config| config.checked_layout(SHIPPED_WEIGHTS_BYTES).is_ok())
 }
 
 fn dataset(bytes: &[u8], name: &str, format: crate::dataset::Format) -> bool {
@@ -109,7 +106,11 @@ pub const TARGETS: [(&str, Target, &[&str]); 10] = [
     (
         "pth",
         pth_weights,
-        &["fixtures/fuzz/zip.pth", "fixtures/fuzz/legacy.pth"],
+        &[
+            "fixtures/fuzz/zip.pth",
+            "fixtures/fuzz/legacy.pth",
+            "fixtures/hostile/pth",
+        ],
     ),
     (
         "safetensors",
@@ -127,7 +128,11 @@ pub const TARGETS: [(&str, Target, &[&str]); 10] = [
         &["models/default/familiar.safetensors"],
     ),
     ("vocab", vocab_json, &["fixtures/fuzz/vocab.json"]),
-    ("config", model_config, &["models/default/config.json"]),
+    (
+        "config",
+        model_config,
+        &["models/default/config.json", "fixtures/hostile/config"],
+    ),
     (
         "flickr8k",
         flickr8k_tokens,

@@ -39,7 +39,30 @@ fn seed_tokenization() -> Tokenization {
     Tokenization::Seed
 }
 
+/// The longest caption a config may declare, in tokens (the shipped model's is 38).
+const MAX_LENGTH: usize = 1024;
+
 impl ModelConfig {
+    /// The parameter layout, once the sizes are known to be possible: a caption length within
+    /// `MAX_LENGTH`, and no more parameters than a weights file of `weights_len` bytes holds at two
+    /// bytes each (f16), so that a config from elsewhere cannot ask for any amount of memory.
+    pub fn checked_layout(&self, weights_len: usize) -> Result<Layout> {
+        if !(1..=MAX_LENGTH).contains(&self.max_length) {
+            bail!(
+                "max_length {} is outside 1..={MAX_LENGTH} tokens",
+                self.max_length
+            );
+        }
+        let layout = self.decoder.layout();
+        if layout.total > weights_len / 2 {
+            bail!(
+                "the decoder's sizes make {} parameters, more than weights.safetensors ({weights_len} bytes) holds",
+                layout.total
+            );
+        }
+        Ok(layout)
+    }
+
     pub fn new(
         decoder: DecoderConfig,
         encoder: &str,
@@ -252,7 +275,9 @@ impl Model {
                 config.decoder.vocab()
             );
         }
-        let layout = config.decoder.layout();
+        let layout = config
+            .checked_layout(weights.len())
+            .with_context(|| format!("{} is not a usable model config", config_path.display()))?;
         let params = params_from_weights(&layout, weights, &dir.join("weights.safetensors"))?;
         Ok(Model {
             config,

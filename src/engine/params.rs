@@ -35,15 +35,20 @@ impl Layout {
         layout
     }
 
+    /// Adds a tensor after the others. Sizes past `usize` saturate, so that a caller can refuse an
+    /// impossible layout (a config from elsewhere) by its total instead of overflowing.
     pub fn add(&mut self, name: &str, shape: &[usize]) {
-        let len = shape.iter().product();
+        let len = shape
+            .iter()
+            .try_fold(1usize, |n, &d| n.checked_mul(d))
+            .unwrap_or(usize::MAX);
         self.slots.push(Slot {
             name: name.to_owned(),
             shape: shape.to_vec(),
             offset: self.total,
             len,
         });
-        self.total += len;
+        self.total = self.total.saturating_add(len);
     }
 
     /// The range of `name` in a flat buffer with this layout.

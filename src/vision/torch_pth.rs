@@ -4,13 +4,23 @@
 //! The pickle is run by a small stack machine that knows only what state dicts use. Tensors may be
 //! views with any strides and storage offset (the EfficientNet-Lite0 file has 50 such): they are
 //! gathered element by element into contiguous row-major f32.
+//!
+//! A checkpoint may come from anywhere, so every size in it is checked before it costs anything:
+//! the pickle makes at most `MAX_VALUES` values in all, the memo's copies counted (a few hundred
+//! bytes that keep doubling a memoised tuple would otherwise grow without bound), a tensor's view must lie
+//! inside its storage with no arithmetic overflow, all tensors together may hold no more elements
+//! than the file has bytes, and a zip member no more bytes than the archive.
 
 use super::weights::Tensor;
 use anyhow::{bail, Context, Result};
 use std::collections::HashMap;
-use std::io::Read;
 
 const LEGACY_MAGIC: u128 = 0x1950a86a20f9469cfc6c;
+
+/// How many values one pickle may make, by its opcodes and by copies out of its memo: a state dict
+/// makes about twenty per tensor (VGG16's 32 tensors, EfficientNet-Lite0's 250), and 2^20 values
+/// are about 100 MB.
+const MAX_VALUES: usize = 1 << 20;
 
 #[derive(Clone, Debug)]
 enum Value {
@@ -29,6 +39,25 @@ enum Value {
     /// Anything a state dict does not need (module metadata, unknown objects).
     Opaque,
     Mark,
+}
+
+impl Value {
+    /// How many values this one is made of (itself included), counted up to `limit`.
+    fn count(&self, limit: usize) -> usize {
+        let children: Box<dyn Iterator<Item = &Value>> = match self {
+            Value::Tuple(items) | Value::List(items) => Box::new(items.iter()),
+            Value::Dict(pairs) => Box::new(pairs.iter().flat_map(|(k, v)| [k, v])),
+            _ => return 1,
+        };
+        let mut total = 1;
+        for child in children {
+            if total > limit {
+                break;
+            }
+            total += child.count(limit - total);
+        }
+        total
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -77,9 +106,50 @@ struct Machine<'a> {
     pos: usize,
     stack: Vec<Value>,
     memo: HashMap<u32, Value>,
+    /// Values the pickle may still make (`MAX_VALUES` at the start).
+    values_left: usize,
+}
+
+/// A copy of `value`, its count of values taken from `values_left`.
+fn charged_copy(value: &Value, values_left: &mut usize) -> Result<Value> {
+    let count = value.count(*values_left);
+    if count > *values_left {
+        bail!("the pickle makes more than {MAX_VALUES} values: not a state dict");
+    }
+    *values_left -= count;
+    Ok(value.clone())
 }
 
 impl<'a> Machine<'a> {
+    fn new(bytes: &'a [u8]) -> Self {
+        Machine {
+            bytes,
+            pos: 0,
+            stack: Vec::new(),
+            memo: HashMap::new(),
+            values_left: MAX_VALUES,
+        }
+    }
+
+    /// A copy of the top of the stack into the memo under `key`.
+    fn memoise(&mut self, key: u32) -> Result<()> {
+        let top = self.stack.last().context("pickle stack underflow")?;
+        let value = charged_copy(top, &mut self.values_left)?;
+        self.memo.insert(key, value);
+        Ok(())
+    }
+
+    /// A copy of the memo's value under `key` onto the stack.
+    fn recall(&mut self, key: u32) -> Result<()> {
+        let value = self
+            .memo
+            .get(&key)
+            .context("pickle refers to an unknown memo entry")?;
+        let value = charged_copy(value, &mut self.values_left)?;
+        self.stack.push(value);
+        Ok(())
+    }
+
     fn take(&mut self, n: usize) -> Result<&'a [u8]> {
         let end = self.pos.checked_add(n).filter(|&e| e <= self.bytes.len());
         let end = end.context("pickle ends in the middle of an instruction")?;
@@ -125,6 +195,10 @@ impl<'a> Machine<'a> {
     /// Runs one pickle to its STOP and returns the value it built.
     fn run(&mut self) -> Result<Value> {
         loop {
+            // An opcode makes at most one value of its own.
+            self.values_left = self.values_left.checked_sub(1).with_context(|| {
+                format!("the pickle makes more than {MAX_VALUES} values: not a state dict")
+            })?;
             let op = self.u8()?;
             match op {
                 0x80 => {
@@ -180,32 +254,21 @@ impl<'a> Machine<'a> {
                     self.stack.push(Value::Str(s))
                 }
                 b'q' => {
-                    let k = self.u8()?.into();
-                    let v = self.top()?.clone();
-                    self.memo.insert(k, v);
+                    let key = self.u8()?.into();
+                    self.memoise(key)?
                 }
                 b'r' => {
-                    let k = self.u32()?;
-                    let v = self.top()?.clone();
-                    self.memo.insert(k, v);
+                    let key = self.u32()?;
+                    self.memoise(key)?
                 }
-                0x94 => {
-                    let k = self.memo.len() as u32;
-                    let v = self.top()?.clone();
-                    self.memo.insert(k, v);
+                0x94 => self.memoise(self.memo.len() as u32)?,
+                b'h' => {
+                    let key = self.u8()?.into();
+                    self.recall(key)?
                 }
-                b'h' | b'j' => {
-                    let k = if op == b'h' {
-                        self.u8()?.into()
-                    } else {
-                        self.u32()?
-                    };
-                    let v = self
-                        .memo
-                        .get(&k)
-                        .cloned()
-                        .context("pickle refers to an unknown memo entry")?;
-                    self.stack.push(v)
+                b'j' => {
+                    let key = self.u32()?;
+                    self.recall(key)?
                 }
                 b'c' => {
                     let module = self.line()?;
@@ -296,7 +359,8 @@ fn persistent_load(pid: Value) -> Result<Value> {
                 dtype: DType::from_storage(storage),
             })
         }
-        _ => bail!("unsupported persistent id {items:?}"),
+        [Value::Str(kind), ..] => bail!("unsupported persistent id of kind {kind:.40}"),
+        _ => bail!("unsupported persistent id"),
     }
 }
 
@@ -305,8 +369,9 @@ fn usizes(value: &Value) -> Result<Vec<usize>> {
         Value::Tuple(items) | Value::List(items) => items
             .iter()
             .map(|v| match v {
-                Value::Int(i) if *i >= 0 => Ok(*i as usize),
-                _ => bail!("tensor size or stride is not a non-negative integer"),
+                Value::Int(i) => usize::try_from(*i)
+                    .context("tensor size or stride is not a non-negative integer"),
+                _ => bail!("tensor size or stride is not an integer"),
             })
             .collect(),
         _ => bail!("tensor size or stride is not a tuple"),
@@ -327,7 +392,7 @@ fn reduce(callable: Value, args: Value) -> Result<Value> {
                 Value::Tensor(TensorRef {
                     key: key.clone(),
                     dtype: *dtype,
-                    offset: *offset as usize,
+                    offset: usize::try_from(*offset).context("negative storage offset")?,
                     shape: usizes(size)?,
                     stride: usizes(stride)?,
                 })
@@ -352,20 +417,36 @@ fn element(bytes: &[u8], dtype: DType, index: usize) -> f32 {
     }
 }
 
-/// Gathers a strided view of a storage into a contiguous row-major tensor.
+/// The number of elements of a view of `shape`, or None past `usize`.
+fn element_count(shape: &[usize]) -> Option<usize> {
+    shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d))
+}
+
+/// Gathers a strided view of a storage into a contiguous row-major tensor. The caller has checked
+/// that its element count fits the budget; here its last element must lie inside the storage.
 fn materialise(name: &str, t: &TensorRef, storage: &[u8]) -> Result<Tensor> {
-    let numel: usize = t.shape.iter().product();
     if t.dtype == DType::Other {
         bail!("tensor {name}: unsupported storage type");
     }
+    if t.shape.len() != t.stride.len() {
+        bail!(
+            "tensor {name} has {} sizes but {} strides",
+            t.shape.len(),
+            t.stride.len()
+        );
+    }
+    let numel = element_count(&t.shape).context("tensor size overflows")?;
     if numel > 0 {
-        let last = t.offset
-            + t.shape
-                .iter()
-                .zip(&t.stride)
-                .map(|(&d, &s)| (d - 1) * s)
-                .sum::<usize>();
-        if (last + 1) * t.dtype.size() > storage.len() {
+        // The offset of the last element, and the byte just past it.
+        let end = t
+            .shape
+            .iter()
+            .zip(&t.stride)
+            .try_fold(t.offset, |at, (&d, &s)| {
+                at.checked_add((d - 1).checked_mul(s)?)
+            })
+            .and_then(|last| last.checked_add(1)?.checked_mul(t.dtype.size()));
+        if end.is_none_or(|end| end > storage.len()) {
             bail!("tensor {name} reaches past the end of its storage");
         }
     }
@@ -391,6 +472,24 @@ fn materialise(name: &str, t: &TensorRef, storage: &[u8]) -> Result<Tensor> {
         shape: t.shape.clone(),
         data,
     })
+}
+
+/// That the tensors together hold no more elements than the file has bytes: a checkpoint stores
+/// every element in at least two, so only views that repeat their storage (zero strides, many
+/// names for one storage) could ask for more, and such a file could ask for any amount of memory.
+fn check_element_budget(tensors: &[(String, TensorRef)], file_len: usize) -> Result<()> {
+    let mut total = 0usize;
+    for (name, t) in tensors {
+        let numel = element_count(&t.shape)
+            .with_context(|| format!("tensor {name}: its size {:?} overflows", t.shape))?;
+        total = total.saturating_add(numel);
+        if total > file_len {
+            bail!(
+                "the tensors up to {name} hold {total} elements, more than the file's {file_len} bytes could store: not a state dict"
+            );
+        }
+    }
+    Ok(())
 }
 
 fn state_dict(value: Value) -> Result<Vec<(String, TensorRef)>> {
@@ -425,12 +524,7 @@ pub fn load(bytes: &[u8]) -> Result<HashMap<String, Tensor>> {
 }
 
 fn load_legacy(bytes: &[u8]) -> Result<HashMap<String, Tensor>> {
-    let mut machine = Machine {
-        bytes,
-        pos: 0,
-        stack: Vec::new(),
-        memo: HashMap::new(),
-    };
+    let mut machine = Machine::new(bytes);
     match machine.run()? {
         Value::Int(magic) if magic as u128 == LEGACY_MAGIC => {}
         _ => bail!("not a PyTorch checkpoint (neither a zip archive nor the legacy magic number)"),
@@ -439,6 +533,7 @@ fn load_legacy(bytes: &[u8]) -> Result<HashMap<String, Tensor>> {
     machine.run()?; // system info
     machine.memo.clear();
     let tensors = state_dict(machine.run()?)?;
+    check_element_budget(&tensors, bytes.len())?;
     machine.memo.clear();
     let Value::List(keys) = machine.run()? else {
         bail!("storage key list missing")
@@ -453,8 +548,9 @@ fn load_legacy(bytes: &[u8]) -> Result<HashMap<String, Tensor>> {
             .iter()
             .find(|(_, t)| t.key == key)
             .map_or(DType::F32, |(_, t)| t.dtype);
-        let data = machine
-            .take(numel * dtype.size())
+        let data = numel
+            .checked_mul(dtype.size())
+            .and_then(|len| machine.take(len).ok())
             .context("storage data is truncated")?;
         storages.insert(key, data);
     }
@@ -483,22 +579,15 @@ fn load_zip(bytes: &[u8]) -> Result<HashMap<String, Tensor>> {
         .context("no data.pkl in the archive")?
         .clone();
     let prefix = pickle_name.trim_end_matches("data.pkl").to_owned();
-    let read = |archive: &mut zip::ZipArchive<_>, name: &str| -> Result<Vec<u8>> {
-        let mut file = archive
-            .by_name(name)
-            .with_context(|| format!("{name} missing from the archive"))?;
-        let mut out = Vec::new();
-        file.read_to_end(&mut out)?;
-        Ok(out)
+    // A member is stored, not compressed, by torch.save: it cannot hold more than the archive.
+    let limit = bytes.len() as u64;
+    let read = |archive: &mut zip::ZipArchive<_>, name: &str| {
+        crate::fsio::read_zip_member(archive, name, limit)
     };
     let pickle = read(&mut archive, &pickle_name)?;
-    let mut machine = Machine {
-        bytes: &pickle,
-        pos: 0,
-        stack: Vec::new(),
-        memo: HashMap::new(),
-    };
+    let mut machine = Machine::new(&pickle);
     let tensors = state_dict(machine.run()?)?;
+    check_element_budget(&tensors, bytes.len())?;
     let mut storages: HashMap<String, Vec<u8>> = HashMap::new();
     let mut out = HashMap::new();
     for (name, t) in tensors {
