@@ -1,11 +1,15 @@
-//! Mutation fuzzing of one parser (src/fuzz.rs) for a budget of inputs:
+//! Mutation fuzzing of one parser (src/fuzz/) for a budget of inputs:
 //!
 //!   cargo run --release --example fuzz -- [--target image] [--inputs 1000000] [--seed 1]
 //!       [--crashes DIR] [SEED_FILE_OR_DIR ...]
+//!   cargo run --release --example fuzz -- --target http --addr 127.0.0.1:8080 [--inputs N]
+//!       [--seed 1] [--crashes DIR] [PHOTO]
 //!
-//! Targets: image, pth, safetensors, features, vocab, config, flickr8k, karpathy, kaggle. Seeds
-//! default to the target's fixtures. Prints progress on stderr and one JSON line at the end; each
-//! crashing input is written to --crashes (default fuzz-crashes/).
+//! Targets: image, pth, safetensors, features, vocab, config, flickr8k, karpathy, kaggle, and http
+//! (requests to a `captioner serve` already listening at --addr, built around PHOTO, by default
+//! fixtures/formats/gray16.png). Seeds default to the target's fixtures. Prints progress on stderr
+//! and one JSON line at the end; each crashing input (for http: each answered with a 5xx other than
+//! 503) is written to --crashes (default fuzz-crashes/).
 
 use std::path::PathBuf;
 
@@ -18,18 +22,28 @@ fn main() -> anyhow::Result<()> {
         Vec::new(),
     );
     let mut target = "image".to_owned();
+    let mut addr = None;
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--inputs" => inputs = args.next().unwrap_or_default().parse()?,
             "--seed" => seed = args.next().unwrap_or_default().parse()?,
             "--crashes" => crashes = PathBuf::from(args.next().unwrap_or_default()),
             "--target" => target = args.next().unwrap_or_default(),
+            "--addr" => addr = args.next(),
             _ => paths.push(PathBuf::from(arg)),
         }
     }
+    if target == "http" {
+        let addr = addr.ok_or_else(|| anyhow::anyhow!("--target http needs --addr HOST:PORT"))?;
+        let photo = paths
+            .first()
+            .cloned()
+            .unwrap_or_else(|| PathBuf::from("fixtures/formats/gray16.png"));
+        return fuzz_http(&addr, &std::fs::read(&photo)?, inputs, seed, &crashes);
+    }
     let Some(&(name, parse, fixtures)) = captioner::fuzz::TARGETS.iter().find(|t| t.0 == target)
     else {
-        anyhow::bail!("no target {target:?}: image, pth, safetensors, features, vocab, config, flickr8k, karpathy or kaggle");
+        anyhow::bail!("no target {target:?}: image, pth, safetensors, features, familiar, vocab, config, flickr8k, karpathy, kaggle or http");
     };
     if paths.is_empty() {
         paths = fixtures.iter().map(PathBuf::from).collect();
@@ -53,14 +67,7 @@ fn main() -> anyhow::Result<()> {
     anyhow::ensure!(!seeds.is_empty(), "no seed files");
     let start = std::time::Instant::now();
     let report = captioner::fuzz::run(parse, &seeds, inputs, seed, |r| {
-        let rate = r.inputs as f64 / start.elapsed().as_secs_f64();
-        eprint!(
-            "\r{} / {inputs} inputs, {} crashes, {:.0}/s, ETA {:.0} s   ",
-            r.inputs,
-            r.crashes.len(),
-            rate,
-            (inputs - r.inputs) as f64 / rate
-        );
+        progress(start, r.inputs, inputs, r.crashes.len(), "crashes")
     });
     eprintln!();
     if !report.crashes.is_empty() {
@@ -84,4 +91,54 @@ fn main() -> anyhow::Result<()> {
         })
     );
     Ok(())
+}
+
+fn fuzz_http(
+    addr: &str,
+    photo: &[u8],
+    inputs: u64,
+    seed: u64,
+    crashes: &std::path::Path,
+) -> anyhow::Result<()> {
+    let seeds = captioner::fuzz::http::seed_requests(addr, photo);
+    let start = std::time::Instant::now();
+    let report = captioner::fuzz::http::run(addr, &seeds, inputs, seed, |r| {
+        progress(
+            start,
+            r.inputs,
+            inputs,
+            r.server_errors.len(),
+            "server errors",
+        )
+    })?;
+    eprintln!();
+    if !report.server_errors.is_empty() {
+        std::fs::create_dir_all(crashes)?;
+        for (i, (input, status)) in report.server_errors.iter().enumerate() {
+            std::fs::write(crashes.join(format!("status-{status}-{i}.http")), input)?;
+        }
+    }
+    println!(
+        "{}",
+        serde_json::json!({
+            "target": "http",
+            "seeds": seeds.len(),
+            "inputs": report.inputs,
+            "statuses": report.statuses,
+            "unanswered": report.unanswered,
+            "server_errors": report.server_errors.len(),
+            "slowest_ms": report.slowest.as_secs_f64() * 1e3,
+            "seconds": start.elapsed().as_secs_f64(),
+        })
+    );
+    Ok(())
+}
+
+/// One line of progress on stderr, over the last.
+fn progress(start: std::time::Instant, done: u64, inputs: u64, found: usize, what: &str) {
+    let rate = done as f64 / start.elapsed().as_secs_f64();
+    eprint!(
+        "\r{done} / {inputs} inputs, {found} {what}, {rate:.0}/s, ETA {:.0} s   ",
+        (inputs - done) as f64 / rate
+    );
 }

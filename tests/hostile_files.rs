@@ -9,7 +9,7 @@ use captioner::vision::weights::Weights;
 
 /// Each hostile checkpoint and what its refusal must say.
 const CHECKPOINTS: [(&str, &str); 6] = [
-    ("memo_doubling.pth", "more than 1048576 values"),
+    ("memo_doubling.pth", "more than 262144 values"),
     (
         "zero_stride.pth",
         "more than the file's 220 bytes could store",

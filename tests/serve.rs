@@ -310,3 +310,45 @@ fn stalled_clients_are_cut_off_and_cannot_hold_the_service() {
     let photo = std::fs::read(&photos[0]).unwrap();
     assert!(!server.caption(&photo).is_empty());
 }
+
+/// A process's resident memory in KiB, from /proc (None where there is no /proc).
+fn resident_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+#[test]
+fn mutated_requests_get_no_server_error_and_leave_no_memory_behind() {
+    use captioner::fuzz::http;
+    let (weights, _) = setup("serve-fuzz");
+    let server = Server::start(
+        Some(&weights),
+        &["--header-timeout-s", "2", "--body-timeout-s", "2"],
+    );
+    let photo = std::fs::read(repo_path("fixtures/formats/gray16.png")).unwrap();
+    let seeds = http::seed_requests(&server.addr, &photo);
+    // The first pass brings the allocator and the model's buffers to their working size; the
+    // second, ten times as long, may not grow memory beyond a generous margin.
+    let warm = http::run(&server.addr, &seeds, 2_000, 1, |_| {}).unwrap();
+    let before = resident_kib(server.child.id());
+    let report = http::run(&server.addr, &seeds, 20_000, 2, |_| {}).unwrap();
+    let after = resident_kib(server.child.id());
+    for run in [&warm, &report] {
+        let errors: Vec<(String, u16)> = run
+            .server_errors
+            .iter()
+            .map(|(input, status)| (String::from_utf8_lossy(input).into_owned(), *status))
+            .collect();
+        assert!(errors.is_empty(), "server errors: {errors:?}");
+        assert!(run.statuses.get(&200).is_some_and(|&n| n > 0), "{run:?}");
+        assert!(run.statuses.get(&400).is_some_and(|&n| n > 0), "{run:?}");
+    }
+    if let (Some(before), Some(after)) = (before, after) {
+        assert!(
+            after <= before + 64 * 1024,
+            "resident memory grew from {before} KiB to {after} KiB"
+        );
+    }
+    assert!(!server.caption(&photo).is_empty());
+}

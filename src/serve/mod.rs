@@ -400,6 +400,12 @@ async fn read_photo(request: Request, shared: &Shared) -> Result<Bytes, Response
     let refused = |status: StatusCode, reason: String| {
         if status == StatusCode::PAYLOAD_TOO_LARGE {
             too_large(limit)
+        } else if status.is_server_error() {
+            // axum calls a body that stops early or breaks off a server error; it is the client's.
+            error(
+                StatusCode::BAD_REQUEST,
+                &format!("the body could not be read to its end: {reason}"),
+            )
         } else {
             error(status, &reason)
         }

@@ -3,7 +3,9 @@
 //! to a parser; a panic is a crash (its input is kept), a slow input is reported. `examples/fuzz.rs`
 //! runs it for a budget; `tests/fuzz.rs` runs a short pass in CI. The targets (`TARGETS`) are every
 //! parser of user input: photos, encoder weights, features files, vocabularies, model configs and the
-//! three caption-dataset forms.
+//! three caption-dataset forms. `http` sends mutated requests to a running `serve`.
+
+pub mod http;
 
 use crate::engine::rng::Rng;
 use std::time::{Duration, Instant};
@@ -211,6 +213,15 @@ pub fn mutate(rng: &mut Rng, seed: &[u8], seeds: &[Vec<u8>]) -> Vec<u8> {
     data
 }
 
+/// The `i`-th input of a run: each seed as it is, then mutations of seeds drawn at random.
+pub fn nth_input(rng: &mut Rng, seeds: &[Vec<u8>], i: u64) -> Vec<u8> {
+    let base = &seeds[rng.below(seeds.len())];
+    match usize::try_from(i).ok().and_then(|i| seeds.get(i)) {
+        Some(seed) => seed.clone(),
+        None => mutate(rng, base, seeds),
+    }
+}
+
 /// Feeds `inputs` mutations of `seeds` to `target`; `progress` is called every 10,000 inputs.
 pub fn run(
     target: Target,
@@ -225,12 +236,7 @@ pub fn run(
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
     for i in 0..inputs {
-        let base = &seeds[rng.below(seeds.len())];
-        let input = if i < seeds.len() as u64 {
-            seeds[i as usize].clone()
-        } else {
-            mutate(&mut rng, base, seeds)
-        };
+        let input = nth_input(&mut rng, seeds, i);
         let start = Instant::now();
         let outcome = std::panic::catch_unwind(|| target(&input));
         report.slowest = report.slowest.max(start.elapsed());
