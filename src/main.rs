@@ -462,9 +462,15 @@ struct ServeArgs {
     /// for the requests in flight.
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
     body_timeout_s: u64,
-    /// Open connections at most; a further one is closed at once.
-    #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u64).range(1..=65536))]
+    /// Open connections at most; a further one is closed at once. Each idle one costs about 10 KB;
+    /// the limit on open files is raised to fit where the system allows.
+    #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u64).range(1..=65536))]
     max_connections: u64,
+    /// Megabytes of request bodies held at once, over all requests, as they arrive and until they
+    /// are answered; an upload that finds it spent gets 503. A stalled upload holds only what it
+    /// sent, and no place in the queue.
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=65536))]
+    upload_budget_mb: u64,
 }
 
 /// Train the merge decoder (the classic Keras tutorial's CNN-LSTM) on the training split; keep the
@@ -1081,6 +1087,7 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
         header_timeout: std::time::Duration::from_secs(args.header_timeout_s),
         body_timeout: std::time::Duration::from_secs(args.body_timeout_s),
         max_connections: args.max_connections as usize,
+        upload_budget_bytes: args.upload_budget_mb as usize * 1024 * 1024,
     };
     let (model, weights, ground) = (args.model, args.weights, options.ground);
     captioner::serve::serve(

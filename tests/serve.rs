@@ -197,27 +197,33 @@ fn thirty_two_concurrent_clients_get_the_captions_caption_gives() {
 
 #[test]
 fn a_full_queue_answers_503_with_retry_after() {
-    let (weights, _) = setup("serve-busy");
-    // One place: held by an upload whose body has not all arrived.
+    let (weights, photos) = setup("serve-busy");
+    // One place, so that of requests sent together while one is captioned, the others are refused.
     let server = Server::start(Some(&weights), &["--queue", "0", "--max-batch", "1"]);
-    let _holding = server.open_upload(1000);
+    let photo = std::fs::read(&photos[0]).unwrap();
     let start = Instant::now();
-    // The held upload takes its place as soon as the server reads its headers; wait for that, or a
-    // probe sent first could hold the place at that moment and have the upload refused instead.
-    while !server.get("/metrics").1.contains("captioner_queue_depth 1") {
-        assert!(start.elapsed() < Duration::from_secs(30), "never in flight");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    loop {
-        let response = ureq::post(&server.url("/v1/caption")).send_bytes(b"x");
-        if let Err(ureq::Error::Status(503, response)) = response {
-            assert_eq!(response.header("Retry-After"), Some("1"));
-            assert!(response.into_string().unwrap().contains("queue is full"));
-            break;
+    let refused = std::thread::scope(|scope| loop {
+        let senders: Vec<_> = (0..8)
+            .map(|_| {
+                scope.spawn(|| {
+                    let sent = ureq::post(&server.url("/v1/caption"))
+                        .set("Content-Type", "image/jpeg")
+                        .send_bytes(&photo);
+                    match sent {
+                        Err(ureq::Error::Status(503, response)) => Some(response),
+                        _ => None,
+                    }
+                })
+            })
+            .collect();
+        let refused = senders.into_iter().filter_map(|s| s.join().unwrap());
+        if let Some(response) = refused.last() {
+            return response;
         }
-        assert!(start.elapsed() < Duration::from_secs(30), "never busy");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+        assert!(start.elapsed() < Duration::from_secs(60), "never busy");
+    });
+    assert_eq!(refused.header("Retry-After"), Some("1"));
+    assert!(refused.into_string().unwrap().contains("queue is full"));
 }
 
 #[test]
@@ -227,9 +233,13 @@ fn sigterm_finishes_the_requests_in_flight_and_exits() {
     let photo = std::fs::read(&photos[0]).unwrap();
     let expected = cli_captions(&weights, &photos[..1]);
     let mut upload = server.open_upload(photo.len());
-    // In flight: the server has read its headers and holds a place for it.
+    // In flight: the server has read its headers and the first two bytes of its body.
     let start = Instant::now();
-    while !server.get("/metrics").1.contains("captioner_queue_depth 1") {
+    while !server
+        .get("/metrics")
+        .1
+        .contains("captioner_upload_bytes 2")
+    {
         assert!(start.elapsed() < Duration::from_secs(30), "never in flight");
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -249,27 +259,29 @@ fn sigterm_finishes_the_requests_in_flight_and_exits() {
     assert!(exit.success(), "{exit}");
 }
 
+/// `serve` flags: two places in the queue (one waiting, one being captioned), then `more`.
+fn two_places<'a>(more: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["--queue", "1", "--max-batch", "1"];
+    args.extend_from_slice(more);
+    args
+}
+
 #[test]
 fn stalled_clients_are_cut_off_and_cannot_hold_the_service() {
     let (weights, photos) = setup("serve-slow");
-    // Two places in the queue, four connections, one second to send headers and to send a body.
+    // Two places in the queue, five connections, one second to send headers and to send a body.
     let server = Server::start(
         Some(&weights),
-        &[
-            "--queue",
-            "1",
-            "--max-batch",
-            "1",
+        &two_places(&[
             "--header-timeout-s",
             "1",
             "--body-timeout-s",
             "1",
             "--max-connections",
-            "4",
-        ],
+            "5",
+        ]),
     );
-    // Two uploads stop after their headers, holding both places; two clients stop in their
-    // request line.
+    // Two uploads stop after their headers; two clients stop in their request line.
     let mut uploads = [server.open_upload(100_000), server.open_upload(100_000)];
     let mut partial: Vec<TcpStream> = (0..2)
         .map(|_| {
@@ -278,16 +290,19 @@ fn stalled_clients_are_cut_off_and_cannot_hold_the_service() {
             stream
         })
         .collect();
-    // A fifth connection is over the cap: closed at once, with no answer.
-    std::thread::sleep(Duration::from_millis(300));
+    // A fifth connection is answered; a sixth is over the cap: closed at once, with no answer.
     let mut fifth = TcpStream::connect(&server.addr).unwrap();
-    let _ = fifth.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
-    fifth
+    std::thread::sleep(Duration::from_millis(300));
+    let mut sixth = TcpStream::connect(&server.addr).unwrap();
+    let _ = sixth.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    sixth
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
     let mut text = Vec::new();
-    let _ = fifth.read_to_end(&mut text);
+    let _ = sixth.read_to_end(&mut text);
     assert!(text.is_empty(), "{}", String::from_utf8_lossy(&text));
+    let _ = fifth.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    assert_eq!(read_answer(&mut fifth).0, 200);
     // The stalled uploads get 408 after the body timeout, and the half-sent headers are closed.
     let start = Instant::now();
     for upload in &mut uploads {
@@ -306,9 +321,49 @@ fn stalled_clients_are_cut_off_and_cannot_hold_the_service() {
         start.elapsed() < Duration::from_secs(20),
         "not cut off in time"
     );
-    // Their places are free again: a complete request is answered.
     let photo = std::fs::read(&photos[0]).unwrap();
     assert!(!server.caption(&photo).is_empty());
+}
+
+#[test]
+fn stalled_uploads_hold_no_place_and_only_the_bytes_they_sent() {
+    let (weights, photos) = setup("serve-budget");
+    // Two places in the queue, a 1 MB upload budget, bodies that may take ten minutes.
+    let server = Server::start(
+        Some(&weights),
+        &two_places(&["--body-timeout-s", "600", "--upload-budget-mb", "1"]),
+    );
+    let photo = std::fs::read(&photos[0]).unwrap();
+    // Three stalled uploads, more than the places: complete requests are still captioned.
+    let stalled: Vec<TcpStream> = (0..3).map(|_| server.open_upload(100_000)).collect();
+    for _ in 0..3 {
+        assert!(!server.caption(&photo).is_empty());
+    }
+    // One that sent most of the budget leaves too little for a photo: 503.
+    let mut big = server.open_upload(2_000_000);
+    big.write_all(&vec![0u8; 1024 * 1024 - 100]).unwrap();
+    big.flush().unwrap();
+    // Once all of it has arrived (with the stalled uploads' two bytes each)...
+    let held = format!("captioner_upload_bytes {}", 1024 * 1024 - 100 + 2 + 3 * 2);
+    let start = Instant::now();
+    while !server.get("/metrics").1.contains(&held) {
+        assert!(start.elapsed() < Duration::from_secs(60), "never received");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (status, refused) = server.post("/v1/caption", "image/jpeg", &photo);
+    assert_eq!(status, 503, "{refused}");
+    assert!(refused.contains("too many uploads"), "{refused}");
+    // When it leaves, its bytes are free again.
+    drop(big);
+    drop(stalled);
+    let start = Instant::now();
+    while server.post("/v1/caption", "image/jpeg", &photo).0 != 200 {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the budget never came back"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// A process's resident memory in KiB, from /proc (None where there is no /proc).

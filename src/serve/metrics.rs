@@ -96,7 +96,9 @@ impl Metrics {
     }
 
     /// The text `/metrics` serves; `queued` is the number of requests holding a place now.
-    pub fn render(&self, queued: usize) -> String {
+    /// The Prometheus text, with the gauges `queued` (requests holding a place) and
+    /// `upload_bytes` (bytes of the upload budget held).
+    pub fn render(&self, queued: usize, upload_bytes: usize) -> String {
         let counters = self.counters();
         let mut out = String::new();
         let name = "captioner_requests_total";
@@ -120,7 +122,12 @@ impl Metrics {
         let name = "captioner_queue_depth";
         let _ = writeln!(
             out,
-            "# HELP {name} Caption requests holding a place (reading, queued or being captioned).\n# TYPE {name} gauge\n{name} {queued}"
+            "# HELP {name} Caption requests holding a place (queued or being captioned).\n# TYPE {name} gauge\n{name} {queued}"
+        );
+        let name = "captioner_upload_bytes";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Bytes of request bodies held (arriving, queued or being captioned).\n# TYPE {name} gauge\n{name} {upload_bytes}"
         );
         out
     }
@@ -140,7 +147,7 @@ mod tests {
         metrics.record_latency(Duration::from_millis(3));
         metrics.record_latency(Duration::from_secs(60));
         metrics.record_batch(3);
-        let text = metrics.render(2);
+        let text = metrics.render(2, 0);
         for line in [
             "captioner_requests_total{status=\"200\"} 2",
             "captioner_requests_total{status=\"400\"} 1",

@@ -1,13 +1,16 @@
 //! `captioner serve`: the captioner behind HTTP, for programs (`POST /v1/caption`) and people (a page
 //! at `/`).
 //!
-//!   connection (tokio + axum, the I/O runtime) -> a permit (at most `queue` + `max_batch` requests
-//!   hold a body; the next gets 503) -> body, refused at `max_body_bytes` -> the job queue
-//!   -> the batcher thread: the first job, then more until `max_batch` or `max_wait` after the first
+//!   connection (at most `max_connections`; headers within `header_timeout`) -> body, refused at
+//!   `max_body_bytes`, within `body_timeout` or 408, each piece charged to the upload budget as it
+//!   arrives (503 when the budget is spent) -> a place (at most `queue` + `max_batch` requests wait
+//!   for or are in the compute pool; the next gets 503) -> the job queue -> the batcher thread: the first job, then more until `max_batch` or `max_wait` after the first
 //!   -> the compute pool (rayon, `--threads`): every photo of the batch at once, each through
 //!      `Captioner::caption` exactly as the `caption` command does -> each request's reply.
 //!
-//! Memory is bounded by the permits: no more than `queue` + `max_batch` bodies are ever held.
+//! Memory is bounded by the upload budget: the bodies being received and those waiting or being
+//! captioned hold at most `upload_budget_bytes` in all. A stalled upload holds only the bytes it
+//! sent, and no place in the queue, so slow clients cannot keep complete requests out.
 
 mod metrics;
 
@@ -30,10 +33,11 @@ use rayon::prelude::*;
 use serde::Deserialize;
 use serde_json::json;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
-use tokio::sync::{oneshot, Semaphore};
+use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 
 pub struct ServeOptions {
     pub addr: SocketAddr,
@@ -54,6 +58,8 @@ pub struct ServeOptions {
     pub body_timeout: Duration,
     /// Open connections at most; a further one is closed at once.
     pub max_connections: usize,
+    /// Bytes of request bodies held at once, received or arriving, over all requests.
+    pub upload_budget_bytes: usize,
 }
 
 /// The widest beam a request may ask for: its cost grows with the beam.
@@ -76,6 +82,9 @@ struct Reply {
 struct Shared {
     /// Set once the model and encoder are loaded: the queue's sending end and the model's name.
     ready: OnceLock<(SyncSender<Job>, String)>,
+    /// Bytes of request bodies that may still be held (a permit per byte: a body that arrives a
+    /// byte at a time costs what it sends, no more).
+    uploads: Arc<Semaphore>,
     permits: Semaphore,
     options: ServeOptions,
     metrics: Arc<Metrics>,
@@ -92,6 +101,7 @@ pub fn serve(
         .enable_all()
         .build()
         .context("cannot start the I/O runtime")?;
+    raise_open_files(options.max_connections as u64 + 64);
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(options.addr)
             .await
@@ -99,8 +109,10 @@ pub fn serve(
         let addr = listener.local_addr()?;
         println!("listening on http://{addr}");
         let permits = Semaphore::new(options.queue + options.max_batch);
+        let uploads = Semaphore::new(options.upload_budget_bytes.min(Semaphore::MAX_PERMITS));
         let shared = Arc::new(Shared {
             ready: OnceLock::new(),
+            uploads: Arc::new(uploads),
             permits,
             options,
             metrics: Arc::default(),
@@ -144,6 +156,21 @@ pub fn serve(
         }
         result
     })
+}
+
+/// Raises this process's soft limit on open files to `wanted` (the connections, the model's files
+/// and a margin) where the hard limit allows: many systems start services at 1,024, below the
+/// default connection cap. Where it cannot, connections past the limit wait in the kernel's backlog.
+fn raise_open_files(wanted: u64) {
+    #[cfg(unix)]
+    // SAFETY: getrlimit and setrlimit read and write one plain struct owned here.
+    unsafe {
+        let mut limit = std::mem::zeroed::<libc::rlimit>();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < wanted {
+            limit.rlim_cur = wanted.min(limit.rlim_max);
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
 }
 
 /// Accepts connections until Ctrl-C or SIGTERM, each served by hyper with the header timeout, at
@@ -259,9 +286,14 @@ async fn healthz(State(shared): State<Arc<Shared>>) -> Response {
 async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
     let permits = shared.options.queue + shared.options.max_batch;
     let held = permits - shared.permits.available_permits();
+    let budget = shared
+        .options
+        .upload_budget_bytes
+        .min(Semaphore::MAX_PERMITS);
+    let upload_bytes = budget - shared.uploads.available_permits();
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        shared.metrics.render(held),
+        shared.metrics.render(held, upload_bytes),
     )
         .into_response()
 }
@@ -323,13 +355,13 @@ async fn answer(
     if declared.is_some_and(|length| length > limit as u64) {
         return too_large(limit);
     }
-    // Held until the reply: bounds the bodies in memory.
-    let Ok(_permit) = shared.permits.try_acquire() else {
-        return busy("the queue is full: try again shortly");
-    };
     let timeout = shared.options.body_timeout;
+    let (request, upload) = budgeted(request, &shared.uploads);
     let bytes = match tokio::time::timeout(timeout, read_photo(request, shared)).await {
         Ok(Ok(bytes)) => bytes,
+        Ok(Err(_)) if upload.refused.load(Ordering::Relaxed) => {
+            return busy("the server is receiving too many uploads: try again shortly")
+        }
         Ok(Err(response)) => return response,
         Err(_) => {
             return error(
@@ -340,6 +372,10 @@ async fn answer(
                 ),
             )
         }
+    };
+    // Taken once the body is here, held until the reply: a slow upload keeps no one waiting.
+    let Ok(_place) = shared.permits.try_acquire() else {
+        return busy("the queue is full: try again shortly");
     };
     if bytes.is_empty() {
         return error(
@@ -387,6 +423,77 @@ fn too_large(limit: usize) -> Response {
             limit / (1024 * 1024)
         ),
     )
+}
+
+/// What a request's body has taken from the upload budget, kept until the reply.
+#[derive(Default)]
+struct Upload {
+    permits: std::sync::Mutex<Option<OwnedSemaphorePermit>>,
+    /// Whether a piece of the body found the budget spent (the body then breaks off).
+    refused: AtomicBool,
+}
+
+/// The request with its body charged to `budget` piece by piece as it arrives.
+fn budgeted(request: Request, budget: &Arc<Semaphore>) -> (Request, Arc<Upload>) {
+    let upload = Arc::new(Upload::default());
+    let (parts, body) = request.into_parts();
+    let body = BudgetedBody {
+        inner: body,
+        budget: Arc::clone(budget),
+        upload: Arc::clone(&upload),
+    };
+    (
+        Request::from_parts(parts, axum::body::Body::new(body)),
+        upload,
+    )
+}
+
+struct BudgetedBody {
+    inner: axum::body::Body,
+    budget: Arc<Semaphore>,
+    upload: Arc<Upload>,
+}
+
+impl http_body::Body for BudgetedBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, axum::Error>>> {
+        let polled = std::pin::Pin::new(&mut self.inner).poll_frame(cx);
+        if let std::task::Poll::Ready(Some(Ok(frame))) = &polled {
+            let bytes = frame.data_ref().map_or(0, |data| data.len());
+            let permit = u32::try_from(bytes)
+                .ok()
+                .and_then(|bytes| Arc::clone(&self.budget).try_acquire_many_owned(bytes).ok());
+            match permit {
+                Some(permit) => {
+                    if let Ok(mut held) = self.upload.permits.lock() {
+                        match held.as_mut() {
+                            Some(held) => held.merge(permit),
+                            None => *held = Some(permit),
+                        }
+                    }
+                }
+                None => {
+                    self.upload.refused.store(true, Ordering::Relaxed);
+                    let spent = axum::Error::new("the upload budget is spent");
+                    return std::task::Poll::Ready(Some(Err(spent)));
+                }
+            }
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 /// The photo's bytes: the body itself, or the field "image" of a multipart form.
