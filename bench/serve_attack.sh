@@ -48,13 +48,16 @@ png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 
 open(sys.argv[1], "wb").write(png)
 PY
 peak=0
+uploads=()
 for i in $(seq 8); do
   curl -s -o "$OUT/huge-$i.json" -w "upload $i: %{http_code} in %{time_total} s\n" \
     -H 'Content-Type: image/png' --data-binary @"$OUT/huge.png" "http://$addr/v1/caption" &
+  uploads+=($!)
 done
-while [ "$(jobs -r | wc -l)" -gt 0 ]; do
+running() { for u in "${uploads[@]}"; do kill -0 "$u" 2>/dev/null && return 0; done; return 1; }
+while running; do
   rss=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status"); [ "$rss" -gt "$peak" ] && peak=$rss
   sleep 0.05
 done
-wait
+wait "${uploads[@]}"
 echo "16,384 x 16,384 PNG ($(stat -c %s "$OUT/huge.png") bytes) x 8: peak resident $((peak / 1024)) MiB; first answer: $(head -c 160 "$OUT/huge-1.json")"

@@ -406,17 +406,24 @@ struct CaptionArgs {
 ///                      (the sentence), "tokens" (what evaluate scores), "words" (one per token),
 ///                      "model", "timings_ms" {"queue", "decode", "encode", "generate"}, and with
 ///                      attention=true and an attention model "attention" {"height", "width",
-///                      "words"}. Errors are {"error": "..."}: 400 a photo that cannot be read, 413
-///                      a body over --max-body-mb, 404, 405, 503 (with Retry-After) when the queue
-///                      is full or the model is still loading.
+///                      "words"}. Errors are {"error": "..."}: 400 a photo that cannot be read, 408
+///                      a body slower than --body-timeout-s, 413 a body over --max-body-mb, 404,
+///                      405, 503 (with Retry-After) when the queue is full, the upload budget is
+///                      spent or the model is still loading.
 ///   GET /              a page: drop, paste or pick a photo; hover or focus a word to see where
 ///                      the model looked.
 ///   GET /healthz       200 once the model is loaded, 503 before.
-///   GET /metrics       Prometheus text: requests by status, latency, batch sizes, queue depth.
+///   GET /metrics       Prometheus text: requests by status, latency, batch sizes, queue depth,
+///                      upload bytes held.
 ///
 /// Requests that arrive together are captioned together (up to --max-batch, waiting at most
 /// --max-wait-ms for more) on --threads compute threads; each caption is the one `caption` gives
 /// for the same photo. Ctrl-C or SIGTERM stops taking requests and finishes those in flight.
+///
+/// Slow or hostile clients hold only what the limits below allow: a connection for
+/// --header-timeout-s until its headers arrive, a body for --body-timeout-s, at most
+/// --max-connections connections and --upload-budget-mb of bodies in all; a place in the queue
+/// only once its body has arrived. The README's serve section gives each default's reason.
 #[derive(clap::Args)]
 #[command(verbatim_doc_comment)]
 struct ServeArgs {

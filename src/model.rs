@@ -55,10 +55,12 @@ impl ModelConfig {
         }
         let layout = self.decoder.layout();
         if layout.total > weights_len / 2 {
-            bail!(
-                "the decoder's sizes make {} parameters, more than weights.safetensors ({weights_len} bytes) holds",
-                layout.total
-            );
+            // `Layout` saturates a count past `usize`.
+            let count = match layout.total {
+                usize::MAX => "more than 2^64".to_owned(),
+                total => total.to_string(),
+            };
+            bail!("the decoder's sizes make {count} parameters, more than weights.safetensors ({weights_len} bytes) holds");
         }
         Ok(layout)
     }

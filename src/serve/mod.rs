@@ -4,9 +4,10 @@
 //!   connection (at most `max_connections`; headers within `header_timeout`) -> body, refused at
 //!   `max_body_bytes`, within `body_timeout` or 408, each piece charged to the upload budget as it
 //!   arrives (503 when the budget is spent) -> a place (at most `queue` + `max_batch` requests wait
-//!   for or are in the compute pool; the next gets 503) -> the job queue -> the batcher thread: the first job, then more until `max_batch` or `max_wait` after the first
-//!   -> the compute pool (rayon, `--threads`): every photo of the batch at once, each through
-//!      `Captioner::caption` exactly as the `caption` command does -> each request's reply.
+//!   for or are in the compute pool; the next gets 503) -> the job queue -> the batcher thread:
+//!   the first job, then more until `max_batch` or `max_wait` after the first -> the compute pool
+//!   (rayon, `--threads`): every photo of the batch at once, each through `Captioner::caption`
+//!   exactly as the `caption` command does -> each request's reply.
 //!
 //! Memory is bounded by the upload budget: the bodies being received and those waiting or being
 //! captioned hold at most `upload_budget_bytes` in all. A stalled upload holds only the bytes it
