@@ -5,7 +5,7 @@ use crate::decoder::ImageInput;
 use crate::evidence::{Concept, Evidence, Source};
 use crate::generate::{photo_gain, SearchOptions};
 use crate::ground::{GroundOptions, Grounding, Seen};
-use crate::image::{decode, to_network_input, Resize, RgbImage};
+use crate::image::{decode_for_input, to_network_input, Resize, RgbImage};
 use crate::model::Model;
 use crate::text::class_words::Word;
 use crate::vision::{Encoder, EncoderKind};
@@ -224,8 +224,9 @@ impl Captioner {
         details: bool,
     ) -> Result<Captioned> {
         let start = Instant::now();
-        let image = decode(bytes)?;
-        let input = to_network_input(&image, self.resize, self.encoder.kind().input_size());
+        let side = self.encoder.kind().input_size();
+        let image = decode_for_input(bytes, side)?;
+        let input = to_network_input(&image, self.resize, side);
         let decoded = Instant::now();
         let threads = crate::engine::threads();
         let (pooled, feature) = match self.model.config.decoder.image_input() {

@@ -9,7 +9,7 @@
 //! is written atomically. Unreadable images are reported with their reason and the rest still finish.
 
 use crate::fsio::{read_text, safetensors_bytes, write_atomic};
-use crate::image::{decode, to_network_input, Resize};
+use crate::image::{decode_for_input, to_network_input, Resize};
 use crate::vision::{Encoder, EncoderKind};
 use anyhow::{bail, Context, Result};
 use rayon::prelude::*;
@@ -548,8 +548,9 @@ fn reusable_rows(
 }
 
 fn encode_photo(encoder: &Encoder, bytes: &[u8], resize: Resize, extras: Extras) -> Result<Row> {
-    let image = decode(bytes)?;
-    let input = to_network_input(&image, resize, encoder.kind().input_size());
+    let side = encoder.kind().input_size();
+    let image = decode_for_input(bytes, side)?;
+    let input = to_network_input(&image, resize, side);
     let (feature, grid) = if extras.grid.is_some() {
         let (feature, map) = encoder.features_and_grid(&input, 1);
         (feature, to_f16_bits(&map.data))

@@ -272,3 +272,57 @@ fn blank_photos_get_a_low_grounding() {
         lines[1]
     );
 }
+
+#[cfg_attr(
+    not(captioner_data),
+    ignore = "needs CAPTIONER_DATA: the real data and golden files"
+)]
+#[test]
+fn large_jpegs_decoded_at_a_reduced_scale_keep_their_captions() {
+    // The first 20 Flickr8k test photos enlarged eight times (about 4,000 x 3,000, as a phone's),
+    // as JPEGs (decoded at 1/2 for the 224 px input), and those JPEGs decoded whole, as PNGs: the
+    // same photo through both paths.
+    let data = real_data().join("flickr8k");
+    let dir = common::scratch("reduced-jpeg");
+    let list = std::fs::read_to_string(data.join("Flickr_8k.testImages.txt")).unwrap();
+    let mut pairs = Vec::new();
+    for (i, name) in list.lines().take(20).enumerate() {
+        let photo = image::open(data.join("Images").join(name)).unwrap();
+        let large = photo.resize_exact(
+            photo.width() * 8,
+            photo.height() * 8,
+            image::imageops::FilterType::Triangle,
+        );
+        let jpeg = dir.join(format!("{i}.jpg"));
+        large.to_rgb8().save(&jpeg).unwrap();
+        let full = captioner::image::decode(&std::fs::read(&jpeg).unwrap()).unwrap();
+        let png = dir.join(format!("{i}.png"));
+        image::RgbImage::from_raw(full.width as u32, full.height as u32, full.pixels)
+            .unwrap()
+            .save(&png)
+            .unwrap();
+        pairs.push((jpeg, png));
+    }
+    let captions = |paths: Vec<&Path>| -> Vec<String> {
+        let mut args = vec!["caption".to_owned()];
+        args.extend(paths.iter().map(|p| p.to_str().unwrap().to_owned()));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = common::captioner(&args);
+        assert!(out.status.success(), "{}", common::stderr(&out));
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| l.split_once('\t').unwrap().1.to_owned())
+            .collect()
+    };
+    let reduced = captions(pairs.iter().map(|(jpeg, _)| jpeg.as_path()).collect());
+    let whole = captions(pairs.iter().map(|(_, png)| png.as_path()).collect());
+    let same = reduced.iter().zip(&whole).filter(|(a, b)| a == b).count();
+    let differ: Vec<_> = reduced.iter().zip(&whole).filter(|(a, b)| a != b).collect();
+    eprintln!(
+        "{same} of {} captions the same; differ: {differ:?}",
+        reduced.len()
+    );
+    // A caption may turn on a near tie (re-encoding these photos as JPEG at quality 95 changes one
+    // of the 20): at most two may change.
+    assert!(same + 2 >= reduced.len(), "{differ:?}");
+}

@@ -2,7 +2,9 @@
 //! colour type, EXIF orientation applied, alpha dropped as PIL's `convert("RGB")` does) to 8-bit RGB,
 //! then resize exactly like PIL's `Image.resize(..., Image.BILINEAR)` (antialiased triangle filter,
 //! 8-bit fixed point), either the whole frame ("squash", the seed's Keras `load_img`) or a centre crop.
+//! A JPEG far larger than the network input is decoded at a reduced DCT scale (jpeg.rs).
 
+mod jpeg;
 mod resize;
 
 pub use resize::resize_bilinear;
@@ -199,9 +201,21 @@ impl Resize {
     }
 }
 
-/// Decodes a photo to RGB, its format found from its content; the error says why the bytes are not
-/// a usable image.
+/// Decodes a photo to RGB, whole, its format found from its content; the error says why the bytes
+/// are not a usable image.
 pub fn decode(bytes: &[u8]) -> Result<RgbImage> {
+    decode_reduced_for(bytes, None)
+}
+
+/// Decodes a photo for a network input of `side` x `side` pixels: as `decode`, but a JPEG at least
+/// eight times as large on each side comes out at 1/2, 1/4 or 1/8 of its size, still at least four
+/// times the input (the network input then differs from the full decode's by the resize's
+/// rounding).
+pub fn decode_for_input(bytes: &[u8], side: usize) -> Result<RgbImage> {
+    decode_reduced_for(bytes, Some(side))
+}
+
+fn decode_reduced_for(bytes: &[u8], side: Option<usize>) -> Result<RgbImage> {
     if bytes.is_empty() {
         bail!("empty file");
     }
@@ -218,7 +232,8 @@ pub fn decode(bytes: &[u8]) -> Result<RgbImage> {
     let mut reader = image::ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .context("cannot read the image header")?;
-    match reader.format() {
+    let format = reader.format();
+    match format {
         None => bail!(
             "not an image captioner reads (JPEG, PNG, WebP, GIF, BMP, TIFF, PNM, QOI or ICO, recognised by content)"
         ),
@@ -255,15 +270,55 @@ pub fn decode(bytes: &[u8]) -> Result<RgbImage> {
     let orientation = decoder
         .orientation()
         .unwrap_or(image::metadata::Orientation::NoTransforms);
+    let factor = match (format, side) {
+        (Some(ImageFormat::Jpeg), Some(side)) => jpeg::reduction(w as usize, h as usize, side),
+        _ => 1,
+    };
+    if factor > 1 {
+        let reduced = jpeg::decode_reduced(
+            bytes,
+            w as usize,
+            h as usize,
+            factor,
+            MAX_DECODE_BYTES as usize,
+        )?;
+        if let Some(reduced) = reduced {
+            return Ok(oriented(reduced, orientation));
+        }
+    }
     let mut img = image::DynamicImage::from_decoder(decoder).map_err(describe)?;
     img.apply_orientation(orientation);
     // No copy when the decoder gave 8-bit RGB already.
-    let rgb = img.into_rgb8();
-    Ok(RgbImage {
+    Ok(from_rgb8(img.into_rgb8()))
+}
+
+fn from_rgb8(rgb: image::RgbImage) -> RgbImage {
+    RgbImage {
         width: rgb.width() as usize,
         height: rgb.height() as usize,
         pixels: rgb.into_raw(),
-    })
+    }
+}
+
+/// `img` turned as EXIF `orientation` says.
+fn oriented(img: RgbImage, orientation: image::metadata::Orientation) -> RgbImage {
+    if orientation == image::metadata::Orientation::NoTransforms {
+        return img;
+    }
+    let (w, h) = (img.width as u32, img.height as u32);
+    match image::RgbImage::from_raw(w, h, img.pixels) {
+        Some(rgb) => {
+            let mut dynamic = image::DynamicImage::ImageRgb8(rgb);
+            dynamic.apply_orientation(orientation);
+            from_rgb8(dynamic.into_rgb8())
+        }
+        // `decode_reduced` checked the length: unreachable, but an empty image is no panic.
+        None => RgbImage {
+            width: 0,
+            height: 0,
+            pixels: Vec::new(),
+        },
+    }
 }
 
 /// "HEIC" or "AVIF" for an ISO base media file whose brand says it holds such an image.
