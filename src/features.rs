@@ -379,6 +379,9 @@ fn select(options: &FeaturesOptions) -> Result<Vec<(String, Option<Input>)>> {
             Selection::List(_) => unreachable!("returned above"),
         });
     }
+    if !dir.exists() {
+        bail!("{}: no such file or folder", dir.display());
+    }
     if !dir.is_dir() {
         bail!(
             "{} is neither a folder of images nor a .tar shard",

@@ -10,6 +10,19 @@ use crate::text::{END_TOKEN, PAD_ID, START_TOKEN, UNK_ID};
 use anyhow::{bail, Result};
 use std::sync::atomic::{AtomicBool, Ordering};
 
+/// The widest beam any command or request may ask for: a search's cost grows with its beam, and
+/// wider beams score no better on the dev split.
+pub const MAX_BEAM: usize = 10;
+
+/// Why `beam` is not a width a search takes, if it is not: the same words for every door.
+pub fn check_beam(beam: usize) -> Result<(), String> {
+    if (1..=MAX_BEAM).contains(&beam) {
+        Ok(())
+    } else {
+        Err(format!("beam {beam}: choose 1 (greedy) to {MAX_BEAM}"))
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct SearchOptions {
     /// Beam width; 1 is greedy decoding.

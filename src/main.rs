@@ -22,6 +22,8 @@ use std::process::ExitCode;
 ///   scst      model folder + features + work folder -> a model finished on CIDEr-D (self-critical)
 ///   evaluate  model + features -> BLEU, METEOR, ROUGE-L, CIDEr-D on a split (greedy and beam)
 ///   caption   model + photos -> one caption per photo
+///   serve     model -> captions over HTTP, for programs and a page for people
+///   merge     the parts of a sharded job (captions or features) -> one file
 ///   export    model folder -> a smaller copy (f16 weights), e.g. to ship
 ///   familiar  model folder + work folder + features -> what its training photos were like (grounding)
 #[derive(Parser)]
@@ -164,12 +166,22 @@ struct SearchArgs {
     allow_repeats: bool,
 }
 
+fn listen_address(text: &str) -> Result<std::net::SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    let mut addresses = text
+        .to_socket_addrs()
+        .map_err(|err| format!("{text:?} is not HOST:PORT that resolves here ({err})"))?;
+    addresses
+        .next()
+        .ok_or_else(|| format!("{text:?} resolves to no address"))
+}
+
 fn beam_width(text: &str) -> Result<usize, String> {
-    match text.parse::<usize>() {
-        Ok(0) => Err("the beam width is at least 1 (1 is greedy search)".to_owned()),
-        Ok(width) => Ok(width),
-        Err(_) => Err(format!("{text:?} is not a whole number")),
-    }
+    let width = text
+        .parse::<usize>()
+        .map_err(|_| format!("{text:?} is not a whole number"))?;
+    captioner::generate::check_beam(width)?;
+    Ok(width)
 }
 
 impl SearchArgs {
@@ -430,8 +442,9 @@ struct ServeArgs {
     /// Model folder (default: the model shipped inside the binary).
     #[arg(long)]
     model: Option<PathBuf>,
-    /// Address to listen on; port 0 picks a free port (the address is printed).
-    #[arg(long, default_value = "127.0.0.1:8080")]
+    /// Address to listen on, HOST:PORT (a name such as localhost is resolved, its first address
+    /// taken); port 0 picks a free port (the address is printed).
+    #[arg(long, default_value = "127.0.0.1:8080", value_parser = listen_address)]
     addr: std::net::SocketAddr,
     #[command(flatten)]
     search: SearchArgs,
@@ -480,11 +493,13 @@ struct ServeArgs {
     upload_budget_mb: u64,
 }
 
-/// Train the merge decoder (the classic Keras tutorial's CNN-LSTM) on the training split; keep the
-/// best checkpoint by dev loss.
+/// Train a decoder (--decoder: the classic Keras tutorial's CNN-LSTM merge model, or the attention
+/// model) on the training split; keep the best checkpoint by dev loss.
 ///
 /// Writes into --out: config.json, weights.safetensors (best dev loss), vocab.json, log.jsonl (one
-/// JSON line per epoch) and last.safetensors (the last epoch with optimiser state, for --resume).
+/// JSON line per epoch), last.safetensors (the last epoch with optimiser state, for --resume), and
+/// familiar.safetensors and concepts.safetensors (what its training photos were like, and the
+/// concept detectors: what grounding and the evidence need).
 /// A resumed run gives exactly the weights of an uninterrupted one with the same seed and threads.
 #[derive(clap::Args)]
 #[command(verbatim_doc_comment)]

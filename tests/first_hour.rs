@@ -52,15 +52,31 @@ fn usual_mistakes_get_messages_that_name_the_fix() {
         stderr(&run)
     );
 
-    // A beam of width 0 is refused by the argument parser, with the reason.
+    // A features run on a folder that is not there says so.
+    let nowhere = dir.join("no-such-folder");
+    let out = dir.join("f.safetensors");
+    let run = captioner(&[
+        "features",
+        "--images",
+        nowhere.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(!run.status.success());
+    assert!(
+        stderr(&run).contains("no-such-folder: no such file or folder"),
+        "{}",
+        stderr(&run)
+    );
+
+    // A beam of width 0 or over 10 is refused by the argument parser with the words serve uses.
     for flag in ["--beam", "--ground-beam"] {
-        let run = captioner(&["caption", flag, "0", heic.to_str().unwrap()]);
-        assert!(!run.status.success());
-        assert!(
-            stderr(&run).contains("the beam width is at least 1"),
-            "{flag}: {}",
-            stderr(&run)
-        );
+        for width in ["0", "100"] {
+            let run = captioner(&["caption", flag, width, heic.to_str().unwrap()]);
+            assert!(!run.status.success());
+            let expected = format!("beam {width}: choose 1 (greedy) to 10");
+            assert!(stderr(&run).contains(&expected), "{flag}: {}", stderr(&run));
+        }
     }
 
     // Subfolders are searched on request; hidden files never.

@@ -423,3 +423,31 @@ fn mutated_requests_get_no_server_error_and_leave_no_memory_behind() {
     }
     assert!(!server.caption(&photo).is_empty());
 }
+
+#[test]
+fn a_host_name_is_resolved_for_the_address() {
+    let (weights, _) = setup("serve-localhost");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_captioner"))
+        .args(["serve", "--addr", "localhost:0", "--weights"])
+        .arg(&weights)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(line.starts_with("listening on http://"), "{line:?}");
+    let run = captioner(&["serve", "--addr", "no-such-host.invalid:80"]);
+    assert!(!run.status.success());
+    assert!(
+        common::stderr(&run).contains("is not HOST:PORT that resolves here"),
+        "{}",
+        common::stderr(&run)
+    );
+}

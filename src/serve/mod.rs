@@ -63,9 +63,6 @@ pub struct ServeOptions {
     pub upload_budget_bytes: usize,
 }
 
-/// The widest beam a request may ask for: its cost grows with the beam.
-const MAX_BEAM: usize = 10;
-
 /// One request's photo on its way to the batcher.
 struct Job {
     bytes: Bytes,
@@ -342,11 +339,8 @@ async fn answer(
         );
     };
     let beam = query.beam.unwrap_or(shared.options.search.beam);
-    if !(1..=MAX_BEAM).contains(&beam) {
-        return error(
-            StatusCode::BAD_REQUEST,
-            &format!("beam {beam}: choose 1 to {MAX_BEAM}"),
-        );
+    if let Err(reason) = crate::generate::check_beam(beam) {
+        return error(StatusCode::BAD_REQUEST, &reason);
     }
     let limit = shared.options.max_body_bytes;
     let declared = request
