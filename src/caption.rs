@@ -115,7 +115,7 @@ impl Captioned {
                 [word.singular, word.plural].into_iter().chain(name)
             })
             .collect();
-        let class_probability = self.grounded.as_ref().map_or(0.0, |(g, _)| g.probability);
+        let grounded_support = self.grounded.as_ref().map_or(0.0, |(g, _)| g.support);
         self.words
             .iter()
             .enumerate()
@@ -125,7 +125,7 @@ impl Captioned {
                 let concept = Concept::of_word(word)
                     .and_then(|c| self.evidence.as_ref().map(|e| e.support(c)));
                 let (source, support) = if grounded.contains(&word.as_str()) {
-                    (Source::Classifier, class_probability)
+                    (Source::Classifier, grounded_support)
                 } else {
                     match concept {
                         Some(s) if s.backed == Some(Source::Classifier) => {

@@ -143,6 +143,10 @@ pub struct Grounding {
     /// The most probable ImageNet class and its probability.
     pub class: usize,
     pub probability: f32,
+    /// How probable the classifier finds what the caption's word names: the class's probability
+    /// when the word is the class's own, else the summed probability of the classes under the word
+    /// ("bird" for an owl the classifier also half takes for a hawk).
+    pub support: f32,
     /// Words the decoder knows for it, nearest first ("retriever", "dog"): the caption must hold
     /// one of them (or its plural).
     pub words: Vec<Word>,
@@ -199,6 +203,7 @@ impl Grounding {
             return Some(Grounding {
                 class,
                 probability,
+                support: probability,
                 words,
                 name,
             });
@@ -210,6 +215,7 @@ impl Grounding {
         Some(Grounding {
             class,
             probability,
+            support: shared(specific[first].singular),
             words: specific[first..].to_vec(),
             name: None,
         })
@@ -437,9 +443,11 @@ fn shared_probability(probabilities: &[f32], word: &str) -> f32 {
 }
 
 /// Words too general to say what a photo shows even in a short caption ("a photo of an
-/// object").
-const EMPTY: [&str; 9] = [
+/// object"), or that only WordNet says ("instrumentality": a means to an end).
+const EMPTY: [&str; 11] = [
     "entity",
+    "instrumentality",
+    "instrumentation",
     "physical entity",
     "object",
     "whole",
@@ -469,19 +477,21 @@ fn compose(probabilities: &[f32], evidence: &Evidence, options: &GroundOptions) 
             plural: class_words.name_plural,
             article: class_words.name_article,
         };
-        let word = if probability >= options.name_threshold {
-            Some(name)
+        let (word, support) = if probability >= options.name_threshold {
+            Some((name, probability))
         } else if probability >= options.class_threshold {
-            class_words.words_up().next()
+            class_words.words_up().next().map(|w| (w, probability))
         } else {
             class_words
                 .words_up()
                 .take_while(|w| !EMPTY.contains(&w.singular))
-                .find(|w| shared(w.singular) >= options.word_threshold)
+                .map(|w| (w, shared(w.singular)))
+                .find(|&(_, p)| p >= options.word_threshold)
         }?;
         let grounding = Grounding {
             class,
             probability,
+            support,
             words: vec![word],
             name: None,
         };
@@ -572,6 +582,7 @@ mod tests {
         Grounding {
             class: 0,
             probability: 0.9,
+            support: 0.9,
             words: vec![held],
             name,
         }
@@ -693,6 +704,9 @@ mod tests {
         let breeds = probabilities(&[("beagle", 0.3), ("basset", 0.25), ("bloodhound", 0.2)]);
         let dog = Grounding::choose(&breeds, &vocab, &options).unwrap();
         assert_eq!((dog.words[0].singular, dog.name), ("dog", None));
+        // The claim "dog" rests on all three breeds, not on the beagle alone.
+        assert!((dog.probability - 0.3).abs() < 1e-6 && (dog.support - 0.75).abs() < 1e-6);
+        assert!((owl.support - owl.probability).abs() < 1e-6);
         // An owl at 0.3 and a beagle at 0.3: they share only "animal", which is too vague alone.
         let split = probabilities(&[("great grey owl", 0.3), ("beagle", 0.3), ("tabby", 0.2)]);
         assert_eq!(Grounding::choose(&split, &vocab, &options), None);
