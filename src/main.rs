@@ -146,7 +146,7 @@ struct EvaluateArgs {
     /// Threads (0 = all cores).
     #[arg(long, default_value_t = 0)]
     threads: usize,
-    /// No progress bars.
+    /// No progress bars (without a terminal they come as a line every 10 s).
     #[arg(long)]
     quiet: bool,
 }
@@ -568,7 +568,7 @@ struct RunArgs {
     /// Stop after this many optimiser steps in total.
     #[arg(long)]
     max_steps: Option<u64>,
-    /// No progress bar or per-epoch lines.
+    /// No progress bar or per-epoch lines (without a terminal the bar comes as a line every 10 s).
     #[arg(long)]
     quiet: bool,
 }
@@ -721,7 +721,7 @@ struct FeaturesArgs {
     batch: usize,
     #[command(flatten)]
     shard: ShardArgs,
-    /// No progress bar.
+    /// No progress bar (without a terminal it comes as a line every 10 s).
     #[arg(long)]
     quiet: bool,
     #[command(flatten)]
@@ -990,7 +990,8 @@ fn run_scst(args: ScstArgs) -> anyhow::Result<()> {
     };
     let report = captioner::scst::train_scst(&options)?;
     println!(
-        "best dev score {:.2} at epoch {} (start: CIDEr-D {:.2}, exact METEOR {:.2}; {} epoch{} run); model in {}",
+        "best dev selection score (CIDEr-D + {} x exact METEOR) {:.2} at epoch {} (start: CIDEr-D {:.2}, exact METEOR {:.2}; {} epoch{} run); model in {}",
+        options.meteor_weight,
         report.best_dev_score * 100.0,
         report.best_epoch,
         report.start_dev.cider * 100.0,

@@ -541,11 +541,15 @@ pub fn train_scst(options: &ScstOptions) -> Result<ScstReport> {
         )?;
         append_log(out, &log)?;
         if options.progress {
+            // The selection score named with its formula: "(best)" may mark an epoch whose
+            // CIDEr-D fell while its METEOR rose more.
             eprintln!(
-                "scst epoch {epoch}: mean reward {:.3}, dev CIDEr-D {:.2}, exact METEOR {:.2}{}, {:.0} images/s",
+                "scst epoch {epoch}: mean reward {:.3}, dev CIDEr-D {:.2}, exact METEOR {:.2}, selection score (CIDEr-D + {} x METEOR) {:.2}{}, {:.0} images/s",
                 log.reward,
                 dev.cider * 100.0,
                 dev.meteor_exact * 100.0,
+                weight,
+                dev.score(weight) * 100.0,
                 if best { " (best)" } else { "" },
                 log.images_per_s
             );

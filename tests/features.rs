@@ -7,13 +7,12 @@ use captioner::features::Features;
 use common::{captioner, repo_path, scratch, stderr, synthetic_efficientnet_weights};
 use std::fs;
 
-fn features(
-    images: &std::path::Path,
-    out: &std::path::Path,
-    weights: &std::path::Path,
-    extra: &[&str],
-) -> std::process::Output {
-    let mut args = vec![
+fn features_args<'a>(
+    images: &'a std::path::Path,
+    out: &'a std::path::Path,
+    weights: &'a std::path::Path,
+) -> Vec<&'a str> {
+    vec![
         "features",
         "--images",
         images.to_str().unwrap(),
@@ -21,10 +20,19 @@ fn features(
         out.to_str().unwrap(),
         "--weights",
         weights.to_str().unwrap(),
-        "--quiet",
         "--threads",
         "2",
-    ];
+    ]
+}
+
+fn features(
+    images: &std::path::Path,
+    out: &std::path::Path,
+    weights: &std::path::Path,
+    extra: &[&str],
+) -> std::process::Output {
+    let mut args = features_args(images, out, weights);
+    args.push("--quiet");
     args.extend_from_slice(extra);
     captioner(&args)
 }
@@ -364,4 +372,26 @@ fn a_tar_shard_or_a_list_gives_the_folder_s_features() {
     assert_eq!(expected.ids.len(), 8);
     assert_eq!(Features::load(&from_tar).unwrap(), expected);
     assert_eq!(Features::load(&from_list).unwrap(), expected);
+}
+
+#[test]
+fn without_a_terminal_progress_comes_as_plain_lines() {
+    let dir = scratch("features-log");
+    let weights = dir.join("lite0.safetensors");
+    synthetic_efficientnet_weights(&weights);
+    let out = dir.join("f.safetensors");
+    let images = repo_path("fixtures/tiny/images");
+    let args = features_args(&images, &out, &weights);
+    // Captured, stderr is a pipe: the bar's text arrives as a line, without cursor movement.
+    let run = captioner(&args);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let log = stderr(&run);
+    let line = log
+        .lines()
+        .find(|l| l.contains("/8 images"))
+        .unwrap_or_else(|| panic!("{log}"));
+    assert!(line.contains("ETA") && !line.contains('\u{1b}'), "{line:?}");
+    // --quiet keeps it silent.
+    let quiet = captioner(&[&args[..], &["--quiet"]].concat());
+    assert!(!stderr(&quiet).contains("/8 images"), "{}", stderr(&quiet));
 }

@@ -85,7 +85,11 @@ fn self_critical_training_raises_the_reward_and_resumes_exactly() {
     let full = scst(&dir, "full", &["--epochs", "10"]);
     assert!(full.status.success(), "{}", stderr(&full));
     let summary = String::from_utf8_lossy(&full.stdout);
-    assert!(summary.contains("best dev score"), "{summary}");
+    assert!(
+        summary.contains("best dev selection score (CIDEr-D + ")
+            && summary.contains("x exact METEOR)"),
+        "{summary}"
+    );
     for file in [
         "config.json",
         "weights.safetensors",
