@@ -8,6 +8,7 @@ use crate::ground::{GroundOptions, Grounding, Seen};
 use crate::image::{decode_for_input, to_network_input, Resize, RgbImage};
 use crate::model::Model;
 use crate::text::class_words::Word;
+use crate::text::Vocabulary;
 use crate::vision::{Encoder, EncoderKind};
 use anyhow::{bail, Context, Result};
 use std::path::Path;
@@ -151,9 +152,63 @@ impl Captioned {
         claims.iter().map(|c| c.support).fold(1.0, f32::min)
     }
 
+    /// The fields every JSON form of a caption shares: `"caption"` (the sentence), `"tokens"` (what
+    /// `evaluate` scores), `"confidence"` and `"claims": [{"word", "source", "support"}]` (four
+    /// decimals). `caption --json` and `serve` build on it.
+    pub fn json(&self) -> serde_json::Value {
+        let mut line = serde_json::json!({
+            "caption": self.sentence,
+            "tokens": self.tokens,
+        });
+        self.add_claims(&mut line);
+        line
+    }
+
+    /// `caption --json`'s line for the photo named `image`: `json`'s fields, then how fluent and how
+    /// grounded the caption is, the encoder's top classes (with the word `vocab` has for each),
+    /// what it was made to name, the evidence per concept and, for an attention model, the maps.
+    pub fn detailed_json(&self, image: &str, vocab: &Vocabulary) -> serde_json::Value {
+        let round4 = |value: f64| (value * 1e4).round() / 1e4;
+        let mut line = self.json();
+        line["image"] = serde_json::json!(image);
+        line["score"] = serde_json::json!(round4(self.score));
+        line["grounding"] = serde_json::json!(self.grounding.map(round4));
+        line["familiarity"] = serde_json::json!(self.familiarity.map(|f| round4(f64::from(f))));
+        let class_words = crate::text::class_words::class_words();
+        let classes: Vec<serde_json::Value> = self
+            .classes
+            .iter()
+            .map(|&(index, probability)| {
+                let words = &class_words[index];
+                serde_json::json!({
+                    "class": words.name,
+                    "probability": round4(f64::from(probability)),
+                    "word": words.in_vocabulary(vocab).map(|w| w.singular),
+                })
+            })
+            .collect();
+        line["classes"] = serde_json::json!(classes);
+        line["grounded"] = match &self.grounded {
+            Some((g, word)) => serde_json::json!({
+                "class": class_words[g.class].name,
+                "probability": round4(f64::from(g.probability)),
+                "word": word.singular,
+                "name": g.name.map(|name| name.singular),
+            }),
+            None => serde_json::Value::Null,
+        };
+        if let Some(evidence) = &self.evidence {
+            line["evidence"] = evidence.to_json();
+        }
+        if let Some(map) = &self.attention {
+            line["attention"] = map.to_json();
+        }
+        line
+    }
+
     /// Adds `"confidence"` and `"claims": [{"word", "source", "support"}]` (four decimals) to a
-    /// JSON object: how `caption --json` and `serve` report them.
-    pub fn add_claims(&self, line: &mut serde_json::Value) {
+    /// JSON object.
+    fn add_claims(&self, line: &mut serde_json::Value) {
         let claims = self.claims();
         let round = |v: f32| (f64::from(v) * 1e4).round() / 1e4;
         let list: Vec<serde_json::Value> = claims

@@ -1048,10 +1048,6 @@ fn run_evaluate(args: EvaluateArgs) -> anyhow::Result<()> {
 }
 
 /// Four decimals: what a JSON line reports of a probability or score.
-fn round4(value: f64) -> f64 {
-    (value * 1e4).round() / 1e4
-}
-
 fn run_merge(args: MergeArgs) -> anyhow::Result<ExitCode> {
     let expected = match &args.expect {
         Some(list) => Some(captioner::photos::read_list(list)?),
@@ -1178,7 +1174,7 @@ fn run_caption(args: CaptionArgs) -> anyhow::Result<ExitCode> {
                 model: model_name.clone(),
             })?,
             (Ok(caption), None) if args.json => {
-                println!("{}", caption_json(name, &caption, &captioner.model.vocab))
+                println!("{}", caption.detailed_json(name, &captioner.model.vocab))
             }
             (Ok(caption), None) => println!("{name}\t{}", caption.sentence),
             (Err(err), _) => {
@@ -1234,51 +1230,4 @@ fn write_attention_figure(
         captioner::fsio::write_atomic(&path, &captioner::figure::png_bytes(&figure)?)?;
     }
     Ok(())
-}
-
-/// `caption --json`'s line for one photo.
-fn caption_json(
-    name: &str,
-    caption: &captioner::caption::Captioned,
-    vocab: &captioner::text::Vocabulary,
-) -> serde_json::Value {
-    let mut line = serde_json::json!({
-        "image": name,
-        "caption": caption.sentence,
-        "tokens": caption.tokens,
-        "score": round4(caption.score),
-        "grounding": caption.grounding.map(round4),
-        "familiarity": caption.familiarity.map(|f| round4(f64::from(f))),
-    });
-    let class_words = captioner::text::class_words::class_words();
-    let classes: Vec<serde_json::Value> = caption
-        .classes
-        .iter()
-        .map(|&(index, probability)| {
-            let words = &class_words[index];
-            serde_json::json!({
-                "class": words.name,
-                "probability": round4(f64::from(probability)),
-                "word": words.in_vocabulary(vocab).map(|w| w.singular),
-            })
-        })
-        .collect();
-    line["classes"] = serde_json::json!(classes);
-    line["grounded"] = match &caption.grounded {
-        Some((g, word)) => serde_json::json!({
-            "class": class_words[g.class].name,
-            "probability": round4(f64::from(g.probability)),
-            "word": word.singular,
-            "name": g.name.map(|name| name.singular),
-        }),
-        None => serde_json::Value::Null,
-    };
-    caption.add_claims(&mut line);
-    if let Some(evidence) = &caption.evidence {
-        line["evidence"] = evidence.to_json();
-    }
-    if let Some(map) = &caption.attention {
-        line["attention"] = map.to_json();
-    }
-    line
 }

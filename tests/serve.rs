@@ -86,6 +86,19 @@ fn answers_photos_as_caption_does_and_refuses_bad_requests() {
         );
         assert!(claim["support"].as_f64().unwrap() >= confidence, "{answer}");
     }
+    // The fields every JSON door shares (Captioned::json) are the same as `caption --json`'s.
+    let cli = captioner(&[
+        "caption",
+        "--json",
+        "--weights",
+        weights.to_str().unwrap(),
+        photos[0].to_str().unwrap(),
+    ]);
+    assert!(cli.status.success());
+    let line = json(String::from_utf8_lossy(&cli.stdout).trim());
+    for field in ["caption", "tokens", "claims", "confidence"] {
+        assert_eq!(answer[field], line[field], "{field}");
+    }
     let words = answer["words"].as_array().unwrap();
     assert_eq!(
         answer["tokens"],

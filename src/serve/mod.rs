@@ -543,19 +543,15 @@ async fn read_photo(request: Request, shared: &Shared) -> Result<Bytes, Response
 fn reply_json(reply: &Reply, model_name: &str, attention: bool) -> serde_json::Value {
     let captioned = &reply.captioned;
     let ms = |d: Duration| (d.as_secs_f64() * 1e4).round() / 10.0;
-    let mut answer = json!({
-        "caption": captioned.sentence,
-        "tokens": captioned.tokens,
-        "words": captioned.words,
-        "model": model_name,
-        "timings_ms": {
-            "queue": ms(reply.queued),
-            "decode": ms(captioned.timings.decode),
-            "encode": ms(captioned.timings.encode),
-            "generate": ms(captioned.timings.generate),
-        },
+    let mut answer = captioned.json();
+    answer["words"] = json!(captioned.words);
+    answer["model"] = json!(model_name);
+    answer["timings_ms"] = json!({
+        "queue": ms(reply.queued),
+        "decode": ms(captioned.timings.decode),
+        "encode": ms(captioned.timings.encode),
+        "generate": ms(captioned.timings.generate),
     });
-    captioned.add_claims(&mut answer);
     if let (true, Some(map)) = (attention, &captioned.attention) {
         answer["attention"] = map.to_json();
     }
