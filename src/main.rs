@@ -1130,7 +1130,10 @@ fn run_caption(args: CaptionArgs) -> anyhow::Result<ExitCode> {
     captioner::engine::set_threads(args.threads);
     let model = load_model(args.model.as_deref())?;
     if let Some(dir) = &args.attention {
-        if model.config.decoder.name() != "attention" {
+        if !matches!(
+            model.config.decoder,
+            captioner::decoder::DecoderConfig::Attention(_)
+        ) {
             anyhow::bail!(
                 "--attention draws where an attention decoder looked; this model's decoder is {} (train one with `captioner train --decoder attention`)",
                 model.config.decoder.name()

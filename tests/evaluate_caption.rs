@@ -115,6 +115,25 @@ fn fixture_pipeline_end_to_end() {
         stderr(&again)
     );
 
+    // A merge model has no attention to draw.
+    let figures = dir.join("figures");
+    let merge = captioner(&[
+        "caption",
+        "--model",
+        &path("model"),
+        "--weights",
+        weights.to_str().unwrap(),
+        "--attention",
+        figures.to_str().unwrap(),
+        images.join("1001_ball_grass.png").to_str().unwrap(),
+    ]);
+    assert!(!merge.status.success());
+    assert!(
+        stderr(&merge).contains("this model's decoder is merge"),
+        "{}",
+        stderr(&merge)
+    );
+
     let broken = dir.join("broken.jpg");
     std::fs::write(&broken, b"\xff\xd8\xff\xe0 not really a jpeg").unwrap();
     let photo = images.join("1001_ball_grass.png");
