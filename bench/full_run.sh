@@ -37,7 +37,7 @@ cargo build --release -q
 bin=./target/release/captioner
 stage() { local name=$1; shift; local s; s=$(date +%s.%N); "$@"; echo "$name $(echo "$(date +%s.%N) - $s" | bc)" >> "$OUT/times.txt"; }
 : > "$OUT/times.txt"
-stage prepare  $bin prepare --data "$DATA" --out "$OUT/work" --tokenize "$TOKENIZE" --min-count 5
+stage prepare  $bin prepare --data "$DATA" --out "$OUT/work" --tokenize "$TOKENIZE" --min-count 5 --force
 rm -f "$OUT/features.safetensors"
 stage features $bin features --images "$DATA/Images" --out "$OUT/features.safetensors" --encoder "$ENCODER" "${grid[@]}" --quiet
 # shellcheck disable=SC2086

@@ -49,6 +49,7 @@ fn main() -> anyhow::Result<()> {
                 min_count: None,
                 images: None,
                 split_sizes: None,
+                force: false,
             })?;
             work
         }

@@ -782,6 +782,9 @@ struct PrepareArgs {
     /// (default: 10% dev, 10% test, the rest train).
     #[arg(long)]
     split_sizes: Option<SplitSizes>,
+    /// Replace the work folder already in --out (without it, that is an error).
+    #[arg(long)]
+    force: bool,
 }
 
 fn main() -> ExitCode {
@@ -865,6 +868,7 @@ fn run_prepare(args: PrepareArgs) -> anyhow::Result<()> {
         min_count: args.min_count,
         images: args.images,
         split_sizes: args.split_sizes,
+        force: args.force,
     };
     let summary = prepare(&options)?;
     print!("{}", describe(&summary));

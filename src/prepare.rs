@@ -4,7 +4,7 @@
 use crate::dataset::{self, Dataset, Format, Split, SplitSizes};
 use crate::fsio::{create_output_dir, write_atomic};
 use crate::text::{wrap_caption, Tokenization, Vocabulary};
-use anyhow::Result;
+use anyhow::{bail, Result};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::PathBuf;
@@ -24,6 +24,8 @@ pub struct PrepareOptions {
     pub images: Option<PathBuf>,
     /// Sizes of the generated split for caption files without one.
     pub split_sizes: Option<SplitSizes>,
+    /// Replace a work folder already in `out` (otherwise it is an error, as for the other stages).
+    pub force: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -91,6 +93,12 @@ pub fn trains_on(tokenize: Tokenization, tokens: &[String]) -> bool {
 }
 
 pub fn prepare(options: &PrepareOptions) -> Result<Summary> {
+    if !options.force && options.out.join("summary.json").exists() {
+        bail!(
+            "{} already holds a work folder (summary.json): pass --force to replace it, or choose another --out",
+            options.out.display()
+        );
+    }
     create_output_dir(&options.out)?;
     let mut dataset = dataset::load(&options.data, options.format, options.split_sizes)?;
 

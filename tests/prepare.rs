@@ -275,3 +275,20 @@ fn unwritable_output_folder_is_a_clear_error() {
         stderr(&run)
     );
 }
+
+#[test]
+fn a_work_folder_is_replaced_only_with_force() {
+    let tiny = repo_path("fixtures/tiny");
+    let out = scratch("prepare-again").join("work");
+    assert!(prepare(&tiny, &out, &[]).status.success());
+    let again = prepare(&tiny, &out, &["--min-count", "1"]);
+    assert!(!again.status.success());
+    assert!(
+        stderr(&again).contains("already holds a work folder (summary.json): pass --force"),
+        "{}",
+        stderr(&again)
+    );
+    let forced = prepare(&tiny, &out, &["--min-count", "1", "--force"]);
+    assert!(forced.status.success(), "{}", stderr(&forced));
+    assert_eq!(read_json(&out.join("summary.json"))["min_count"], 1);
+}

@@ -17,6 +17,7 @@ fn prepare_real(data: &Path, out: &Path) -> Summary {
         min_count: None,
         images: None,
         split_sizes: None,
+        force: false,
     };
     prepare(&options).unwrap()
 }

@@ -215,6 +215,7 @@ fn bad_scst_inputs_are_clear_errors() {
         dir.join("work").to_str().unwrap(),
         "--min-count",
         "2",
+        "--force",
     ]);
     expect(
         scst(&dir, "other", &["--epochs", "1"]),
