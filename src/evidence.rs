@@ -16,7 +16,8 @@
 //! keeps are reported with where their support came from.
 
 use crate::engine::{matmul, Transpose};
-use crate::fsio::{safetensors_bytes, write_atomic};
+use crate::fsio::write_atomic;
+use crate::tensor_file::{read_safetensors, safetensors_bytes};
 use crate::text::class_words::class_words;
 use crate::text::{Vocabulary, UNK_ID};
 use anyhow::{bail, Context, Result};
@@ -605,8 +606,8 @@ impl Detectors {
                 concept_names()
             );
         }
-        let tensors = crate::vision::weights::read_safetensors(bytes)
-            .with_context(|| format!("cannot read {}", source.display()))?;
+        let tensors =
+            read_safetensors(bytes).with_context(|| format!("cannot read {}", source.display()))?;
         let get = |name: &str| {
             tensors
                 .get(name)
@@ -770,7 +771,7 @@ mod tests {
         assert!(back.detect(&[1.0]).is_err(), "a feature of the wrong size");
         assert!(Detectors::from_bytes(b"junk", Path::new("c")).is_err());
         // A file for other concepts is refused, with what to do.
-        let other = crate::fsio::safetensors_bytes(
+        let other = safetensors_bytes(
             [(
                 "bias",
                 TensorView::new(safetensors::Dtype::F32, vec![1], &[0u8; 4]).unwrap(),

@@ -7,7 +7,8 @@
 
 use crate::engine::rng::Rng;
 use crate::engine::{matmul, Transpose};
-use crate::fsio::{safetensors_bytes, write_atomic};
+use crate::fsio::write_atomic;
+use crate::tensor_file::{read_safetensors, safetensors_bytes};
 use anyhow::{bail, Context, Result};
 use safetensors::tensor::TensorView;
 use std::collections::HashMap;
@@ -130,8 +131,8 @@ impl Familiar {
     }
 
     pub fn from_bytes(bytes: &[u8], source: &Path) -> Result<Self> {
-        let tensors = crate::vision::weights::read_safetensors(bytes)
-            .with_context(|| format!("cannot read {}", source.display()))?;
+        let tensors =
+            read_safetensors(bytes).with_context(|| format!("cannot read {}", source.display()))?;
         let tensor = tensors
             .get("centroids")
             .with_context(|| format!("{}: no tensor centroids", source.display()))?;

@@ -8,8 +8,9 @@
 //! `<out>.partial` every half minute, so an interrupted run resumes without recomputing; the final file
 //! is written atomically. Unreadable images are reported with their reason and the rest still finish.
 
-use crate::fsio::{read_text, safetensors_bytes, write_atomic};
+use crate::fsio::{read_text, write_atomic};
 use crate::image::{decode_for_input, to_network_input, Resize};
+use crate::tensor_file::safetensors_bytes;
 use crate::vision::{Encoder, EncoderKind};
 use anyhow::{bail, Context, Result};
 use rayon::prelude::*;

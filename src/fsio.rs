@@ -1,39 +1,12 @@
 //! File input and output shared by every stage: text that must be UTF-8 (with the line of the first bad
 //! byte in the error), atomic writes (temp file + rename), so a failed run never leaves a half-written
-//! output behind, safetensors bytes that are the same for the same contents, and zip members read
-//! whole only up to a limit (an archive from elsewhere may say anything of its members' sizes).
+//! output behind, and zip members read whole only up to a limit (an archive from elsewhere may say
+//! anything of its members' sizes). Tensor files are tensor_file.rs's.
 
 use anyhow::{bail, Context, Result};
-use std::collections::HashMap;
 use std::fs;
 use std::io::{Read, Seek, Write};
 use std::path::Path;
-
-/// `safetensors::serialize` with the header's keys in sorted order. The crate writes the metadata map
-/// in hash order, which changes from run to run, so the same tensors and metadata gave different
-/// bytes (a rerun could not be checked with `cmp`).
-pub fn safetensors_bytes<S, V, I>(tensors: I, metadata: HashMap<String, String>) -> Result<Vec<u8>>
-where
-    S: AsRef<str> + Ord + std::fmt::Display,
-    V: safetensors::View,
-    I: IntoIterator<Item = (S, V)>,
-{
-    let bytes = safetensors::serialize(tensors, Some(metadata))?;
-    let header_len = u64::from_le_bytes(bytes[..8].try_into()?) as usize;
-    // serde_json's map is ordered by key, so parsing and printing sorts every level of the header.
-    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + header_len])?;
-    let mut text = serde_json::to_string(&header)?;
-    // The format pads the header with spaces so that the data starts 8-byte aligned.
-    while text.len() % 8 != 0 {
-        text.push(' ');
-    }
-    let data = &bytes[8 + header_len..];
-    let mut out = Vec::with_capacity(8 + text.len() + data.len());
-    out.extend((text.len() as u64).to_le_bytes());
-    out.extend(text.as_bytes());
-    out.extend(data);
-    Ok(out)
-}
 
 /// Reads a whole text file; invalid UTF-8 is an error that names the file and the line.
 pub fn read_text(path: &Path) -> Result<String> {
@@ -129,40 +102,6 @@ pub fn create_output_dir(dir: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn safetensors_bytes_do_not_depend_on_the_metadata_order() {
-        let values: Vec<u8> = [1.5f32, -2.0, 0.25]
-            .iter()
-            .flat_map(|v| v.to_le_bytes())
-            .collect();
-        let bytes = |keys: &[&str]| {
-            let metadata = keys
-                .iter()
-                .map(|k| (k.to_string(), format!("value of {k}")));
-            let view =
-                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![3], &values)
-                    .unwrap();
-            safetensors_bytes([("w", view)], metadata.collect()).unwrap()
-        };
-        let keys = [
-            "epoch",
-            "dev_loss",
-            "format",
-            "ids",
-            "encoder",
-            "preprocessing",
-        ];
-        let first = bytes(&keys);
-        for _ in 0..10 {
-            assert_eq!(bytes(&keys), first);
-        }
-        let read = safetensors::SafeTensors::deserialize(&first).unwrap();
-        assert_eq!(read.tensor("w").unwrap().data(), &values[..]);
-        let (header_len, header) = safetensors::SafeTensors::read_metadata(&first).unwrap();
-        assert_eq!((8 + header_len) % 8, 0);
-        assert_eq!(header.metadata().as_ref().unwrap()["ids"], "value of ids");
-    }
 
     #[test]
     fn invalid_utf8_names_the_line() {

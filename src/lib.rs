@@ -25,6 +25,7 @@ pub mod progress;
 pub mod records;
 pub mod scst;
 pub mod serve;
+pub mod tensor_file;
 pub mod text;
 pub mod train;
 pub mod vision;

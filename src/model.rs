@@ -7,7 +7,8 @@ use crate::decoder::Generator;
 use crate::engine::params::Layout;
 use crate::evidence::{self, Detectors};
 use crate::familiar::{self, Familiar};
-use crate::fsio::{read_text, safetensors_bytes, write_atomic};
+use crate::fsio::{read_text, write_atomic};
+use crate::tensor_file::{read_safetensors, safetensors_bytes};
 use crate::text::{Tokenization, Vocabulary};
 use anyhow::{bail, Context, Result};
 use safetensors::tensor::TensorView;
@@ -138,8 +139,8 @@ pub fn weights_bytes(
 
 /// Parameters in layout order from named tensors (f32, f16 or bf16).
 pub fn params_from_weights(layout: &Layout, bytes: &[u8], source: &Path) -> Result<Vec<f32>> {
-    let tensors = crate::vision::weights::read_safetensors(bytes)
-        .with_context(|| format!("cannot read {}", source.display()))?;
+    let tensors =
+        read_safetensors(bytes).with_context(|| format!("cannot read {}", source.display()))?;
     let mut params = Vec::with_capacity(layout.total);
     for slot in &layout.slots {
         let tensor = tensors

@@ -13,10 +13,11 @@ use crate::decoder::merge::MergeConfig;
 use crate::decoder::{Batch, DecoderConfig, ImageInput, Workspace};
 use crate::engine::rng::Rng;
 use crate::features::Features;
-use crate::fsio::{read_text, safetensors_bytes, write_atomic};
+use crate::fsio::{read_text, write_atomic};
 use crate::model::{weights_bytes, Model, ModelConfig};
 use crate::nn::adam::{adam_update, AdamConfig};
 use crate::prepare::trains_on;
+use crate::tensor_file::{read_safetensors, safetensors_bytes};
 use crate::text::{wrap_caption, Tokenization, Vocabulary};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -504,7 +505,7 @@ pub(crate) fn load_last<S: serde::de::DeserializeOwned>(
             .map_or("", |s| s.as_str()),
     )
     .with_context(|| format!("{}: no training state", path.display()))?;
-    let tensors = crate::vision::weights::read_safetensors(&bytes)?;
+    let tensors = read_safetensors(&bytes)?;
     let take = |name: &str| -> Result<Vec<f32>> {
         let data = tensors
             .get(name)

@@ -6,9 +6,10 @@
 mod common;
 
 use captioner::image::{decode, to_network_input, Resize};
+use captioner::tensor_file::{read_safetensors, Tensor};
 use captioner::vision::efficientnet_lite::{Config, EfficientNetLite};
 use captioner::vision::vgg::Vgg16;
-use captioner::vision::weights::{read_safetensors, Tensor, Weights};
+use captioner::vision::weights::Weights;
 use captioner::vision::{fetch, Encoder, EncoderKind};
 use std::collections::HashMap;
 

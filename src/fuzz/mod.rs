@@ -42,7 +42,7 @@ pub fn pth_weights(bytes: &[u8]) -> bool {
 }
 
 pub fn safetensors_weights(bytes: &[u8]) -> bool {
-    crate::vision::weights::read_safetensors(bytes).is_ok()
+    crate::tensor_file::read_safetensors(bytes).is_ok()
 }
 
 /// A features file (safetensors with captioner's metadata).

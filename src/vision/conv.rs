@@ -2,8 +2,8 @@
 //! others through im2col), depthwise convolution as a direct loop over channels, max pooling.
 //! Batch norm is folded into the convolution weights at load time.
 
-use super::weights::Tensor;
 use crate::engine::{matmul, Transpose};
+use crate::tensor_file::Tensor;
 use crate::with_avx2;
 use rayon::prelude::*;
 

@@ -14,7 +14,8 @@ use super::conv::{
     batch_norm_affine, global_average, linear, recycle, Activation, Conv2d, DepthwiseConv2d,
     FeatureMap, Padding,
 };
-use super::weights::{Tensor, Weights};
+use super::weights::Weights;
+use crate::tensor_file::Tensor;
 use anyhow::Result;
 
 pub struct Config {

@@ -11,7 +11,7 @@
 //! inside its storage with no arithmetic overflow, all tensors together may hold no more elements
 //! than the file has bytes, and a zip member no more bytes than the archive.
 
-use super::weights::Tensor;
+use crate::tensor_file::Tensor;
 use anyhow::{bail, Context, Result};
 use std::collections::HashMap;
 

@@ -8,7 +8,8 @@
 //!   -> fc1 4096 + ReLU -> fc2 4096 + ReLU (the feature) -> logits 1000.
 
 use super::conv::{linear, max_pool_2x2, Activation, Conv2d, FeatureMap, Padding};
-use super::weights::{Tensor, Weights};
+use super::weights::Weights;
+use crate::tensor_file::Tensor;
 use anyhow::Result;
 
 /// Output channels of each conv, `None` for a max pool; the index in torchvision's `features`

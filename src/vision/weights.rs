@@ -1,15 +1,10 @@
-//! Named f32 tensors loaded from a PyTorch `.pth` or a safetensors file, with shape-checked access.
+//! Encoder weights: named f32 tensors loaded from a PyTorch `.pth` or a safetensors file, with
+//! shape-checked access.
 
+use crate::tensor_file::{read_safetensors, Tensor};
 use anyhow::{bail, Context, Result};
 use std::collections::HashMap;
 use std::path::Path;
-
-#[derive(Clone, Debug, PartialEq)]
-pub struct Tensor {
-    pub shape: Vec<usize>,
-    /// Row-major, contiguous.
-    pub data: Vec<f32>,
-}
 
 pub struct Weights {
     tensors: HashMap<String, Tensor>,
@@ -58,41 +53,4 @@ impl Weights {
         }
         Ok(tensor)
     }
-}
-
-/// Every floating-point tensor of a safetensors buffer, as f32.
-pub fn read_safetensors(bytes: &[u8]) -> Result<HashMap<String, Tensor>> {
-    use safetensors::Dtype;
-    let file = safetensors::SafeTensors::deserialize(bytes).context("not a safetensors file")?;
-    let mut out = HashMap::new();
-    for (name, view) in file.tensors() {
-        let raw = view.data();
-        let data: Vec<f32> = match view.dtype() {
-            Dtype::F32 => raw
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect(),
-            Dtype::F16 => raw
-                .chunks_exact(2)
-                .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
-                .collect(),
-            Dtype::BF16 => raw
-                .chunks_exact(2)
-                .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
-                .collect(),
-            Dtype::F64 => raw
-                .chunks_exact(8)
-                .map(|b| f64::from_le_bytes(b.try_into().unwrap_or([0; 8])) as f32)
-                .collect(),
-            _ => continue,
-        };
-        out.insert(
-            name.to_string(),
-            Tensor {
-                shape: view.shape().to_vec(),
-                data,
-            },
-        );
-    }
-    Ok(out)
 }
