@@ -8,7 +8,7 @@
 //! Prints key=value lines: decode_ms and encoder_ms (min and median of 60), search_beam1_ms (greedy)
 //! and search_beam3_ms (mean per image over --images features, median of 3 passes).
 
-use captioner::features::Features;
+use captioner::features_file::Features;
 use captioner::generate::{search, SearchOptions};
 use captioner::image::{decode, to_network_input, Resize};
 use captioner::model::Model;

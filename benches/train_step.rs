@@ -14,7 +14,7 @@ use captioner::decoder::attention::AttentionConfig;
 use captioner::decoder::merge::MergeConfig;
 use captioner::decoder::{Batch, DecoderConfig};
 use captioner::engine::rng::Rng;
-use captioner::features::Features;
+use captioner::features_file::Features;
 use captioner::nn::adam::AdamConfig;
 use captioner::prepare::{prepare, PrepareOptions};
 use captioner::train::{

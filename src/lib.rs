@@ -9,6 +9,7 @@ pub mod evaluate;
 pub mod evidence;
 pub mod familiar;
 pub mod features;
+pub mod features_file;
 pub mod fetch;
 pub mod figure;
 pub mod fsio;

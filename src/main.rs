@@ -1059,7 +1059,7 @@ fn run_merge(args: MergeArgs) -> anyhow::Result<ExitCode> {
     };
     let features = |p: &PathBuf| p.extension().is_some_and(|e| e == "safetensors");
     let missing = if args.inputs.iter().all(features) {
-        let merged = captioner::features::Features::merge(&args.inputs)?;
+        let merged = captioner::features_file::Features::merge(&args.inputs)?;
         merged.save(&args.out)?;
         println!(
             "{}: features of {} images from {} files",

@@ -12,7 +12,7 @@ use crate::decoder::attention::AttentionConfig;
 use crate::decoder::merge::MergeConfig;
 use crate::decoder::{Batch, DecoderConfig, ImageInput, Workspace};
 use crate::engine::rng::Rng;
-use crate::features::Features;
+use crate::features_file::Features;
 use crate::fsio::{read_text, write_atomic};
 use crate::model::{weights_bytes, Model, ModelConfig};
 use crate::nn::adam::{adam_update, AdamConfig};

@@ -3,7 +3,7 @@
 
 mod common;
 
-use captioner::features::Features;
+use captioner::features_file::Features;
 use common::{captioner, repo_path, scratch, stderr, synthetic_efficientnet_weights};
 use std::fs;
 

@@ -59,7 +59,7 @@ fn the_same_pixels_in_five_formats_give_one_caption_and_one_feature() {
         "--quiet",
     ]);
     assert!(stderr(&run).contains("notes.txt"));
-    let file = captioner::features::Features::load(&features).unwrap();
+    let file = captioner::features_file::Features::load(&features).unwrap();
     assert_eq!(file.ids.len(), 5);
     for i in 1..5 {
         assert!(

@@ -48,7 +48,7 @@ pub fn safetensors_weights(bytes: &[u8]) -> bool {
 /// A features file (safetensors with captioner's metadata).
 pub fn features_file(bytes: &[u8]) -> bool {
     through_file(bytes, "f.safetensors", |p| {
-        crate::features::Features::load(p).is_ok()
+        crate::features_file::Features::load(p).is_ok()
     })
 }
 

@@ -30,7 +30,8 @@ pub fn fixture_setup(name: &str) -> (PathBuf, PathBuf, PathBuf) {
     (dir, weights, repo_path("fixtures/tiny"))
 }
 
-/// Prepares the fixture and writes `dim`-d pseudo-random features for its images, except `skip`.
+/// Prepares the fixture (again, when called twice on `dir`) and writes `dim`-d pseudo-random
+/// features for its images, except `skip`.
 pub fn tiny_work(dir: &Path, dim: usize, skip: &[&str]) {
     let run = captioner(&[
         "prepare",
@@ -40,6 +41,7 @@ pub fn tiny_work(dir: &Path, dim: usize, skip: &[&str]) {
         dir.join("work").to_str().unwrap(),
         "--min-count",
         "1",
+        "--force",
     ]);
     assert!(run.status.success(), "{}", stderr(&run));
     let ids: Vec<String> = [
@@ -59,7 +61,7 @@ pub fn tiny_work(dir: &Path, dim: usize, skip: &[&str]) {
     let data = (0..ids.len() * dim)
         .map(|i| (i * 37 % 101) as f32 / 101.0)
         .collect();
-    let features = captioner::features::Features {
+    let features = captioner::features_file::Features {
         ids,
         encoder: "efficientnet-lite0".into(),
         preprocessing: "test".into(),
