@@ -30,3 +30,4 @@ pub mod tensor_file;
 pub mod text;
 pub mod train;
 pub mod vision;
+pub mod work_folder;

@@ -831,7 +831,7 @@ fn run_export(args: ExportArgs) -> anyhow::Result<()> {
 
 fn run_familiar(args: FamiliarArgs) -> anyhow::Result<()> {
     let model = captioner::model::Model::load(&args.model)?;
-    let data = captioner::train::load_training_data(&args.work, &args.features)?;
+    let data = captioner::work_folder::load_training_data(&args.work, &args.features)?;
     if data.features.encoder != model.config.encoder {
         anyhow::bail!(
             "{} holds {} features but the model reads {}'s",

@@ -26,10 +26,8 @@ use crate::metrics::meteor_exact;
 use crate::model::{weights_bytes, Model};
 use crate::nn::adam::AdamConfig;
 use crate::text::{Vocabulary, END_TOKEN, START_TOKEN};
-use crate::train::{
-    append_log, load_last, model_images, save_last, split_images, Checkpoint, ImageRows, Optimizer,
-    SplitImages,
-};
+use crate::train::{append_log, load_last, save_last, Checkpoint, Optimizer};
+use crate::work_folder::{model_images, split_images, ImageRows, SplitImages};
 use anyhow::{bail, Context, Result};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
