@@ -17,7 +17,8 @@ use captioner::engine::rng::Rng;
 use captioner::features_file::Features;
 use captioner::nn::adam::AdamConfig;
 use captioner::prepare::{prepare, PrepareOptions};
-use captioner::train::{fill_batch, length_batches, Optimizer};
+use captioner::run::Optimizer;
+use captioner::train::{fill_batch, length_batches};
 use captioner::work_folder::{image_rows, load_training_data, ImageRows};
 use std::time::Instant;
 

@@ -24,6 +24,7 @@ pub mod photos;
 pub mod prepare;
 pub mod progress;
 pub mod records;
+pub mod run;
 pub mod scst;
 pub mod serve;
 pub mod tensor_file;
