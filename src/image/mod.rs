@@ -204,7 +204,7 @@ impl Resize {
 /// Decodes a photo to RGB, whole, its format found from its content; the error says why the bytes
 /// are not a usable image.
 pub fn decode(bytes: &[u8]) -> Result<RgbImage> {
-    decode_reduced_for(bytes, None)
+    decode_with(bytes, None)
 }
 
 /// Decodes a photo for a network input of `side` x `side` pixels: as `decode`, but a JPEG at least
@@ -212,10 +212,11 @@ pub fn decode(bytes: &[u8]) -> Result<RgbImage> {
 /// times the input (the network input then differs from the full decode's by the resize's
 /// rounding).
 pub fn decode_for_input(bytes: &[u8], side: usize) -> Result<RgbImage> {
-    decode_reduced_for(bytes, Some(side))
+    decode_with(bytes, Some(side))
 }
 
-fn decode_reduced_for(bytes: &[u8], side: Option<usize>) -> Result<RgbImage> {
+/// `decode`, or with the network input's `side`, `decode_for_input`.
+fn decode_with(bytes: &[u8], side: Option<usize>) -> Result<RgbImage> {
     if bytes.is_empty() {
         bail!("empty file");
     }

@@ -107,7 +107,7 @@ pub fn serve(
         let addr = listener.local_addr()?;
         println!("listening on http://{addr}");
         let permits = Semaphore::new(options.queue + options.max_batch);
-        let uploads = Semaphore::new(options.upload_budget_bytes.min(Semaphore::MAX_PERMITS));
+        let uploads = Semaphore::new(upload_permits(&options));
         let shared = Arc::new(Shared {
             ready: OnceLock::new(),
             uploads: Arc::new(uploads),
@@ -281,14 +281,15 @@ async fn healthz(State(shared): State<Arc<Shared>>) -> Response {
     }
 }
 
+/// The upload budget in semaphore permits, one per byte (a semaphore holds at most `MAX_PERMITS`).
+fn upload_permits(options: &ServeOptions) -> usize {
+    options.upload_budget_bytes.min(Semaphore::MAX_PERMITS)
+}
+
 async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
     let permits = shared.options.queue + shared.options.max_batch;
     let held = permits - shared.permits.available_permits();
-    let budget = shared
-        .options
-        .upload_budget_bytes
-        .min(Semaphore::MAX_PERMITS);
-    let upload_bytes = budget - shared.uploads.available_permits();
+    let upload_bytes = upload_permits(&shared.options) - shared.uploads.available_permits();
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         shared.metrics.render(held, upload_bytes),
