@@ -11,11 +11,10 @@
 //! two (grounding runs it beside the plain search, and it takes the second thread once that is
 //! done).
 
-use captioner::caption::Captioner;
+use captioner::caption::{CaptionOptions, Captioner};
 use captioner::generate::{photo_gain, search, search_constrained, Avoid, Beside, SearchOptions};
 use captioner::ground::{GroundOptions, Grounding};
 use captioner::image::{decode, to_network_input, Resize};
-use captioner::model::Model;
 use captioner::vision::{Encoder, EncoderKind};
 use std::time::Instant;
 
@@ -44,27 +43,28 @@ fn main() -> anyhow::Result<()> {
     captioner::engine::set_threads(threads);
 
     let bytes = std::fs::read(&photo)?;
-    let captioner = Captioner::new(Model::shipped()?, None)?;
+    let captioner = Captioner::load(None, None)?;
     // The `caption` command's defaults.
-    let options = SearchOptions {
-        beam: 3,
-        length_penalty: 1.5,
-        block_repeats: true,
+    let options = SearchOptions::default();
+    let asked = |ground| CaptionOptions {
+        search: options,
+        ground,
+        details: false,
     };
-    let settings: Vec<(String, Option<GroundOptions>)> = std::iter::once(("off".to_owned(), None))
+    let settings: Vec<(String, CaptionOptions)> = std::iter::once(("off".to_owned(), asked(None)))
         .chain(widths.iter().map(|&beam| {
             let ground = GroundOptions {
                 beam,
                 ..GroundOptions::default()
             };
-            (format!("ground-beam {beam}"), Some(ground))
+            (format!("ground-beam {beam}"), asked(Some(ground)))
         }))
         .collect();
     // [setting][round] = (decode, encode, generate) in ms.
     let mut times = vec![Vec::new(); settings.len()];
     for _ in 0..rounds {
-        for ((_, ground), times) in settings.iter().zip(&mut times) {
-            let captioned = captioner.caption(&bytes, &options, ground.as_ref(), false)?;
+        for ((_, asked), times) in settings.iter().zip(&mut times) {
+            let captioned = captioner.caption(&bytes, asked)?;
             let t = &captioned.timings;
             let millis = |d: std::time::Duration| d.as_secs_f64() * 1e3;
             times.push((millis(t.decode), millis(t.encode), millis(t.generate)));
@@ -72,8 +72,8 @@ fn main() -> anyhow::Result<()> {
     }
     let total = |times: &[(f64, f64, f64)]| median(times.iter().map(|t| t.0 + t.1 + t.2).collect());
     let off_total = total(&times[0]);
-    for ((name, ground), times) in settings.iter().zip(&times) {
-        let caption = captioner.caption(&bytes, &options, ground.as_ref(), false)?;
+    for ((name, asked), times) in settings.iter().zip(&times) {
+        let caption = captioner.caption(&bytes, asked)?;
         println!(
             "{name}: decode {:.1} ms, encode {:.1} ms, generate {:.1} ms, total {:.1} ms (ratio {:.2}) \"{}\"",
             median(times.iter().map(|t| t.0).collect()),

@@ -1,5 +1,7 @@
-//! The `caption` command's pipeline: photo bytes -> decode -> resize as the model's features were ->
-//! encoder -> decoder search -> words -> a sentence.
+//! The library's front door: `Captioner::load` a model, then `caption` photo bytes, a file, decoded
+//! pixels or many photos at once. The pipeline: decode -> resize as the model's features were ->
+//! encoder -> decoder search (grounded and held to evidence) -> words -> a sentence. The CLI,
+//! `serve` and the other front ends stand on this module alone.
 
 use crate::decoder::ImageInput;
 use crate::evidence::{Concept, Evidence, Source};
@@ -226,13 +228,64 @@ impl Captioned {
     }
 }
 
+/// How a photo is captioned.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CaptionOptions {
+    pub search: SearchOptions,
+    /// Grounding and evidence (`ground.rs`, `evidence.rs`); `None`: the decoder's caption as it is.
+    pub ground: Option<GroundOptions>,
+    /// Also what `caption --json` reports: the caption's gain from the photo (a second decoder
+    /// pass), the photo's familiarity and the encoder's top classes.
+    pub details: bool,
+}
+
+impl Default for CaptionOptions {
+    /// What `captioner caption` does: beam 3, grounded and held to evidence, no details.
+    fn default() -> Self {
+        CaptionOptions {
+            search: SearchOptions::default(),
+            ground: Some(GroundOptions::default()),
+            details: false,
+        }
+    }
+}
+
+/// A model with its encoder, ready to caption photos (`Sync`: one may serve many threads).
 pub struct Captioner {
     pub model: Model,
+    /// What records and answers call the model: its folder's name, or "default" for the shipped one.
+    pub name: String,
     encoder: Encoder,
     resize: Resize,
 }
 
 impl Captioner {
+    /// The model in folder `model` (`None`: the shipped one, embedded in the binary) and the
+    /// encoder it was trained on (its weights fetched when needed, or read from `weights`).
+    pub fn load(model: Option<&Path>, weights: Option<&Path>) -> Result<Self> {
+        let (loaded, name) = match model {
+            Some(dir) => {
+                let name = dir.file_name().unwrap_or(dir.as_os_str());
+                (Model::load(dir)?, name.to_string_lossy().into_owned())
+            }
+            None => (Model::shipped()?, "default".to_owned()),
+        };
+        let mut captioner = Captioner::new(loaded, weights)?;
+        captioner.name = name;
+        Ok(captioner)
+    }
+
+    /// A note for the user when `options` ask for grounding that the model cannot give: it has no
+    /// record of its training photos.
+    pub fn grounding_note(&self, options: &CaptionOptions) -> Option<String> {
+        (options.ground.is_some() && self.model.familiar.is_none()).then(|| {
+            format!(
+                "the model has no {} (made before grounding needed it), so captions are not grounded; add it with `captioner familiar --model <its folder> --work <its work folder> --features <its features file>`",
+                crate::familiar::FILE
+            )
+        })
+    }
+
     /// The encoder the model was trained on (its weights fetched when needed, or `weights`).
     pub fn new(model: Model, weights: Option<&Path>) -> Result<Self> {
         let kind = EncoderKind::parse(&model.config.encoder)
@@ -263,25 +316,73 @@ impl Captioner {
         let encoder = Encoder::load(kind, weights)?;
         Ok(Captioner {
             model,
+            name: "model".to_owned(),
             encoder,
             resize,
         })
     }
 
-    /// The caption of one photo, grounded in what the encoder recognises unless `ground` is `None`;
-    /// with `details` (what `--json` reports), also how much of it comes from the photo and the
-    /// encoder's top classes.
-    pub fn caption(
-        &self,
-        bytes: &[u8],
-        options: &SearchOptions,
-        ground: Option<&GroundOptions>,
-        details: bool,
-    ) -> Result<Captioned> {
+    /// The caption of one photo's bytes (any format `image` decodes).
+    pub fn caption(&self, bytes: &[u8], options: &CaptionOptions) -> Result<Captioned> {
         let start = Instant::now();
+        let image = decode_for_input(bytes, self.encoder.kind().input_size())?;
+        self.caption_from(&image, start, options)
+    }
+
+    /// The caption of a photo file; an error names the file.
+    pub fn caption_file(&self, path: &Path, options: &CaptionOptions) -> Result<Captioned> {
+        std::fs::read(path)
+            .context("cannot read the file")
+            .and_then(|bytes| self.caption(&bytes, options))
+            .with_context(|| path.display().to_string())
+    }
+
+    /// The caption of a photo already decoded (RGB, 8 bits a channel, row-major): an array from
+    /// Python, a canvas in a browser.
+    pub fn caption_image(&self, image: &RgbImage, options: &CaptionOptions) -> Result<Captioned> {
+        if image.width == 0 || image.height == 0 {
+            bail!("an empty image ({} x {})", image.width, image.height);
+        }
+        if image.pixels.len() != image.width * image.height * 3 {
+            bail!(
+                "{} bytes for an RGB image of {} x {}: it needs {}",
+                image.pixels.len(),
+                image.width,
+                image.height,
+                image.width * image.height * 3
+            );
+        }
+        self.caption_from(image, Instant::now(), options)
+    }
+
+    /// The captions of many photo files, in their order, each its own result: one that fails
+    /// stops none of the others. Photos are captioned side by side on the compute pool.
+    pub fn caption_many(
+        &self,
+        paths: &[std::path::PathBuf],
+        options: &CaptionOptions,
+    ) -> Vec<Result<Captioned>> {
+        use rayon::prelude::*;
+        paths
+            .par_iter()
+            .map(|path| self.caption_file(path, options))
+            .collect()
+    }
+
+    fn caption_from(
+        &self,
+        image: &RgbImage,
+        start: Instant,
+        options: &CaptionOptions,
+    ) -> Result<Captioned> {
+        let CaptionOptions {
+            search,
+            ground,
+            details,
+        } = options;
+        let (ground, details) = (ground.as_ref(), *details);
         let side = self.encoder.kind().input_size();
-        let image = decode_for_input(bytes, side)?;
-        let input = to_network_input(&image, self.resize, side);
+        let input = to_network_input(image, self.resize, side);
         let decoded = Instant::now();
         let threads = crate::engine::threads();
         let (pooled, feature) = match self.model.config.decoder.image_input() {
@@ -315,7 +416,7 @@ impl Captioner {
             familiarity,
             evidence: evidence.as_ref(),
         };
-        let grounded = crate::ground::caption(&self.model, &feature, options, ground, &seen, true)?;
+        let grounded = crate::ground::caption(&self.model, &feature, search, ground, &seen, true)?;
         let generated = &grounded.generated;
         // A composed caption is not the decoder's: it gains nothing from the photo to measure.
         let grounding =

@@ -113,6 +113,24 @@ fn draw_text(figure: &mut image::RgbImage, text: &str, x0: usize, y0: usize, wid
 }
 
 /// The figure as PNG bytes.
+/// Writes a captioned photo's attention figure to `dir`, named after the photo's `key` (its file
+/// stem; "stdin" for standard input). Nothing for a decoder without attention.
+pub fn save_attention_figure(
+    dir: &std::path::Path,
+    key: &str,
+    caption: &crate::caption::Captioned,
+) -> anyhow::Result<()> {
+    if let Some(map) = &caption.attention {
+        let figure = attention_figure(&caption.photo, map, &caption.words);
+        let stem = std::path::Path::new(key)
+            .file_stem()
+            .map_or("stdin".into(), |s| s.to_string_lossy());
+        let path = dir.join(format!("{stem}.png"));
+        crate::fsio::write_atomic(&path, &png_bytes(&figure)?)?;
+    }
+    Ok(())
+}
+
 pub fn png_bytes(figure: &image::RgbImage) -> anyhow::Result<Vec<u8>> {
     let mut bytes = Vec::new();
     figure.write_to(

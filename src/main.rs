@@ -1,8 +1,10 @@
 //! The `captioner` command line: one subcommand per pipeline stage, each a thin layer over the library.
 
+use captioner::caption::{CaptionOptions, Captioner};
 use captioner::dataset::{Format, Split, SplitSizes};
 use captioner::evidence::EvidenceOptions;
 use captioner::features::{extract, FeaturesOptions, Selection};
+use captioner::generate::SearchOptions;
 use captioner::ground::GroundOptions;
 use captioner::image::Resize;
 use captioner::prepare::{describe, prepare, PrepareOptions};
@@ -155,11 +157,11 @@ struct EvaluateArgs {
 #[derive(clap::Args)]
 struct SearchArgs {
     /// Beam width (1 = greedy).
-    #[arg(long, default_value_t = 3, value_parser = beam_width)]
+    #[arg(long, default_value_t = SearchOptions::default().beam, value_parser = beam_width)]
     beam: usize,
     /// Rank finished beams by log p / length^alpha (0 = plain log-probability; 1.5 gave the shipped
     /// model's best CIDEr-D on the Flickr8k dev split, 1.0 the merge model's).
-    #[arg(long, default_value_t = 1.5)]
+    #[arg(long, default_value_t = SearchOptions::default().length_penalty)]
     length_penalty: f64,
     /// Allow a caption to repeat a word pair (blocked by default).
     #[arg(long)]
@@ -185,8 +187,8 @@ fn beam_width(text: &str) -> Result<usize, String> {
 }
 
 impl SearchArgs {
-    fn options(&self) -> captioner::generate::SearchOptions {
-        captioner::generate::SearchOptions {
+    fn options(&self) -> SearchOptions {
+        SearchOptions {
             beam: self.beam,
             length_penalty: self.length_penalty,
             block_repeats: !self.allow_repeats,
@@ -1007,26 +1009,9 @@ fn run_scst(args: ScstArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn load_model(path: Option<&std::path::Path>) -> anyhow::Result<captioner::model::Model> {
-    match path {
-        Some(dir) => captioner::model::Model::load(dir),
-        None => captioner::model::Model::shipped(),
-    }
-}
-
-/// Grounding is on but the model does not know its training photos: say so once, and how to fix it.
-fn note_unfamiliar(model: &captioner::model::Model, ground: Option<&GroundOptions>) {
-    if ground.is_some() && model.familiar.is_none() {
-        eprintln!(
-            "note: the model has no {} (made before grounding needed it), so captions are not grounded; add it with `captioner familiar --model <its folder> --work <its work folder> --features <its features file>`",
-            captioner::familiar::FILE
-        );
-    }
-}
-
 fn run_evaluate(args: EvaluateArgs) -> anyhow::Result<()> {
     captioner::engine::set_threads(args.threads);
-    let model = load_model(args.model.as_deref())?;
+    let model = captioner::model::Model::load_or_shipped(args.model.as_deref())?;
     let options = captioner::evaluate::EvaluateOptions {
         work: args.work,
         features: args.features,
@@ -1115,13 +1100,15 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
     let (model, weights, ground) = (args.model, args.weights, options.ground);
     captioner::serve::serve(
         move || {
-            let name = model_name(model.as_deref());
-            let captioner = captioner::caption::Captioner::new(
-                load_model(model.as_deref())?,
-                weights.as_deref(),
-            )?;
-            note_unfamiliar(&captioner.model, ground.as_ref());
-            Ok((captioner, name))
+            let captioner = Captioner::load(model.as_deref(), weights.as_deref())?;
+            let asked = CaptionOptions {
+                ground,
+                ..CaptionOptions::default()
+            };
+            if let Some(note) = captioner.grounding_note(&asked) {
+                eprintln!("note: {note}");
+            }
+            Ok(captioner)
         },
         options,
     )
@@ -1132,15 +1119,15 @@ fn run_caption(args: CaptionArgs) -> anyhow::Result<ExitCode> {
     use captioner::records::{Record, RecordWriter};
     args.decode.apply();
     captioner::engine::set_threads(args.threads);
-    let model = load_model(args.model.as_deref())?;
+    let captioner = Captioner::load(args.model.as_deref(), args.weights.as_deref())?;
     if let Some(dir) = &args.attention {
         if !matches!(
-            model.config.decoder,
+            captioner.model.config.decoder,
             captioner::decoder::DecoderConfig::Attention(_)
         ) {
             anyhow::bail!(
                 "--attention draws where an attention decoder looked; this model's decoder is {} (train one with `captioner train --decoder attention`)",
-                model.config.decoder.name()
+                captioner.model.config.decoder.name()
             );
         }
         captioner::fsio::create_output_dir(dir)?;
@@ -1152,13 +1139,15 @@ fn run_caption(args: CaptionArgs) -> anyhow::Result<ExitCode> {
     let shard = args.shard.shard()?;
     let mut records = args.out.as_deref().map(RecordWriter::open).transpose()?;
     let resumed = records.as_ref().map_or(0, RecordWriter::len);
-    let model_name = model_name(args.model.as_deref());
-    let captioner = captioner::caption::Captioner::new(model, args.weights.as_deref())?;
-    let search = args.search.options();
-    let ground = args.ground_thresholds.when(args.ground);
-    note_unfamiliar(&captioner.model, ground.as_ref());
-    // What only --json's lines report (the photo's share in the caption costs a decoder pass).
-    let details = args.json && records.is_none();
+    let options = CaptionOptions {
+        search: args.search.options(),
+        ground: args.ground_thresholds.when(args.ground),
+        // What only --json's lines report (the photo's share in the caption costs a decoder pass).
+        details: args.json && records.is_none(),
+    };
+    if let Some(note) = captioner.grounding_note(&options) {
+        eprintln!("note: {note}");
+    }
     let (mut failed, mut done_before) = (0, 0);
     for_each_photo(&sources, shard.as_ref(), |name, bytes| {
         if records.as_ref().is_some_and(|r| r.holds(name)) {
@@ -1166,10 +1155,10 @@ fn run_caption(args: CaptionArgs) -> anyhow::Result<ExitCode> {
             return Ok(());
         }
         let captioned = bytes
-            .and_then(|bytes| captioner.caption(&bytes, &search, ground.as_ref(), details))
+            .and_then(|bytes| captioner.caption(&bytes, &options))
             .and_then(|caption| {
                 if let Some(dir) = &args.attention {
-                    write_attention_figure(dir, name, &caption)?;
+                    captioner::figure::save_attention_figure(dir, name, &caption)?;
                 }
                 Ok(caption)
             });
@@ -1178,7 +1167,7 @@ fn run_caption(args: CaptionArgs) -> anyhow::Result<ExitCode> {
                 key: name.to_owned(),
                 caption: caption.sentence,
                 tokens: caption.tokens,
-                model: model_name.clone(),
+                model: captioner.name.clone(),
             })?,
             (Ok(caption), None) if args.json => {
                 println!("{}", caption.detailed_json(name, &captioner.model.vocab))
@@ -1211,30 +1200,4 @@ fn run_caption(args: CaptionArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
-}
-
-/// The model's name in records and answers: its folder's name, or "default" for the shipped one.
-fn model_name(dir: Option<&std::path::Path>) -> String {
-    dir.map_or("default".to_owned(), |dir| {
-        dir.file_name()
-            .unwrap_or(dir.as_os_str())
-            .to_string_lossy()
-            .into_owned()
-    })
-}
-
-fn write_attention_figure(
-    dir: &std::path::Path,
-    name: &str,
-    caption: &captioner::caption::Captioned,
-) -> anyhow::Result<()> {
-    if let Some(map) = &caption.attention {
-        let figure = captioner::figure::attention_figure(&caption.photo, map, &caption.words);
-        let stem = std::path::Path::new(name)
-            .file_stem()
-            .map_or("stdin".into(), |s| s.to_string_lossy());
-        let path = dir.join(format!("{stem}.png"));
-        captioner::fsio::write_atomic(&path, &captioner::figure::png_bytes(&figure)?)?;
-    }
-    Ok(())
 }

@@ -233,6 +233,14 @@ impl Model {
     }
 
     /// The default model shipped inside the binary (models/default, see its MODEL_CARD.md).
+    /// The model in `dir`, or the shipped one when there is none.
+    pub fn load_or_shipped(dir: Option<&Path>) -> Result<Self> {
+        match dir {
+            Some(dir) => Model::load(dir),
+            None => Model::shipped(),
+        }
+    }
+
     pub fn shipped() -> Result<Self> {
         let vocab = Vocabulary::from_json(include_str!("../models/default/vocab.json"))?;
         let dir = Path::new("<shipped model>");

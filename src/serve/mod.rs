@@ -15,7 +15,7 @@
 
 mod metrics;
 
-use crate::caption::{Captioned, Captioner};
+use crate::caption::{CaptionOptions, Captioned, Captioner};
 use crate::generate::SearchOptions;
 use crate::ground::GroundOptions;
 use anyhow::{Context, Result};
@@ -91,7 +91,7 @@ struct Shared {
 /// Binds `options.addr`, prints the address, loads the captioner with `load` (meanwhile `/healthz`
 /// answers 503), and serves until Ctrl-C or SIGTERM, finishing the requests in flight.
 pub fn serve(
-    load: impl FnOnce() -> Result<(Captioner, String)> + Send + 'static,
+    load: impl FnOnce() -> Result<Captioner> + Send + 'static,
     options: ServeOptions,
 ) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -126,12 +126,12 @@ pub fn serve(
         };
         let capacity = shared.options.queue + shared.options.max_batch;
         let batcher = std::thread::spawn(move || match load() {
-            Ok((captioner, name)) => {
+            Ok(captioner) => {
                 let (jobs, queue) = sync_channel(capacity);
                 let Some(shared) = loading.upgrade() else {
                     return;
                 };
-                let _ = shared.ready.set((jobs, name));
+                let _ = shared.ready.set((jobs, captioner.name.clone()));
                 drop(shared);
                 eprintln!("ready");
                 run_batcher(&captioner, queue, &batching);
@@ -586,7 +586,14 @@ fn run_batcher(captioner: &Captioner, queue: Receiver<Job>, options: &Batching) 
             .par_iter()
             .map(|job| {
                 captioner
-                    .caption(&job.bytes, &job.search, options.ground.as_ref(), false)
+                    .caption(
+                        &job.bytes,
+                        &CaptionOptions {
+                            search: job.search,
+                            ground: options.ground,
+                            details: false,
+                        },
+                    )
                     .map_err(|err| format!("{err:#}"))
             })
             .collect();
