@@ -1,4 +1,4 @@
-//! The generation step's matrix product alone: `linear_forward_few_rows` over the shipped attention
+//! The generation step's matrix product alone: `matmul_panels` over the shipped attention
 //! decoder's largest matrix (the LSTM's [word, context, h] -> gates, 2304 x 2048, f16) for the row
 //! counts a search gives it (1: greedy and teacher forcing; 3: beam 3; 8 and 12: the grounded search
 //! at --ground-beam 4 and 6, two constraint groups each). One thread, as in generation.
@@ -6,7 +6,7 @@
 //!   cargo bench --bench few_rows
 //! Prints one line per row count: the median of 200 products in ms, and the multiply-adds per second.
 
-use captioner::nn::linear::{linear_forward_few_rows, PanelWeights};
+use captioner::engine::{matmul_panels, PanelWeights};
 use std::time::Instant;
 
 fn main() {
@@ -22,7 +22,7 @@ fn main() {
         let mut times = Vec::new();
         for _ in 0..200 {
             let start = Instant::now();
-            linear_forward_few_rows(&mut y, &x, &weights, &bias, rows);
+            matmul_panels(&mut y, &x, &weights, &bias, rows);
             times.push(start.elapsed().as_secs_f64());
             std::hint::black_box(&y);
         }

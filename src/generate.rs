@@ -235,7 +235,7 @@ impl Constraint {
 }
 
 /// The best caption for one image input (its pooled feature or grid, as the decoder reads).
-/// Single-threaded (see `linear_forward_few_rows`); batches caption one image per thread.
+/// Single-threaded (see `matmul_panels`); batches caption one image per thread.
 pub fn search(model: &Model, input: &[f32], options: &SearchOptions) -> Generated {
     search_avoiding(model, input, options, Avoid::default())
 }

@@ -13,10 +13,11 @@ use crate::engine::params::{grow, sizes, split, split_mut, Layout, Shape};
 use crate::engine::rng::Rng;
 use crate::engine::Real;
 use crate::engine::{matmul, Transpose};
+use crate::engine::{matmul_panels, PanelWeights};
 use crate::nn::activation::{relu_backward, relu_forward};
 use crate::nn::dropout::{dropout_backward, dropout_forward};
 use crate::nn::embedding::{embedding_backward, embedding_forward};
-use crate::nn::linear::{linear_backward, linear_forward, linear_forward_few_rows, PanelWeights};
+use crate::nn::linear::{linear_backward, linear_forward};
 use crate::nn::lstm::{
     lstm_backward, lstm_cell, lstm_forward, LstmGrads, LstmParams, LstmScratch, LstmState,
 };
@@ -446,7 +447,7 @@ pub fn forward_backward<T: FastMath>(
 }
 
 /// The merge decoder ready to generate: its parameters, with the weights of a step also packed for
-/// `linear_forward_few_rows` (the LSTM's input and recurrent matrices side by side, so that [x, h]
+/// `matmul_panels` (the LSTM's input and recurrent matrices side by side, so that [x, h]
 /// enters in one product). A hypothesis's state is [h, c]; an image's context is relu(W_fe x + b_fe).
 pub struct MergeGenerator {
     config: MergeConfig,
@@ -522,16 +523,16 @@ impl Generator for MergeGenerator {
             c.copy_from_slice(&state[hd..]);
         }
         // One row (greedy) goes through gemm's matrix-vector product on the weights as stored, which
-        // streams f32 weights fastest (0.65-0.75 ms per caption at hidden 256; `linear_forward_few_rows`
+        // streams f32 weights fastest (0.65-0.75 ms per caption at hidden 256; `matmul_panels`
         // with its two sums per panel waits on each multiply-add: 0.86 ms), unless the packed weights
         // have an f16 copy: then reading half the bytes wins. A few rows (beams) always go through
-        // `linear_forward_few_rows`, which reads the packed weights once for all rows.
+        // `matmul_panels`, which reads the packed weights once for all rows.
         let project =
             |y: &mut [f32], x: &[f32], w: &[f32], packed: &PanelWeights, b: &[f32], din, dout| {
                 if rows == 1 && !packed.reads_f16() {
                     linear_forward(y, x, w, b, 1, din, dout, 1);
                 } else {
-                    linear_forward_few_rows(y, x, packed, b, rows);
+                    matmul_panels(y, x, packed, b, rows);
                 }
             };
         let mut gates = vec![0.0f32; rows * 4 * hd];
@@ -551,7 +552,7 @@ impl Generator for MergeGenerator {
                 1,
             );
         } else {
-            linear_forward_few_rows(&mut gates, &xh, &self.gates, w.lstm_b, rows);
+            matmul_panels(&mut gates, &xh, &self.gates, w.lstm_b, rows);
         }
         let c_prev = c.clone();
         let mut h = vec![0.0f32; rows * hd];

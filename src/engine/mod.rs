@@ -1,16 +1,19 @@
-//! The compute engine: matrix products from the `gemm` crate (and, for the few-row products of a
-//! recurrence, from weights packed once), the thread setting, and small helpers.
+//! The compute engine: matrix products from the `gemm` crate, from weights packed once for the
+//! few-row products of a training recurrence (`packed.rs`) and of a generation step (`panel.rs`),
+//! the thread setting, and small helpers.
 //! Everything else (convolutions, LSTM, losses) is plain loops in the layers that need them.
 
 pub mod math;
 mod matmul;
 mod packed;
+mod panel;
 pub mod params;
 pub mod rng;
 pub mod simd;
 
 pub use matmul::{matmul, transpose, Transpose};
 pub use packed::{matmul_packed, PackedWeights};
+pub use panel::{matmul_panels, PanelWeights};
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
