@@ -7,6 +7,8 @@
 //! against the seed-cleaned references, as the Keras tutorial scores.
 
 use crate::dataset::Split;
+use crate::evidence::Evidence;
+use crate::features_file::Features;
 use crate::fsio::{create_output_dir, write_atomic};
 use crate::generate::SearchOptions;
 use crate::ground::GroundOptions;
@@ -19,7 +21,7 @@ use anyhow::{bail, Context, Result};
 use rayon::prelude::*;
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 pub struct EvaluateOptions {
     pub work: PathBuf,
@@ -109,6 +111,117 @@ struct CocoResult<'a> {
     caption: &'a str,
 }
 
+/// What grounding sees of each image of the split (empty, and `None`s, without `--ground`).
+struct Sight {
+    probabilities: Vec<Vec<f32>>,
+    familiarity: Vec<Option<f32>>,
+    evidence: Vec<Option<Evidence>>,
+}
+
+/// The class probabilities, familiarity and evidence of the split's images (`rows` of `features`)
+/// when `--ground` asks for them.
+fn sight(
+    model: &Model,
+    options: &EvaluateOptions,
+    features: &Features,
+    rows: &[usize],
+) -> Result<Sight> {
+    if options.ground.is_none() {
+        return Ok(Sight {
+            probabilities: vec![Vec::new(); rows.len()],
+            familiarity: vec![None; rows.len()],
+            evidence: vec![None; rows.len()],
+        });
+    }
+    let Some(familiar) = &model.familiar else {
+        bail!(
+            "--ground: the model has no {} (what its training photos are like): add it with `captioner familiar --model M --work W --features F`",
+            crate::familiar::FILE
+        );
+    };
+    let pooled: Vec<&[f32]> = rows.iter().map(|&row| features.row(row)).collect();
+    let familiarity = pooled
+        .iter()
+        .map(|p| familiar.familiarity(p).map(Some))
+        .collect::<Result<Vec<_>>>()?;
+    let probabilities = class_probabilities(model, &pooled, options.weights.as_deref())?;
+    let evidence = pooled
+        .iter()
+        .zip(&probabilities)
+        .zip(&familiarity)
+        .map(|((pooled, probabilities), &familiarity)| {
+            let ground = options.ground.as_ref();
+            crate::ground::evidence(model, ground, pooled, probabilities, familiarity)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Sight {
+        probabilities,
+        familiarity,
+        evidence,
+    })
+}
+
+/// The model's caption of each image (`rows`: each image's decoder input) with `search`, as
+/// `caption` would give it (grounded with `--ground`).
+fn captions(
+    model: &Model,
+    options: &EvaluateOptions,
+    (name, search): (&str, SearchOptions),
+    rows: &[&[f32]],
+    sight: &Sight,
+) -> Result<Vec<String>> {
+    let bar = crate::progress::bar(rows.len() as u64, "images", options.progress);
+    bar.set_prefix(name.to_owned());
+    let captions = rows
+        .par_iter()
+        .zip(&sight.probabilities)
+        .zip(&sight.familiarity)
+        .zip(&sight.evidence)
+        .map(|(((row, probabilities), &familiarity), evidence)| {
+            let seen = crate::ground::Seen {
+                probabilities,
+                familiarity,
+                evidence: evidence.as_ref(),
+            };
+            let ground = options.ground.as_ref();
+            let caption = crate::ground::caption(model, row, &search, ground, &seen, false)?;
+            bar.inc(1);
+            Ok(caption.words.join(" "))
+        })
+        .collect::<Result<_>>()?;
+    bar.finish_and_clear();
+    Ok(captions)
+}
+
+/// `out`/results_<run>.json (COCO's results format) for each run, and their scores.json.
+fn write_results(out: &Path, runs: &[Run]) -> Result<()> {
+    create_output_dir(out)?;
+    let mut all_scores = BTreeMap::new();
+    for Run {
+        name,
+        scores,
+        captions,
+    } in runs
+    {
+        let results: Vec<CocoResult> = captions
+            .iter()
+            .map(|(id, caption)| CocoResult {
+                image_id: id,
+                caption,
+            })
+            .collect();
+        write_atomic(
+            &out.join(format!("results_{name}.json")),
+            serde_json::to_string_pretty(&results)?.as_bytes(),
+        )?;
+        all_scores.insert(name.clone(), scores.clone());
+    }
+    write_atomic(
+        &out.join("scores.json"),
+        serde_json::to_string_pretty(&all_scores)?.as_bytes(),
+    )
+}
+
 pub fn evaluate(model: &Model, options: &EvaluateOptions) -> Result<Evaluation> {
     let (features, images) = model_images(model, &options.features)?;
     if let Some(out) = options.out.as_ref().filter(|_| !options.force) {
@@ -136,38 +249,7 @@ pub fn evaluate(model: &Model, options: &EvaluateOptions) -> Result<Evaluation> 
         references,
     } = split_images(&options.work, options.split, &features, &options.features)?;
     let rows: Vec<&[f32]> = feature_rows.iter().map(|&row| images.row(row)).collect();
-
-    let (probabilities, familiarity, evidence) = match &options.ground {
-        Some(_) => {
-            let Some(familiar) = &model.familiar else {
-                bail!(
-                    "--ground: the model has no {} (what its training photos are like): add it with `captioner familiar --model M --work W --features F`",
-                    crate::familiar::FILE
-                );
-            };
-            let pooled: Vec<&[f32]> = feature_rows.iter().map(|&row| features.row(row)).collect();
-            let familiarity = pooled
-                .iter()
-                .map(|p| familiar.familiarity(p).map(Some))
-                .collect::<Result<Vec<_>>>()?;
-            let probabilities = class_probabilities(model, &pooled, options.weights.as_deref())?;
-            let evidence = pooled
-                .iter()
-                .zip(&probabilities)
-                .zip(&familiarity)
-                .map(|((pooled, probabilities), &familiarity)| {
-                    let ground = options.ground.as_ref();
-                    crate::ground::evidence(model, ground, pooled, probabilities, familiarity)
-                })
-                .collect::<Result<Vec<_>>>()?;
-            (probabilities, familiarity, evidence)
-        }
-        None => (
-            vec![Vec::new(); ids.len()],
-            vec![None; ids.len()],
-            vec![None; ids.len()],
-        ),
-    };
+    let sight = sight(model, options, &features, &feature_rows)?;
     // Located (and fetched, if need be) once for both runs.
     let meteor_jar = meteor::locate(options.meteor_jar.as_deref()).map_err(|e| format!("{e:#}"));
     let mut runs = Vec::new();
@@ -182,26 +264,7 @@ pub fn evaluate(model: &Model, options: &EvaluateOptions) -> Result<Evaluation> 
         (format!("beam{}", options.search.beam), options.search),
     ];
     for (name, search) in searches {
-        let bar = crate::progress::bar(ids.len() as u64, "images", options.progress);
-        bar.set_prefix(name.clone());
-        let captions: Vec<String> = rows
-            .par_iter()
-            .zip(&probabilities)
-            .zip(&familiarity)
-            .zip(&evidence)
-            .map(|(((row, probabilities), &familiarity), evidence)| {
-                let seen = crate::ground::Seen {
-                    probabilities,
-                    familiarity,
-                    evidence: evidence.as_ref(),
-                };
-                let ground = options.ground.as_ref();
-                let caption = crate::ground::caption(model, row, &search, ground, &seen, false)?;
-                bar.inc(1);
-                Ok(caption.words.join(" "))
-            })
-            .collect::<Result<_>>()?;
-        bar.finish_and_clear();
+        let captions = captions(model, options, (&name, search), &rows, &sight)?;
         let samples: Vec<Sample> = captions
             .iter()
             .zip(&references)
@@ -222,33 +285,8 @@ pub fn evaluate(model: &Model, options: &EvaluateOptions) -> Result<Evaluation> 
             captions,
         });
     }
-
     if let Some(out) = &options.out {
-        create_output_dir(out)?;
-        let mut all_scores = BTreeMap::new();
-        for Run {
-            name,
-            scores,
-            captions,
-        } in &runs
-        {
-            let results: Vec<CocoResult> = captions
-                .iter()
-                .map(|(id, caption)| CocoResult {
-                    image_id: id,
-                    caption,
-                })
-                .collect();
-            write_atomic(
-                &out.join(format!("results_{name}.json")),
-                serde_json::to_string_pretty(&results)?.as_bytes(),
-            )?;
-            all_scores.insert(name.clone(), scores.clone());
-        }
-        write_atomic(
-            &out.join("scores.json"),
-            serde_json::to_string_pretty(&all_scores)?.as_bytes(),
-        )?;
+        write_results(out, &runs)?;
     }
     Ok(Evaluation {
         runs,

@@ -361,6 +361,83 @@ fn partial_path(out: &Path) -> PathBuf {
     out.with_file_name(name)
 }
 
+/// The selected photos that have no row yet, each with where to read it; a selected id without a
+/// photo is entered in `failed`.
+fn still_to_encode(
+    options: &FeaturesOptions,
+    selected: &[(String, Option<Input>)],
+    done: &HashMap<String, Row>,
+    failed: &mut BTreeMap<String, String>,
+) -> Vec<(String, Input)> {
+    let mut todo = Vec::new();
+    for (id, input) in selected {
+        match input {
+            _ if done.contains_key(id) => {}
+            Some(input) => todo.push((id.clone(), input.clone())),
+            None if matches!(options.selection, Selection::List(_)) => {
+                failed.insert(id.clone(), format!("no photo file for {id} in the list"));
+            }
+            None => {
+                failed.insert(
+                    id.clone(),
+                    format!("no image file for {id} in {}", options.images.display()),
+                );
+            }
+        }
+    }
+    todo
+}
+
+/// How the rows encoded so far become a features file: the selected ids in their order (those
+/// done), then the kept rows of earlier runs.
+struct Assembly<'a> {
+    order: Vec<String>,
+    kept: &'a [String],
+    encoder: EncoderKind,
+    preprocessing: &'a str,
+    grid: Option<(usize, usize, usize)>,
+    classes: bool,
+}
+
+impl Assembly<'_> {
+    fn features(&self, done: &HashMap<String, Row>) -> Features {
+        let ids: Vec<String> = self
+            .order
+            .iter()
+            .filter(|id| done.contains_key(*id))
+            .chain(self.kept)
+            .cloned()
+            .collect();
+        let data = ids
+            .iter()
+            .flat_map(|id| done[id].feature.iter().copied())
+            .collect();
+        let grid = self.grid.map(|(height, width, channels)| Grid {
+            height,
+            width,
+            channels,
+            data: ids
+                .iter()
+                .flat_map(|id| done[id].grid.iter().copied())
+                .collect(),
+        });
+        let classes = self.classes.then(|| {
+            ids.iter()
+                .flat_map(|id| done[id].classes.iter().copied())
+                .collect()
+        });
+        Features {
+            ids,
+            encoder: self.encoder.name().to_owned(),
+            preprocessing: self.preprocessing.to_owned(),
+            dim: self.encoder.feature_dim(),
+            data,
+            grid,
+            classes,
+        }
+    }
+}
+
 pub fn extract(options: &FeaturesOptions) -> Result<FeaturesReport> {
     let start = Instant::now();
     let mut selected = select(options)?;
@@ -385,22 +462,7 @@ pub fn extract(options: &FeaturesOptions) -> Result<FeaturesReport> {
         .count();
 
     let mut failed: BTreeMap<String, String> = BTreeMap::new();
-    let mut todo: Vec<(String, Input)> = Vec::new();
-    for (id, input) in &selected {
-        match input {
-            _ if done.contains_key(id) => {}
-            Some(input) => todo.push((id.clone(), input.clone())),
-            None if matches!(options.selection, Selection::List(_)) => {
-                failed.insert(id.clone(), format!("no photo file for {id} in the list"));
-            }
-            None => {
-                failed.insert(
-                    id.clone(),
-                    format!("no image file for {id} in {}", options.images.display()),
-                );
-            }
-        }
-    }
+    let todo = still_to_encode(options, &selected, &done, &mut failed);
 
     // Rows of earlier runs that this run did not select stay in the file (after the selected ones,
     // by id): rerunning on a subset never loses features.
@@ -411,42 +473,15 @@ pub fn extract(options: &FeaturesOptions) -> Result<FeaturesReport> {
         .cloned()
         .collect();
     kept.sort();
-    let snapshot = |done: &HashMap<String, Row>| -> Features {
-        let ids: Vec<String> = selected
-            .iter()
-            .map(|(id, _)| id)
-            .filter(|id| done.contains_key(*id))
-            .chain(&kept)
-            .cloned()
-            .collect();
-        let data = ids
-            .iter()
-            .flat_map(|id| done[id].feature.iter().copied())
-            .collect();
-        let grid = grid_shape.map(|(height, width, channels)| Grid {
-            height,
-            width,
-            channels,
-            data: ids
-                .iter()
-                .flat_map(|id| done[id].grid.iter().copied())
-                .collect(),
-        });
-        let classes = options.classes.then(|| {
-            ids.iter()
-                .flat_map(|id| done[id].classes.iter().copied())
-                .collect()
-        });
-        Features {
-            ids,
-            encoder: kind.name().to_owned(),
-            preprocessing: preprocessing.clone(),
-            dim: kind.feature_dim(),
-            data,
-            grid,
-            classes,
-        }
+    let assembly = Assembly {
+        order: selected.iter().map(|(id, _)| id.clone()).collect(),
+        kept: &kept,
+        encoder: kind,
+        preprocessing: &preprocessing,
+        grid: grid_shape,
+        classes: options.classes,
     };
+    let snapshot = |done: &HashMap<String, Row>| assembly.features(done);
 
     if !todo.is_empty() {
         let encoder = Encoder::load(kind, options.weights.as_deref())?;

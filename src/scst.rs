@@ -17,7 +17,7 @@
 //! the same for a seed and thread count, and `--resume` continues it exactly.
 
 use crate::dataset::Split;
-use crate::decoder::{Batch, DecoderConfig};
+use crate::decoder::{Batch, DecoderConfig, Workspace};
 use crate::engine::rng::Rng;
 use crate::fsio::write_atomic;
 use crate::generate::{banned, sample, search, words, Generated, SearchOptions};
@@ -271,8 +271,9 @@ fn policy_batch(
 
 /// Everything a run reads: the model to train, the features' decoder inputs, both splits' images
 /// and the reward's references.
+/// What a run reads besides the model: the training and dev images, their features, and the
+/// rewards against their references.
 struct ScstData {
-    model: Model,
     images: ImageRows,
     train: SplitImages,
     dev: SplitImages,
@@ -280,7 +281,7 @@ struct ScstData {
     dev_reward: Reward,
 }
 
-fn load_data(options: &ScstOptions, model: Model) -> Result<ScstData> {
+fn load_data(options: &ScstOptions, model: &Model) -> Result<ScstData> {
     let vocab = Vocabulary::load(&options.work.join("vocab.json"))?;
     if vocab.to_json() != model.vocab.to_json() {
         bail!(
@@ -289,13 +290,12 @@ fn load_data(options: &ScstOptions, model: Model) -> Result<ScstData> {
             options.work.display()
         );
     }
-    let (features, images) = model_images(&model, &options.features)?;
+    let (features, images) = model_images(model, &options.features)?;
     let train = split_images(&options.work, Split::Train, &features, &options.features)?;
     let dev = split_images(&options.work, Split::Dev, &features, &options.features)?;
     let train_reward = Reward::new(&train.references, true);
     let dev_reward = Reward::new(&dev.references, false);
     Ok(ScstData {
-        model,
         images,
         train,
         dev,
@@ -391,38 +391,211 @@ fn start(options: &ScstOptions) -> Result<(Model, Checkpoint<Option<ScstState>>)
     ))
 }
 
+/// A self-critical run between its steps: the model being trained, the optimiser, the random
+/// stream, the scratch buffers and the state a checkpoint keeps.
+struct ScstRun {
+    model: Model,
+    /// The model's decoder without its regulariser: the policy gradient alone.
+    config: DecoderConfig,
+    optimizer: Optimizer,
+    rng: Rng,
+    ws: Workspace,
+    batch: Batch<f32>,
+    groups: usize,
+    state: ScstState,
+}
+
+/// One epoch's sums: the rewards of its samples, and the images it took.
+struct EpochSums {
+    reward: f64,
+    samples: usize,
+    images: usize,
+    started: Instant,
+    train_seconds: f64,
+}
+
+impl ScstRun {
+    /// One epoch over the training images in a fresh order, `--batch` images a step (stopping
+    /// early at `--max-steps`).
+    fn epoch(&mut self, options: &ScstOptions, data: &ScstData) -> Result<EpochSums> {
+        let epoch = self.state.epoch + 1;
+        let started = Instant::now();
+        let mut order: Vec<usize> = (0..data.train.rows.len()).collect();
+        self.rng.shuffle(&mut order);
+        let bar = crate::progress::bar(order.len() as u64, "images", options.progress);
+        bar.set_prefix(format!("scst {epoch}"));
+        let (mut reward_sum, mut sampled, mut seen) = (0.0, 0usize, 0usize);
+        for chunk in order.chunks(options.batch) {
+            if options.max_steps.is_some_and(|max| self.state.steps >= max) {
+                break;
+            }
+            let rewards = self.step(options, data, chunk)?;
+            reward_sum += rewards.iter().flatten().sum::<f64>();
+            sampled += rewards.iter().map(Vec::len).sum::<usize>();
+            seen += chunk.len();
+            bar.inc(chunk.len() as u64);
+            bar.set_message(format!("reward {:.3}", reward_sum / sampled as f64));
+        }
+        bar.finish_and_clear();
+        Ok(EpochSums {
+            reward: reward_sum,
+            samples: sampled,
+            images: seen,
+            started,
+            train_seconds: started.elapsed().as_secs_f64(),
+        })
+    }
+
+    /// One policy-gradient step on the training images `chunk`: captions sampled for each, their
+    /// rewards, each caption weighted by its advantage. Returns the rewards.
+    fn step(
+        &mut self,
+        options: &ScstOptions,
+        data: &ScstData,
+        chunk: &[usize],
+    ) -> Result<Vec<Vec<f64>>> {
+        let step_seed = self.rng.next_u64();
+        let inputs: Vec<&[f32]> = chunk
+            .iter()
+            .map(|&i| data.images.row(data.train.rows[i]))
+            .collect();
+        let (samples, rewards) = sample_and_reward(
+            &self.model,
+            &data.train_reward,
+            options.meteor_weight,
+            chunk,
+            &inputs,
+            options.samples,
+            step_seed,
+        );
+        let image_advantages: Vec<Vec<f64>> = rewards.iter().map(|r| advantages(r)).collect();
+        policy_batch(
+            &mut self.batch,
+            &self.model,
+            &inputs,
+            &samples,
+            &image_advantages,
+            self.groups,
+        );
+        if self.batch.captions() > 0 {
+            let loss = self.optimizer.step(
+                &mut self.model.params,
+                &self.config,
+                &self.batch,
+                &mut self.ws,
+                None,
+                self.state.lr,
+            );
+            if !loss.is_finite() {
+                bail!(
+                    "the policy-gradient loss became {loss} at epoch {}: stopped; {} holds the last good checkpoint (epoch {}). Try a lower --lr",
+                    self.state.epoch + 1,
+                    options.out.display(),
+                    self.state.epoch
+                );
+            }
+            self.model.params_changed();
+        }
+        self.state.steps += 1;
+        self.state.adam_step = self.optimizer.step;
+        Ok(rewards)
+    }
+
+    /// After an epoch: its dev scores, the best weights kept when its selection score is the best
+    /// so far, the checkpoint and log written.
+    fn end_epoch(
+        &mut self,
+        options: &ScstOptions,
+        data: &ScstData,
+        sums: EpochSums,
+    ) -> Result<ScstEpochLog> {
+        let (out, weight) = (&options.out, options.meteor_weight);
+        let epoch = self.state.epoch + 1;
+        let dev = dev_scores(
+            &self.model,
+            &data.dev,
+            &data.dev_reward,
+            &data.images,
+            &options.dev_search,
+        );
+        let best = dev.score(weight) > self.state.best_dev_score;
+        if best {
+            self.state.best_dev_score = dev.score(weight);
+            self.state.best_epoch = epoch;
+            write_best(out, &self.model, epoch, dev)?;
+        }
+        let log = ScstEpochLog {
+            epoch,
+            reward: sums.reward / sums.samples.max(1) as f64,
+            dev_cider: dev.cider,
+            dev_meteor_exact: dev.meteor_exact,
+            lr: self.state.lr,
+            seconds: sums.started.elapsed().as_secs_f64(),
+            images_per_s: sums.images as f64 / sums.train_seconds,
+            best,
+        };
+        self.state.epoch = epoch;
+        self.state.rng = self.rng.state;
+        self.state.lr *= options.lr_decay;
+        save_last(
+            &out.join("last.safetensors"),
+            &self.model.params,
+            &self.optimizer,
+            &self.state,
+        )?;
+        append_log(out, &log)?;
+        if options.progress {
+            // The selection score named with its formula: "(best)" may mark an epoch whose
+            // CIDEr-D fell while its METEOR rose more.
+            eprintln!(
+                "scst epoch {epoch}: mean reward {:.3}, dev CIDEr-D {:.2}, exact METEOR {:.2}, selection score (CIDEr-D + {} x METEOR) {:.2}{}, {:.0} images/s",
+                log.reward,
+                dev.cider * 100.0,
+                dev.meteor_exact * 100.0,
+                weight,
+                dev.score(weight) * 100.0,
+                if best { " (best)" } else { "" },
+                log.images_per_s
+            );
+        }
+        Ok(log)
+    }
+}
+
+/// The state a new run starts from (the shipped or given model's scores on dev as the best so
+/// far), its folder made and written.
+fn fresh_state(options: &ScstOptions, model: &Model, start_dev: DevScores) -> Result<ScstState> {
+    let out = &options.out;
+    crate::fsio::create_output_dir(out)?;
+    let _ = std::fs::remove_file(out.join("log.jsonl"));
+    let _ = std::fs::remove_file(out.join("last.safetensors"));
+    model.save(out, false)?;
+    write_best(out, model, 0, start_dev)?;
+    Ok(ScstState {
+        epoch: 0,
+        steps: 0,
+        adam_step: 0,
+        rng: Rng::new(options.seed).state,
+        lr: options.lr,
+        best_dev_score: start_dev.score(options.meteor_weight),
+        best_epoch: 0,
+    })
+}
+
 pub fn train_scst(options: &ScstOptions) -> Result<ScstReport> {
     let (model, checkpoint) = start(options)?;
-    let ScstData {
-        mut model,
-        images,
-        train,
-        dev,
-        train_reward,
-        dev_reward,
-    } = load_data(options, model)?;
-    let out = &options.out;
+    let data = load_data(options, &model)?;
     let threads = crate::engine::threads();
-    let weight = options.meteor_weight;
-    let start_dev = dev_scores(&model, &dev, &dev_reward, &images, &options.dev_search);
-    let mut state = match checkpoint.state {
+    let start_dev = dev_scores(
+        &model,
+        &data.dev,
+        &data.dev_reward,
+        &data.images,
+        &options.dev_search,
+    );
+    let state = match checkpoint.state {
         Some(state) => state,
-        None => {
-            crate::fsio::create_output_dir(out)?;
-            let _ = std::fs::remove_file(out.join("log.jsonl"));
-            let _ = std::fs::remove_file(out.join("last.safetensors"));
-            model.save(out, false)?;
-            write_best(out, &model, 0, start_dev)?;
-            ScstState {
-                epoch: 0,
-                steps: 0,
-                adam_step: 0,
-                rng: Rng::new(options.seed).state,
-                lr: options.lr,
-                best_dev_score: start_dev.score(weight),
-                best_epoch: 0,
-            }
-        }
+        None => fresh_state(options, &model, start_dev)?,
     };
     if options.progress {
         eprintln!(
@@ -440,122 +613,35 @@ pub fn train_scst(options: &ScstOptions) -> Result<ScstReport> {
         lr: options.lr,
         ..AdamConfig::default()
     };
-    let mut optimizer = Optimizer::new(checkpoint.m, checkpoint.v, state.adam_step, adam, threads);
     let config: DecoderConfig = model.config.decoder.without_regulariser();
-    let mut ws = config.workspace();
     let mut batch = Batch::default();
     // The policy is the distribution the captions are sampled from, without these words.
     batch.excluded = banned(&model).to_vec();
-    let groups = config.groups(threads);
-    let mut rng = Rng::new(state.rng);
+    let mut run = ScstRun {
+        optimizer: Optimizer::new(checkpoint.m, checkpoint.v, state.adam_step, adam, threads),
+        ws: config.workspace(),
+        groups: config.groups(threads),
+        config,
+        batch,
+        rng: Rng::new(state.rng),
+        model,
+        state,
+    };
     let mut report = ScstReport {
         start_dev,
         epochs: Vec::new(),
-        best_epoch: state.best_epoch,
-        best_dev_score: state.best_dev_score,
+        best_epoch: run.state.best_epoch,
+        best_dev_score: run.state.best_dev_score,
     };
-    while state.epoch < options.epochs {
-        if options.max_steps.is_some_and(|max| state.steps >= max) {
+    while run.state.epoch < options.epochs {
+        if options.max_steps.is_some_and(|max| run.state.steps >= max) {
             break;
         }
-        let epoch = state.epoch + 1;
-        let started = Instant::now();
-        let mut order: Vec<usize> = (0..train.rows.len()).collect();
-        rng.shuffle(&mut order);
-        let bar = crate::progress::bar(order.len() as u64, "images", options.progress);
-        bar.set_prefix(format!("scst {epoch}"));
-        let (mut reward_sum, mut sampled, mut seen) = (0.0, 0usize, 0usize);
-        for chunk in order.chunks(options.batch) {
-            if options.max_steps.is_some_and(|max| state.steps >= max) {
-                break;
-            }
-            let step_seed = rng.next_u64();
-            let inputs: Vec<&[f32]> = chunk.iter().map(|&i| images.row(train.rows[i])).collect();
-            let (samples, rewards) = sample_and_reward(
-                &model,
-                &train_reward,
-                weight,
-                chunk,
-                &inputs,
-                options.samples,
-                step_seed,
-            );
-            let image_advantages: Vec<Vec<f64>> = rewards.iter().map(|r| advantages(r)).collect();
-            policy_batch(
-                &mut batch,
-                &model,
-                &inputs,
-                &samples,
-                &image_advantages,
-                groups,
-            );
-            if batch.captions() > 0 {
-                let loss =
-                    optimizer.step(&mut model.params, &config, &batch, &mut ws, None, state.lr);
-                if !loss.is_finite() {
-                    bail!(
-                        "the policy-gradient loss became {loss} at epoch {epoch}: stopped; {} holds the last good checkpoint (epoch {}). Try a lower --lr",
-                        out.display(),
-                        state.epoch
-                    );
-                }
-                model.params_changed();
-            }
-            state.steps += 1;
-            state.adam_step = optimizer.step;
-            reward_sum += rewards.iter().flatten().sum::<f64>();
-            sampled += rewards.iter().map(Vec::len).sum::<usize>();
-            seen += chunk.len();
-            bar.inc(chunk.len() as u64);
-            bar.set_message(format!("reward {:.3}", reward_sum / sampled as f64));
-        }
-        bar.finish_and_clear();
-        let train_seconds = started.elapsed().as_secs_f64();
-        let dev = dev_scores(&model, &dev, &dev_reward, &images, &options.dev_search);
-        let best = dev.score(weight) > state.best_dev_score;
-        if best {
-            state.best_dev_score = dev.score(weight);
-            state.best_epoch = epoch;
-            write_best(out, &model, epoch, dev)?;
-        }
-        let log = ScstEpochLog {
-            epoch,
-            reward: reward_sum / sampled.max(1) as f64,
-            dev_cider: dev.cider,
-            dev_meteor_exact: dev.meteor_exact,
-            lr: state.lr,
-            seconds: started.elapsed().as_secs_f64(),
-            images_per_s: seen as f64 / train_seconds,
-            best,
-        };
-        state.epoch = epoch;
-        state.rng = rng.state;
-        state.lr *= options.lr_decay;
-        save_last(
-            &out.join("last.safetensors"),
-            &model.params,
-            &optimizer,
-            &state,
-        )?;
-        append_log(out, &log)?;
-        if options.progress {
-            // The selection score named with its formula: "(best)" may mark an epoch whose
-            // CIDEr-D fell while its METEOR rose more.
-            eprintln!(
-                "scst epoch {epoch}: mean reward {:.3}, dev CIDEr-D {:.2}, exact METEOR {:.2}, selection score (CIDEr-D + {} x METEOR) {:.2}{}, {:.0} images/s",
-                log.reward,
-                dev.cider * 100.0,
-                dev.meteor_exact * 100.0,
-                weight,
-                dev.score(weight) * 100.0,
-                if best { " (best)" } else { "" },
-                log.images_per_s
-            );
-        }
-        report.epochs.push(log);
+        let sums = run.epoch(options, &data)?;
+        report.epochs.push(run.end_epoch(options, &data, sums)?);
     }
-    report.best_epoch = state.best_epoch;
-    report.best_dev_score = state.best_dev_score;
+    report.best_epoch = run.state.best_epoch;
+    report.best_dev_score = run.state.best_dev_score;
     Ok(report)
 }
 

@@ -19,7 +19,7 @@ use crate::work_folder::{image_rows, load_training_data, CaptionSet, ImageRows, 
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// The decoders `train` can make.
@@ -184,20 +184,9 @@ fn decoder_config(options: &TrainOptions, data: &TrainingData) -> Result<Decoder
     })
 }
 
-pub fn train(options: &TrainOptions) -> Result<TrainReport> {
-    let data = load_training_data(&options.work, &options.features)?;
-    let config = decoder_config(options, &data)?;
-    let images = image_rows(&data.features, config.image_input(), &options.features)?;
-    let model_config = ModelConfig::new(
-        config,
-        &data.features.encoder,
-        &data.features.preprocessing,
-        data.max_length,
-        data.tokenize,
-        data.vocab.min_count(),
-    );
+/// Refuses to start over a model unless asked to (`--force`), and to resume where there is no run.
+fn check_out_folder(options: &TrainOptions, last_path: &Path) -> Result<()> {
     let out = &options.out;
-    let last_path = out.join("last.safetensors");
     let model_files = ["config.json", "weights.safetensors", "last.safetensors"];
     if options.resume {
         if !last_path.is_file() {
@@ -212,49 +201,21 @@ pub fn train(options: &TrainOptions) -> Result<TrainReport> {
             out.display()
         );
     }
-    crate::fsio::create_output_dir(out)?;
-    let total = config.layout().total;
+    Ok(())
+}
 
-    let Checkpoint {
-        mut params,
-        m,
-        v,
-        mut state,
-    } = if options.resume {
-        let saved: ModelConfig = serde_json::from_str(&read_text(&out.join("config.json"))?)
-            .with_context(|| format!("--resume: {} has no valid config.json", out.display()))?;
-        if saved.encoder != model_config.encoder
-            || saved.decoder.image_input() != config.image_input()
-        {
-            bail!(
-                "--resume: {} was trained on {} {}; {} holds {} {}",
-                out.display(),
-                saved.encoder,
-                saved.decoder.image_input(),
-                options.features.display(),
-                model_config.encoder,
-                config.image_input()
-            );
-        }
-        if saved.tokenize != data.tokenize {
-            bail!(
-                "--resume: {} was trained on {} tokens but {} holds {} tokens: resume with the work folder it was trained on, or start a new model folder",
-                out.display(),
-                saved.tokenize.name(),
-                options.work.display(),
-                data.tokenize.name()
-            );
-        }
-        if saved.decoder != config {
-            bail!(
-                "--resume: {} holds {:?}, this run asks for {:?}: the same work folder, decoder and options are needed",
-                out.display(),
-                saved.decoder,
-                config
-            );
-        }
-        load_last(&last_path, total)?
-    } else {
+/// With `--resume`, the last epoch's checkpoint, once the model folder is shown to hold a run of
+/// the same data, decoder and options; otherwise fresh parameters and optimiser state.
+fn starting_point(
+    options: &TrainOptions,
+    model_config: &ModelConfig,
+    data: &TrainingData,
+    last_path: &Path,
+) -> Result<Checkpoint<TrainState>> {
+    let out = &options.out;
+    let config = &model_config.decoder;
+    let total = config.layout().total;
+    if !options.resume {
         let mut rng = Rng::new(options.seed);
         let params = config.init(&mut rng);
         let state = TrainState {
@@ -267,109 +228,166 @@ pub fn train(options: &TrainOptions) -> Result<TrainReport> {
             bad_epochs: 0,
         };
         let _ = std::fs::remove_file(out.join("log.jsonl"));
-        Checkpoint {
+        return Ok(Checkpoint {
             params,
             m: vec![0.0; total],
             v: vec![0.0; total],
             state,
-        }
-    };
-    write_atomic(
-        &out.join("config.json"),
-        serde_json::to_string_pretty(&model_config)?.as_bytes(),
-    )?;
-    write_atomic(&out.join("vocab.json"), data.vocab.to_json().as_bytes())?;
-    training_photos_familiar(&data)?.save(out)?;
-    training_photos_concepts(&data)?.save(out)?;
+        });
+    }
+    let saved: ModelConfig = serde_json::from_str(&read_text(&out.join("config.json"))?)
+        .with_context(|| format!("--resume: {} has no valid config.json", out.display()))?;
+    if saved.encoder != model_config.encoder || saved.decoder.image_input() != config.image_input()
+    {
+        bail!(
+            "--resume: {} was trained on {} {}; {} holds {} {}",
+            out.display(),
+            saved.encoder,
+            saved.decoder.image_input(),
+            options.features.display(),
+            model_config.encoder,
+            config.image_input()
+        );
+    }
+    if saved.tokenize != data.tokenize {
+        bail!(
+            "--resume: {} was trained on {} tokens but {} holds {} tokens: resume with the work folder it was trained on, or start a new model folder",
+            out.display(),
+            saved.tokenize.name(),
+            options.work.display(),
+            data.tokenize.name()
+        );
+    }
+    if saved.decoder != *config {
+        bail!(
+            "--resume: {} holds {:?}, this run asks for {:?}: the same work folder, decoder and options are needed",
+            out.display(),
+            saved.decoder,
+            config
+        );
+    }
+    load_last(last_path, total)
+}
 
-    let threads = crate::engine::threads();
-    let adam = AdamConfig {
-        lr: options.lr,
-        ..AdamConfig::default()
-    };
-    let mut optimizer = Optimizer::new(m, v, state.adam_step, adam, threads);
-    let mut rng = Rng::new(state.rng);
-    let mut ws = config.workspace();
-    let mut batch = Batch::default();
-    let groups = config.groups(threads);
-    let lengths: Vec<usize> = data.train.items.iter().map(|(_, t)| t.len()).collect();
-    let mut report = TrainReport {
-        epochs: Vec::new(),
-        best_epoch: state.best_epoch,
-        best_dev_loss: state.best_dev_loss,
-        stopped_early: false,
-    };
+/// A training run between its steps: the parameters, the optimiser, the random stream, the
+/// scratch buffers and the state a checkpoint keeps.
+struct Run<'a> {
+    config: &'a DecoderConfig,
+    params: Vec<f32>,
+    optimizer: Optimizer,
+    rng: Rng,
+    ws: Workspace,
+    batch: Batch<f32>,
+    groups: usize,
+    state: TrainState,
+}
 
-    while state.epoch < options.epochs {
-        if options.max_steps.is_some_and(|max| state.adam_step >= max) {
-            break;
-        }
-        let epoch = state.epoch + 1;
-        let started = Instant::now();
-        let batches = length_batches(&lengths, options.batch, &mut rng);
-        let bar = crate::progress::bar(data.train.items.len() as u64, "captions", options.progress);
+/// One epoch's sums: the loss over its positions, and its captions.
+struct EpochSums {
+    loss: f64,
+    positions: usize,
+    captions: usize,
+}
+
+impl Run<'_> {
+    /// One epoch of length-bucketed batches (stopping early at `--max-steps`).
+    fn epoch(
+        &mut self,
+        options: &TrainOptions,
+        train: &CaptionSet,
+        images: &ImageRows,
+    ) -> Result<EpochSums> {
+        let epoch = self.state.epoch + 1;
+        let lengths: Vec<usize> = train.items.iter().map(|(_, t)| t.len()).collect();
+        let batches = length_batches(&lengths, options.batch, &mut self.rng);
+        let bar = crate::progress::bar(train.items.len() as u64, "captions", options.progress);
         bar.set_prefix(format!("epoch {epoch}"));
-        let (mut loss_sum, mut positions, mut seen) = (0.0, 0usize, 0usize);
+        let mut sums = EpochSums {
+            loss: 0.0,
+            positions: 0,
+            captions: 0,
+        };
         for (step, indices) in batches.iter().enumerate() {
-            if options.max_steps.is_some_and(|max| state.adam_step >= max) {
+            if options
+                .max_steps
+                .is_some_and(|max| self.state.adam_step >= max)
+            {
                 break;
             }
-            fill_batch(&mut batch, &data.train, indices, &images, groups);
-            let step_loss = optimizer.step(
-                &mut params,
-                &config,
-                &batch,
-                &mut ws,
-                Some(&mut rng),
-                state.lr,
+            fill_batch(&mut self.batch, train, indices, images, self.groups);
+            let step_loss = self.optimizer.step(
+                &mut self.params,
+                self.config,
+                &self.batch,
+                &mut self.ws,
+                Some(&mut self.rng),
+                self.state.lr,
             );
             if !step_loss.is_finite() {
                 bail!(
                     "the training loss became {step_loss} at epoch {epoch}, step {}: stopped; {} holds the last good checkpoint (epoch {}). Try a lower --lr",
                     step + 1,
-                    out.display(),
-                    state.epoch
+                    options.out.display(),
+                    self.state.epoch
                 );
             }
-            state.adam_step = optimizer.step;
-            loss_sum += step_loss * batch.positions() as f64;
-            positions += batch.positions();
-            seen += indices.len();
+            self.state.adam_step = self.optimizer.step;
+            sums.loss += step_loss * self.batch.positions() as f64;
+            sums.positions += self.batch.positions();
+            sums.captions += indices.len();
             bar.inc(indices.len() as u64);
-            bar.set_message(format!("loss {:.3}", loss_sum / positions as f64));
+            bar.set_message(format!("loss {:.3}", sums.loss / sums.positions as f64));
         }
         bar.finish_and_clear();
-        let train_seconds = started.elapsed().as_secs_f64();
-        let dev_loss = dataset_loss(&params, &config, &data.dev, &images, &mut ws);
-        let best = dev_loss < state.best_dev_loss;
+        Ok(sums)
+    }
+
+    /// After an epoch: its dev loss, the best weights kept when it is the best so far, the
+    /// checkpoint and log written.
+    fn end_epoch(
+        &mut self,
+        options: &TrainOptions,
+        data: &TrainingData,
+        images: &ImageRows,
+        (sums, started, train_seconds): (EpochSums, Instant, f64),
+    ) -> Result<EpochLog> {
+        let out = &options.out;
+        let epoch = self.state.epoch + 1;
+        let dev_loss = dataset_loss(&self.params, self.config, &data.dev, images, &mut self.ws);
+        let best = dev_loss < self.state.best_dev_loss;
         let log = EpochLog {
             epoch,
-            train_loss: loss_sum / positions.max(1) as f64,
+            train_loss: sums.loss / sums.positions.max(1) as f64,
             dev_loss,
-            lr: state.lr,
+            lr: self.state.lr,
             seconds: started.elapsed().as_secs_f64(),
-            captions_per_s: seen as f64 / train_seconds,
+            captions_per_s: sums.captions as f64 / train_seconds,
             best,
         };
         if best {
-            state.best_dev_loss = dev_loss;
-            state.best_epoch = epoch;
-            state.bad_epochs = 0;
+            self.state.best_dev_loss = dev_loss;
+            self.state.best_epoch = epoch;
+            self.state.bad_epochs = 0;
             let metadata = HashMap::from([
                 ("epoch".to_owned(), epoch.to_string()),
                 ("dev_loss".to_owned(), dev_loss.to_string()),
             ]);
             write_atomic(
                 &out.join("weights.safetensors"),
-                &weights_bytes(&config.layout(), &params, metadata, false)?,
+                &weights_bytes(&self.config.layout(), &self.params, metadata, false)?,
             )?;
         } else {
-            state.bad_epochs += 1;
+            self.state.bad_epochs += 1;
         }
-        state.epoch = epoch;
-        state.rng = rng.state;
-        state.lr *= options.lr_decay;
-        save_last(&last_path, &params, &optimizer, &state)?;
+        self.state.epoch = epoch;
+        self.state.rng = self.rng.state;
+        self.state.lr *= options.lr_decay;
+        save_last(
+            &out.join("last.safetensors"),
+            &self.params,
+            &self.optimizer,
+            &self.state,
+        )?;
         append_log(out, &log)?;
         if options.progress {
             eprintln!(
@@ -379,13 +397,80 @@ pub fn train(options: &TrainOptions) -> Result<TrainReport> {
                 log.captions_per_s
             );
         }
+        Ok(log)
+    }
+}
+
+pub fn train(options: &TrainOptions) -> Result<TrainReport> {
+    let data = load_training_data(&options.work, &options.features)?;
+    let config = decoder_config(options, &data)?;
+    let images = image_rows(&data.features, config.image_input(), &options.features)?;
+    let model_config = ModelConfig::new(
+        config,
+        &data.features.encoder,
+        &data.features.preprocessing,
+        data.max_length,
+        data.tokenize,
+        data.vocab.min_count(),
+    );
+    let out = &options.out;
+    let last_path = out.join("last.safetensors");
+    check_out_folder(options, &last_path)?;
+    crate::fsio::create_output_dir(out)?;
+    let Checkpoint {
+        params,
+        m,
+        v,
+        state,
+    } = starting_point(options, &model_config, &data, &last_path)?;
+    write_atomic(
+        &out.join("config.json"),
+        serde_json::to_string_pretty(&model_config)?.as_bytes(),
+    )?;
+    write_atomic(&out.join("vocab.json"), data.vocab.to_json().as_bytes())?;
+    training_photos_familiar(&data)?.save(out)?;
+    training_photos_concepts(&data)?.save(out)?;
+
+    let config = &model_config.decoder;
+    let threads = crate::engine::threads();
+    let adam = AdamConfig {
+        lr: options.lr,
+        ..AdamConfig::default()
+    };
+    let mut run = Run {
+        config,
+        params,
+        optimizer: Optimizer::new(m, v, state.adam_step, adam, threads),
+        rng: Rng::new(state.rng),
+        ws: config.workspace(),
+        batch: Batch::default(),
+        groups: config.groups(threads),
+        state,
+    };
+    let mut report = TrainReport {
+        epochs: Vec::new(),
+        best_epoch: run.state.best_epoch,
+        best_dev_loss: run.state.best_dev_loss,
+        stopped_early: false,
+    };
+    while run.state.epoch < options.epochs {
+        if options
+            .max_steps
+            .is_some_and(|max| run.state.adam_step >= max)
+        {
+            break;
+        }
+        let started = Instant::now();
+        let sums = run.epoch(options, &data.train, &images)?;
+        let train_seconds = started.elapsed().as_secs_f64();
+        let log = run.end_epoch(options, &data, &images, (sums, started, train_seconds))?;
         report.epochs.push(log);
-        if state.bad_epochs >= options.patience {
+        if run.state.bad_epochs >= options.patience {
             report.stopped_early = true;
             break;
         }
     }
-    report.best_epoch = state.best_epoch;
-    report.best_dev_loss = state.best_dev_loss;
+    report.best_epoch = run.state.best_epoch;
+    report.best_dev_loss = run.state.best_dev_loss;
     Ok(report)
 }
