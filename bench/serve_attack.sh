@@ -3,7 +3,7 @@
 # 1. SLOW slow clients of each kind (a request line never finished; upload headers then two bytes
 #    of body, then nothing: bench/slow_clients.py) while 4 closed-loop clients caption photos for
 #    SECONDS_EACH s, between two runs of the same clients without them; prints each run's JSON
-#    (examples/load.rs) and when the server closed each slow connection.
+#    (tools/load.rs) and when the server closed each slow connection.
 # 2. 8 uploads at once of an 818 KB PNG declaring 16,384 x 16,384, the server's resident memory
 #    sampled every 50 ms: each answer's status and time, and the peak.
 #   SLOW=500 SECONDS_EACH=30 bash bench/serve_attack.sh [outdir]   (needs ../shared/data for photos)

@@ -2,7 +2,7 @@
 # Load test of `captioner serve` beside the PyTorch twin behind FastAPI (bench/pytorch_server.py), same
 # model, same beam (3), same threads (2), grounding off on our side (the twin has none); runs
 # interleaved (ours, PyTorch, ours, ...) at each concurrency, closed-loop clients
-# (examples/load.rs), medians over ROUNDS. Then a soak of ours alone: SOAK requests at concurrency 8,
+# (tools/load.rs), medians over ROUNDS. Then a soak of ours alone: SOAK requests at concurrency 8,
 # every 10th malformed (bytes that are no photo, or a 25 MB upload), memory sampled every 1,000.
 #   BENCH_PYTHON=/path/to/venv/bin/python bash bench/serve_load.sh [outdir]
 #   ROUNDS=3 SECONDS_EACH=30 CONCURRENCY="1 8 32" SOAK=10000 PHOTOS=50 ...

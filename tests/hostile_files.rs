@@ -1,5 +1,5 @@
 //! Hand-made model files that ask for unbounded time or memory (fixtures/hostile/, written by
-//! scripts/make_hostile_fixtures.py): each reader refuses each one with an error that names the file
+//! tools/make_hostile_fixtures.py): each reader refuses each one with an error that names the file
 //! and the reason, instead of hanging, aborting on an allocation or panicking.
 
 mod common;

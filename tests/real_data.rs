@@ -202,7 +202,7 @@ fn evaluate_equals_pycocoevalcap_on_its_results_files() {
     let ours = common::read_json(&dir.join("eval/scores.json"));
     for run_name in ["greedy", "beam3"] {
         let output = std::process::Command::new(&python)
-            .arg(common::repo_path("scripts/coco_eval.py"))
+            .arg(common::repo_path("tools/coco_eval.py"))
             .arg("--captions")
             .arg(flickr.join("Flickr8k.token.txt"))
             .arg("--results")

@@ -1,6 +1,6 @@
 //! Mutation fuzzing on stable Rust for the parsers that read user input: seed files are mutated
 //! (bit flips, byte changes, interesting values, cuts, repeats, splices with another seed) and fed
-//! to a parser; a panic is a crash (its input is kept), a slow input is reported. `examples/fuzz.rs`
+//! to a parser; a panic is a crash (its input is kept), a slow input is reported. `tools/fuzz.rs`
 //! runs it for a budget; `tests/fuzz.rs` runs a short pass in CI. The targets (`TARGETS`) are every
 //! parser of user input: photos, encoder weights, features files, vocabularies, model configs and the
 //! three caption-dataset forms. `http` sends mutated requests to a running `serve`.

@@ -1,5 +1,5 @@
 //! What to call each of the encoders' 1,000 ImageNet classes in a sentence: `data/imagenet_class_words.tsv`,
-//! generated from WordNet 3.0 by `scripts/make_class_words.py` and embedded in the binary.
+//! generated from WordNet 3.0 by `tools/make_class_words.py` and embedded in the binary.
 
 use super::{Vocabulary, UNK_ID};
 use std::sync::OnceLock;

@@ -2,7 +2,7 @@
 """Writes fixtures/hostile/pth/ and fixtures/hostile/config/: hand-made model files that ask for unbounded time or memory, each of which
 the readers must refuse with a clear error (tests/hostile_files.rs) and which seed the fuzz targets.
 
-usage: python3 scripts/make_hostile_fixtures.py  (from the repository root; needs only Python)
+usage: python3 tools/make_hostile_fixtures.py  (from the repository root; needs only Python)
 
 The pickles are written opcode by opcode, as torch.save's legacy format and zip format lay them out,
 so no PyTorch is needed and every byte is deliberate.

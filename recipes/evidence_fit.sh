@@ -3,7 +3,7 @@
 # measured on the two sets it may be fitted on: the first 250 imagenet-sample photos in file-name
 # order (wild_score.py) and the Flickr8k dev split (CIDEr-D, grounded as `caption` does). The
 # held-out half and the test split are not touched.
-#   WORK=work/flickr8k FEATURES=work/features.safetensors bash bench/evidence_fit.sh NAME [caption flags...]
+#   WORK=work/flickr8k FEATURES=work/features.safetensors bash recipes/evidence_fit.sh NAME [caption flags...]
 #   e.g. ... NAME --evidence-detector-threshold 0.2 --evidence-unfamiliar-weight 8 \
 #              --evidence-class-threshold 0.3 --evidence-familiar-threshold 0.65
 # Prints one line: the flags, wild_score's JSON summary and dev BLEU-4 / METEOR / CIDEr-D

@@ -2,7 +2,7 @@
 """Scores a COCO results file with pycocoevalcap 1.2 itself, the way published captioning numbers are made:
 PTBTokenizer on the raw references and on the candidates, then Bleu(4), Meteor, Rouge and Cider.
 
-  python3 scripts/coco_eval.py --captions flickr8k/Flickr8k.token.txt --results eval/results_beam3.json
+  python3 tools/coco_eval.py --captions flickr8k/Flickr8k.token.txt --results eval/results_beam3.json
 
 References are every raw caption of each image in the results file. Prints one JSON object with the
 corpus scores under the keys of `captioner evaluate`'s scores.json (bleu1..bleu4, meteor, rouge_l, cider).

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Prints the paths of a few classic sample photos (a cat, a coffee cup, an astronaut, a rocket, a
 # motorcycle), taken from the scikit-image wheel on PyPI into the captioner cache on first use.
-# Nothing here comes from Flickr8k.  Usage: captioner caption $(bash scripts/sample-photos.sh)
+# Nothing here comes from Flickr8k.  Usage: captioner caption $(bash tools/sample-photos.sh)
 set -euo pipefail
 cache="${CAPTIONER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/captioner}/sample-photos"
 photos=(chelsea.png coffee.png astronaut.png rocket.jpg motorcycle_left.png)

@@ -1,17 +1,17 @@
 #!/usr/bin/env bash
 # The full Flickr8k run behind docs/RESULTS.md and models/default: prepare -> features (all 8,091
 # images) -> train -> evaluate the test split once (greedy and beam 3), timing each stage.
-#   bash bench/full_run.sh [outdir]                    the shipped model: PTB tokens (coco-caption protocol)
+#   bash recipes/full_run.sh [outdir]                    the shipped model: PTB tokens (coco-caption protocol)
 #   TOKENIZE=seed TRAIN_FLAGS="--epochs 8 --lr-decay 0.8" EVAL_FLAGS="--length-penalty 0.7" \
-#     bash bench/full_run.sh work/seed
+#     bash recipes/full_run.sh work/seed
 #                                                      the earlier seed-cleaning model
-#   DECODER=attention bash bench/full_run.sh work/attention
+#   DECODER=attention bash recipes/full_run.sh work/attention
 #                                                      the attention decoder (grid features; flags
 #                                                      default to docs/RESULTS.md's attention run)
-#   DECODER=attention SCST=1 bash bench/full_run.sh work/scst
+#   DECODER=attention SCST=1 bash recipes/full_run.sh work/scst
 #                                                      then self-critical training from it (the
 #                                                      shipped model; SCST_FLAGS as in docs/RESULTS.md)
-#   ENCODER=efficientnet-lite2 DECODER=attention SCST=1 bash bench/full_run.sh work/lite2
+#   ENCODER=efficientnet-lite2 DECODER=attention SCST=1 bash recipes/full_run.sh work/lite2
 #                                                      the same with a larger encoder (default: lite0)
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -1,4 +1,4 @@
-"""Other measures of a photo's familiarity to the training photos, for bench/ground_fit.py to fit
+"""Other measures of a photo's familiarity to the training photos, for recipes/ground_fit.py to fit
 (docs/RESULTS.md, "Naming what it sees", session 14): the mean cosine similarity to the 5 nearest
 training photos (all kept), and 256 k-means centroids from five numpy seeds, by the nearest one (as
 src/familiar.rs) or by the mean of the 5 nearest.

@@ -4,7 +4,7 @@
 # without grounding and with it forced (need threshold 0: every photo whose class is confident
 # enough), then for each novelty weight c the largest threshold T that still names 80% of the
 # imagenet-sample photos, and the dev CIDEr-D change that rule gives. The test split is not touched.
-#   MODEL=models/default WORK=work/full/work bash bench/ground_fit.sh [out]
+#   MODEL=models/default WORK=work/full/work bash recipes/ground_fit.sh [out]
 #   PYTHON: a python with pycocoevalcap 1.2 (per-image CIDEr-D), default the CI's venv
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,4 +23,4 @@ for set in dev sample; do
   $bin caption --model "$MODEL" --json --ground off "${photos[@]}" > "$OUT/$set-off.jsonl"
   $bin caption --model "$MODEL" --json --ground-need-threshold 0 "${photos[@]}" > "$OUT/$set-forced.jsonl"
 done
-"$PYTHON" bench/ground_fit.py "$WORK/descriptions.txt" "$OUT" ../shared/tools/object_named.py
+"$PYTHON" recipes/ground_fit.py "$WORK/descriptions.txt" "$OUT" ../shared/tools/object_named.py

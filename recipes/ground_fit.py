@@ -1,6 +1,6 @@
-"""The need rule's fit from bench/ground_fit.sh's caption runs (see there).
+"""The need rule's fit from recipes/ground_fit.sh's caption runs (see there).
 usage: ground_fit.py DESCRIPTIONS OUT_DIR OBJECT_NAMED_PY [VARIANTS.json]
-VARIANTS.json ({name: {photo id: familiarity}}, from bench/familiarity_study.py) fits the rule with
+VARIANTS.json ({name: {photo id: familiarity}}, from recipes/familiarity_study.py) fits the rule with
 other measures of familiarity too; without it, the model's own (caption --json's "familiarity")."""
 import json, os, re, sys
 from pycocoevalcap.cider.cider import Cider

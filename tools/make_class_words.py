@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Writes data/imagenet_class_words.tsv: what to call each of the 1,000 ImageNet classes in a sentence.
 
-  python3 scripts/make_class_words.py [--wordnet /usr/share/wordnet] [--out data/imagenet_class_words.tsv]
+  python3 tools/make_class_words.py [--wordnet /usr/share/wordnet] [--out data/imagenet_class_words.tsv]
 
 Sources: WordNet 3.0 (Debian package `wordnet-base`; an ImageNet wnid n<offset> is the noun synset at that
 offset of data.noun) and the class order of the ImageNet-1k classifiers (the 1,000 wnids sorted, which is

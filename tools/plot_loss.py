@@ -1,5 +1,5 @@
 """Draws the per-epoch train and dev loss of a training run (its log.jsonl) as a small SVG.
-Standard library only.  python3 scripts/plot_loss.py work/full/model/log.jsonl docs/loss.svg"""
+Standard library only.  python3 tools/plot_loss.py work/full/model/log.jsonl docs/loss.svg"""
 import json, sys
 
 log, out = sys.argv[1], sys.argv[2]

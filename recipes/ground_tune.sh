@@ -2,7 +2,7 @@
 # Tunes grounding's thresholds (docs/RESULTS.md, "Naming what it sees") on the two sets the issue
 # allows: imagenet-sample (objects named, ../shared/tools/object_named.py) and the Flickr8k dev
 # split (beam-3 CIDEr-D with and without grounding). The test split is not touched.
-#   MODEL=work/mB WORK=work/ptb FEATURES=work/features.safetensors bash bench/ground_tune.sh [out]
+#   MODEL=work/mB WORK=work/ptb FEATURES=work/features.safetensors bash recipes/ground_tune.sh [out]
 #   CLASS="0.3 0.5" WORD="0.5 0.7" NEED="3.0" NAME=0.5 ...   the grid (defaults below)
 set -euo pipefail
 cd "$(dirname "$0")/.."
