@@ -166,15 +166,16 @@ impl Captioned {
         line
     }
 
-    /// `caption --json`'s line for the photo named `image`: `json`'s fields, then how fluent and how
-    /// grounded the caption is, the encoder's top classes (with the word `vocab` has for each),
-    /// what it was made to name, the evidence per concept and, for an attention model, the maps.
-    pub fn detailed_json(&self, image: &str, vocab: &Vocabulary) -> serde_json::Value {
+    /// `caption --json`'s line for the photo named `image`: `json`'s fields, then how fluent the
+    /// caption is and how much it gains from the photo, the photo's familiarity, the encoder's top
+    /// classes (with the word `vocab` has for each), what the caption was made to name, the
+    /// evidence per concept and, with `maps` and an attention model, where it looked for each word.
+    pub fn detailed_json(&self, image: &str, vocab: &Vocabulary, maps: bool) -> serde_json::Value {
         let round4 = |value: f64| (value * 1e4).round() / 1e4;
         let mut line = self.json();
         line["image"] = serde_json::json!(image);
         line["score"] = serde_json::json!(round4(self.score));
-        line["grounding"] = serde_json::json!(self.grounding.map(round4));
+        line["photo_gain"] = serde_json::json!(self.grounding.map(round4));
         line["familiarity"] = serde_json::json!(self.familiarity.map(|f| round4(f64::from(f))));
         let class_words = crate::text::class_words::class_words();
         let classes: Vec<serde_json::Value> = self
@@ -190,7 +191,7 @@ impl Captioned {
             })
             .collect();
         line["classes"] = serde_json::json!(classes);
-        line["grounded"] = match &self.grounded {
+        line["named"] = match &self.grounded {
             Some((g, word)) => serde_json::json!({
                 "class": class_words[g.class].name,
                 "probability": round4(f64::from(g.probability)),
@@ -202,7 +203,7 @@ impl Captioned {
         if let Some(evidence) = &self.evidence {
             line["evidence"] = evidence.to_json();
         }
-        if let Some(map) = &self.attention {
+        if let (true, Some(map)) = (maps, &self.attention) {
             line["attention"] = map.to_json();
         }
         line

@@ -132,7 +132,13 @@ fn attention_decoder_trains_resumes_evaluates_and_captions() {
         args.push(photo.to_str().unwrap());
         captioner(&args)
     };
-    let out = caption_whole(&["--json"]);
+    // The maps only on request: a lean line by default.
+    let lean = caption_whole(&["--json"]);
+    assert!(lean.status.success(), "{}", stderr(&lean));
+    let lean: serde_json::Value = serde_json::from_slice(&lean.stdout).unwrap();
+    assert!(lean.get("attention").is_none(), "{lean}");
+    assert!(lean["photo_gain"].is_number(), "{lean}");
+    let out = caption_whole(&["--json", "--maps"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let line: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let tokens = line["tokens"].as_str().unwrap().split_whitespace().count();

@@ -46,9 +46,9 @@ fn grounding_names_what_the_classifier_sees_and_off_turns_it_off() {
             .filter(|w| !w.is_empty())
             .collect();
         assert!(words.contains(name), "{with}");
-        assert_eq!(with["grounded"]["name"], *name, "{with}");
-        assert!(with["grounded"]["probability"].as_f64().unwrap() > 0.5);
-        let word = with["grounded"]["word"].as_str().unwrap();
+        assert_eq!(with["named"]["name"], *name, "{with}");
+        assert!(with["named"]["probability"].as_f64().unwrap() > 0.5);
+        let word = with["named"]["word"].as_str().unwrap();
         assert!(
             !with["tokens"]
                 .as_str()
@@ -63,7 +63,7 @@ fn grounding_names_what_the_classifier_sees_and_off_turns_it_off() {
             let article = if name.starts_with('o') { "an" } else { "a" };
             assert_eq!(words[at - 1], article, "{with}");
         }
-        assert!(without["grounded"].is_null(), "{without}");
+        assert!(without["named"].is_null(), "{without}");
         assert!(with["familiarity"].as_f64().unwrap() < 0.6, "{with}");
         assert!(
             !without["caption"]
@@ -87,7 +87,7 @@ fn grounding_names_what_the_classifier_sees_and_off_turns_it_off() {
         line["classes"][0]["probability"].as_f64().unwrap() > 0.5,
         "{line}"
     );
-    assert!(line["grounded"].is_null(), "{line}");
+    assert!(line["named"].is_null(), "{line}");
 }
 
 #[cfg_attr(

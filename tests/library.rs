@@ -41,7 +41,7 @@ fn a_photo_gets_the_cli_caption_from_a_path_bytes_pixels_or_a_batch() {
         let from_path = captioner.caption_file(photo, &options).unwrap();
         // The same JSON line as `caption --json`, field for field.
         assert_eq!(
-            &from_path.detailed_json(name, &captioner.model.vocab),
+            &from_path.detailed_json(name, &captioner.model.vocab, false),
             line,
             "{name}"
         );

@@ -260,7 +260,7 @@ fn blank_photos_get_a_low_grounding() {
     };
     // The decoder's own caption of the blank photo (with evidence it writes none).
     let lines = caption(&["--evidence", "off"]);
-    let grounding = |i: usize| lines[i]["grounding"].as_f64().unwrap();
+    let grounding = |i: usize| lines[i]["photo_gain"].as_f64().unwrap();
     assert!(grounding(0) < 0.3, "blank photo: {}", lines[0]);
     assert!(grounding(1) > 1.0, "Flickr8k photo: {}", lines[1]);
     // Held to evidence, the blank photo claims nothing: no person, animal or scene.
@@ -268,7 +268,7 @@ fn blank_photos_get_a_low_grounding() {
     assert_eq!(lines[0]["caption"], "A photo.", "{}", lines[0]);
     assert_eq!(lines[0]["claims"].as_array().map(Vec::len), Some(0));
     assert!(
-        lines[1]["grounding"].as_f64().unwrap() > 1.0,
+        lines[1]["photo_gain"].as_f64().unwrap() > 1.0,
         "{}",
         lines[1]
     );

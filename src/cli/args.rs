@@ -381,21 +381,27 @@ pub struct CaptionArgs {
     /// Encoder weights (default: fetched for EfficientNet-Lite0).
     #[arg(long)]
     pub weights: Option<PathBuf>,
-    /// JSON lines: {"image", "caption", "tokens", "score", "grounding"} or {"image", "error"}.
-    /// "caption" is the sentence, "tokens" what evaluate scores, "score" the mean log-probability per
-    /// token (near 0: fluent), "grounding" how much of it comes from the photo (mean log-probability
-    /// gained over the same caption with no image: near 0 the caption is the language model's guess,
-    /// as for a blank grey photo). "familiarity": how like the model's training photos this one is
-    /// (cosine similarity to the nearest of their centroids; grounding steps in for the unfamiliar).
-    /// "classes": the encoder's three most
-    /// probable ImageNet classes, each {"class", "probability", "word"}, "word" being the nearest word
-    /// for it that the model's vocabulary has ("great grey owl" -> "bird"). "grounded": what the caption
-    /// was made to name, {"class", "probability", "word", "name"} ("word" required in the search,
-    /// "name" put in its place, or null), or null. With an attention model, also
-    /// "attention": {"height", "width", "words": one list of height x width weights (row-major) per
-    /// token}.
+    /// JSON lines: {"image", "caption", "tokens", "confidence", "claims", "score", "photo_gain",
+    /// "familiarity", "classes", "named", "evidence"} or {"image", "error"}. "caption" is the
+    /// sentence, "tokens" what evaluate scores. "claims": each word that claims something of the
+    /// photo, {"word", "source": decoder, detector or classifier, "support": how sure that source
+    /// is}; "confidence" the weakest support. "score": the mean log-probability per token (near 0:
+    /// fluent); "photo_gain": how much of it comes from the photo (mean log-probability gained over
+    /// the same caption with no image: near 0 the caption is the language model's guess, as for a
+    /// blank grey photo). "familiarity": how like the model's training photos this one is (cosine
+    /// similarity to the nearest of their centroids). "classes": the encoder's three most probable
+    /// ImageNet classes, each {"class", "probability", "word"}, "word" being the nearest word for it
+    /// that the model's vocabulary has ("great grey owl" -> "bird"). "named": what the caption was
+    /// made to name, {"class", "probability", "word", "name"} ("word" required in the search,
+    /// "name" put in its place, or null), or null. "evidence": per concept (person, dog, ...,
+    /// sky), the detector's and the classes' probabilities and whether it was backed, by which.
     #[arg(long)]
     pub json: bool,
+    /// With --json and an attention model, add "attention": {"height", "width", "words": one list
+    /// of height x width weights (row-major, summing to 1) per token}: where it looked for each word
+    /// (about 3.8 KB a line).
+    #[arg(long, requires = "json")]
+    pub maps: bool,
     /// Also caption the photos in the subfolders of a folder.
     #[arg(long, short = 'r')]
     pub recursive: bool,

@@ -396,7 +396,10 @@ fn run_caption(args: CaptionArgs) -> anyhow::Result<ExitCode> {
                 model: captioner.name.clone(),
             })?,
             (Ok(caption), None) if args.json => {
-                println!("{}", caption.detailed_json(name, &captioner.model.vocab))
+                println!(
+                    "{}",
+                    caption.detailed_json(name, &captioner.model.vocab, args.maps)
+                )
             }
             (Ok(caption), None) => println!("{name}\t{}", caption.sentence),
             (Err(err), _) => {
