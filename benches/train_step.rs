@@ -75,7 +75,7 @@ fn main() -> anyhow::Result<()> {
     std::fs::create_dir_all(&scratch)?;
     let features_path = scratch.join("features.safetensors");
     features.save(&features_path)?;
-    let mut data = load_training_data(&work, &features_path)?;
+    let mut data = load_training_data(&work, &features_path, None)?;
     let vocab = data.vocab.len();
     let (config, images) = match arg("--decoder").as_deref() {
         None | Some("merge") => {

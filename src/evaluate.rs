@@ -39,6 +39,8 @@ pub struct EvaluateOptions {
     pub ground: Option<GroundOptions>,
     pub weights: Option<PathBuf>,
     pub progress: bool,
+    /// Only the first this many images of the split (a quick run; the table says so).
+    pub limit: Option<usize>,
 }
 
 /// Raw metric values as pycocoevalcap and NLTK return them (not x100).
@@ -70,6 +72,8 @@ pub struct Evaluation {
     /// Why METEOR is missing, when it is.
     pub meteor_unavailable: Option<String>,
     pub images: usize,
+    /// Whether `images` are the first of the split only (--limit).
+    pub limited: bool,
 }
 
 /// Every metric on `samples`; METEOR with `meteor_jar` (from `meteor::locate`), or the reason it
@@ -247,7 +251,13 @@ pub fn evaluate(model: &Model, options: &EvaluateOptions) -> Result<Evaluation> 
         ids,
         rows: feature_rows,
         references,
-    } = split_images(&options.work, options.split, &features, &options.features)?;
+    } = split_images(
+        &options.work,
+        options.split,
+        &features,
+        &options.features,
+        options.limit,
+    )?;
     let rows: Vec<&[f32]> = feature_rows.iter().map(|&row| images.row(row)).collect();
     let sight = sight(model, options, &features, &feature_rows)?;
     // Located (and fetched, if need be) once for both runs.
@@ -292,6 +302,7 @@ pub fn evaluate(model: &Model, options: &EvaluateOptions) -> Result<Evaluation> 
         runs,
         meteor_unavailable,
         images: ids.len(),
+        limited: options.limit.is_some(),
     })
 }
 
@@ -319,7 +330,15 @@ fn class_probabilities(
 
 /// The metrics table for a person: one row per metric, one column per search, values x100.
 pub fn table(evaluation: &Evaluation) -> String {
-    let mut text = format!("{:<16}", format!("{} images", evaluation.images));
+    let mut text = if evaluation.limited {
+        format!(
+            "(--limit: the split's first {} images only)\n",
+            evaluation.images
+        )
+    } else {
+        String::new()
+    };
+    text.push_str(&format!("{:<16}", format!("{} images", evaluation.images)));
     for run in &evaluation.runs {
         text.push_str(&format!("{:>10}", run.name));
     }

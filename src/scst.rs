@@ -58,6 +58,8 @@ pub struct ScstOptions {
     pub progress: bool,
     /// Stop after this many steps in total (tests and benchmarks).
     pub max_steps: Option<u64>,
+    /// Only the first this many images of the train and dev splits (a quick run).
+    pub limit: Option<usize>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -291,8 +293,20 @@ fn load_data(options: &ScstOptions, model: &Model) -> Result<ScstData> {
         );
     }
     let (features, images) = model_images(model, &options.features)?;
-    let train = split_images(&options.work, Split::Train, &features, &options.features)?;
-    let dev = split_images(&options.work, Split::Dev, &features, &options.features)?;
+    let train = split_images(
+        &options.work,
+        Split::Train,
+        &features,
+        &options.features,
+        options.limit,
+    )?;
+    let dev = split_images(
+        &options.work,
+        Split::Dev,
+        &features,
+        &options.features,
+        options.limit,
+    )?;
     let train_reward = Reward::new(&train.references, true);
     let dev_reward = Reward::new(&dev.references, false);
     Ok(ScstData {

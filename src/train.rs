@@ -52,6 +52,9 @@ pub struct TrainOptions {
     pub progress: bool,
     /// Stop after this many steps in total (for tests and benchmarks; None = no limit).
     pub max_steps: Option<u64>,
+    /// Only the first this many images of the train and dev splits (a quick run; each epoch's
+    /// log line records it).
+    pub limit: Option<usize>,
 }
 
 /// Batches of similar length: shuffle, sort pools of 32 batches by length, cut, shuffle the batches.
@@ -122,6 +125,9 @@ pub struct EpochLog {
     pub seconds: f64,
     pub captions_per_s: f64,
     pub best: bool,
+    /// A quick run's --limit: the first this many images of each split.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<usize>,
 }
 
 pub struct TrainReport {
@@ -363,6 +369,7 @@ impl Run<'_> {
             seconds: started.elapsed().as_secs_f64(),
             captions_per_s: sums.captions as f64 / train_seconds,
             best,
+            limit: options.limit,
         };
         if best {
             self.state.best_dev_loss = dev_loss;
@@ -402,7 +409,7 @@ impl Run<'_> {
 }
 
 pub fn train(options: &TrainOptions) -> Result<TrainReport> {
-    let data = load_training_data(&options.work, &options.features)?;
+    let data = load_training_data(&options.work, &options.features, options.limit)?;
     let config = decoder_config(options, &data)?;
     let images = image_rows(&data.features, config.image_input(), &options.features)?;
     let model_config = ModelConfig::new(

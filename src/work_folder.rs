@@ -142,6 +142,16 @@ pub fn read_split(work: &Path, split: Split) -> Result<Vec<String>> {
     })
 }
 
+/// The first `limit` images of `split` (all of them without a limit), in splits.json's order: a
+/// quick run's subset.
+pub fn read_split_limited(work: &Path, split: Split, limit: Option<usize>) -> Result<Vec<String>> {
+    let mut ids = read_split(work, split)?;
+    if let Some(limit) = limit {
+        ids.truncate(limit);
+    }
+    Ok(ids)
+}
+
 /// Fails with the first few missing ids and the count when `features` lacks images of `ids`.
 pub fn require_features(
     features: &Features,
@@ -157,7 +167,7 @@ pub fn require_features(
     if !missing.is_empty() {
         let shown: Vec<&str> = missing.iter().take(5).map(|s| s.as_str()).collect();
         bail!(
-            "{} lacks the features of {} {split} images ({}{}): run `captioner features` for them",
+            "{} lacks the features of {} {split} images ({}{}): run `captioner features` for them, or pass --limit N to use the first N images of each split",
             path.display(),
             missing.len(),
             shown.join(", "),
@@ -185,8 +195,9 @@ pub fn split_images(
     split: Split,
     features: &Features,
     features_path: &Path,
+    limit: Option<usize>,
 ) -> Result<SplitImages> {
-    let ids = read_split(work, split)?;
+    let ids = read_split_limited(work, split, limit)?;
     if ids.is_empty() {
         bail!("{}: the {split} split is empty", work.display());
     }
@@ -224,7 +235,13 @@ pub fn work_tokenization(work: &Path) -> Result<Tokenization> {
     }
 }
 
-pub fn load_training_data(work: &Path, features_path: &Path) -> Result<TrainingData> {
+/// The training and dev captions (the first `limit` images of each split, with a limit) and the
+/// features they go with.
+pub fn load_training_data(
+    work: &Path,
+    features_path: &Path,
+    limit: Option<usize>,
+) -> Result<TrainingData> {
     let vocab = Vocabulary::load(&work.join("vocab.json"))?;
     let tokenize = work_tokenization(work)?;
     let descriptions = read_descriptions(&work.join("descriptions.txt"))?;
@@ -232,7 +249,7 @@ pub fn load_training_data(work: &Path, features_path: &Path) -> Result<TrainingD
     let index = features.index();
     let mut sets = Vec::new();
     for split in [Split::Train, Split::Dev] {
-        let ids = read_split(work, split)?;
+        let ids = read_split_limited(work, split, limit)?;
         require_features(&features, &ids, features_path, split)?;
         let mut items = Vec::new();
         for id in &ids {

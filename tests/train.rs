@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{captioner, repo_path, scratch, stderr, tiny_work};
+use common::{captioner, json, repo_path, scratch, stderr, tiny_work};
 use std::fs;
 use std::path::Path;
 
@@ -171,5 +171,60 @@ fn bad_inputs_are_clear_errors() {
         stderr(&resumed).contains("was trained on ptb tokens but"),
         "{}",
         stderr(&resumed)
+    );
+}
+
+#[test]
+fn limit_trains_and_evaluates_on_the_first_images_of_each_split() {
+    let dir = scratch("train-limit");
+    // Features for only part of each split: the first image of train, dev and test.
+    tiny_work(
+        &dir,
+        16,
+        &[
+            "1003_box_sand",
+            "1004_snow_dog",
+            "1006_box_grass",
+            "1008_sun_snow",
+        ],
+    );
+    let whole = train(&dir, "whole", &["--epochs", "1"]);
+    assert!(!whole.status.success());
+    assert!(
+        stderr(&whole).contains("or pass --limit N"),
+        "{}",
+        stderr(&whole)
+    );
+
+    let quick = train(&dir, "quick", &["--epochs", "2", "--limit", "2"]);
+    assert!(
+        !quick.status.success(),
+        "the second dev image has no features"
+    );
+    let quick = train(&dir, "quick", &["--epochs", "2", "--limit", "1", "--force"]);
+    assert!(quick.status.success(), "{}", stderr(&quick));
+    let log = std::fs::read_to_string(dir.join("quick/log.jsonl")).unwrap();
+    assert_eq!(log.lines().count(), 2);
+    assert!(log.lines().all(|l| json(l)["limit"] == 1), "{log}");
+
+    let evaluate = |extra: &[&str]| {
+        let (model, work, features) = (
+            dir.join("quick"),
+            dir.join("work"),
+            dir.join("features.safetensors"),
+        );
+        let mut args = vec!["evaluate", "--model", model.to_str().unwrap()];
+        args.extend(["--work", work.to_str().unwrap()]);
+        args.extend(["--features", features.to_str().unwrap(), "--split", "test"]);
+        args.extend_from_slice(extra);
+        captioner(&args)
+    };
+    assert!(!evaluate(&[]).status.success());
+    let limited = evaluate(&["--limit", "1"]);
+    assert!(limited.status.success(), "{}", stderr(&limited));
+    let table = String::from_utf8(limited.stdout).unwrap();
+    assert!(
+        table.starts_with("(--limit: the split's first 1 images only)\n1 images"),
+        "{table}"
     );
 }

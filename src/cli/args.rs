@@ -146,6 +146,10 @@ pub struct EvaluateArgs {
     /// No progress bars (without a terminal they come as a line every 10 s).
     #[arg(long)]
     pub quiet: bool,
+    /// A quick run: only the first N images of the split (in splits.json's order), so the
+    /// features file needs only theirs; the table says so.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub limit: Option<u64>,
 }
 
 /// How captions are searched for (shared by `evaluate` and `caption`).
@@ -571,6 +575,10 @@ pub struct RunArgs {
     /// Stop after this many optimiser steps in total.
     #[arg(long)]
     pub max_steps: Option<u64>,
+    /// A quick first run: only the first N images of the train and dev splits (in splits.json's
+    /// order), so the features file needs only theirs; each epoch's line in log.jsonl records it.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub limit: Option<u64>,
     /// No progress bar or per-epoch lines (without a terminal the bar comes as a line every 10 s).
     #[arg(long)]
     pub quiet: bool,

@@ -59,7 +59,7 @@ fn run_export(args: ExportArgs) -> anyhow::Result<()> {
 
 fn run_familiar(args: FamiliarArgs) -> anyhow::Result<()> {
     let model = captioner::model::Model::load(&args.model)?;
-    let data = captioner::work_folder::load_training_data(&args.work, &args.features)?;
+    let data = captioner::work_folder::load_training_data(&args.work, &args.features, None)?;
     if data.features.encoder != model.config.encoder {
         anyhow::bail!(
             "{} holds {} features but the model reads {}'s",
@@ -178,6 +178,7 @@ fn run_train(args: TrainArgs) -> anyhow::Result<()> {
         force: args.run.force,
         progress: !args.run.quiet,
         max_steps: args.run.max_steps,
+        limit: args.run.limit.map(|n| n as usize),
     };
     let report = train(&options)?;
     println!(
@@ -219,6 +220,7 @@ fn run_scst(args: ScstArgs) -> anyhow::Result<()> {
         force: args.run.force,
         progress: !args.run.quiet,
         max_steps: args.run.max_steps,
+        limit: args.run.limit.map(|n| n as usize),
     };
     let report = captioner::scst::train_scst(&options)?;
     println!(
@@ -253,6 +255,7 @@ fn run_evaluate(args: EvaluateArgs) -> anyhow::Result<()> {
         ground: args.ground.then(|| args.ground_thresholds.options()),
         weights: args.weights,
         progress: !args.quiet,
+        limit: args.limit.map(|n| n as usize),
     };
     let evaluation = captioner::evaluate::evaluate(&model, &options)?;
     print!("{}", captioner::evaluate::table(&evaluation));
