@@ -1,4 +1,5 @@
-//! Caption records of a batch job: JSON lines `{"key", "caption", "tokens", "model"}`, appended and
+//! Caption records of a batch job: JSON lines `{"key", "model"}` and the fields every JSON form of a
+//! caption shares (`Captioned::json`: "caption", "tokens", "confidence", "claims"), appended and
 //! flushed one at a time, so that a killed or preempted run loses at most the line it was writing
 //! and a rerun resumes after the last whole line without duplicates; and `merge`, which joins the
 //! shards' files into one, every key once, sorted by key.
@@ -11,10 +12,26 @@ use std::path::{Path, PathBuf};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Record {
+    /// The photo's key: its path, or its member's path in a tar shard without the extension.
     pub key: String,
-    pub caption: String,
-    pub tokens: String,
+    /// The model's name (`Captioner::name`).
     pub model: String,
+    /// `Captioned::json`'s fields, named there once.
+    #[serde(flatten)]
+    pub caption: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Record {
+    pub fn new(key: &str, model: &str, caption: &crate::caption::Captioned) -> Self {
+        let serde_json::Value::Object(fields) = caption.json() else {
+            unreachable!("Captioned::json is an object");
+        };
+        Record {
+            key: key.to_owned(),
+            model: model.to_owned(),
+            caption: fields,
+        }
+    }
 }
 
 /// A records file open for appending.
@@ -93,11 +110,15 @@ fn parse_lines(path: &Path, bytes: &[u8]) -> Result<Vec<(usize, Record)>> {
         .enumerate()
         .filter(|(_, line)| !line.trim().is_empty())
         .map(|(i, line)| {
-            serde_json::from_str(line)
-                .map(|record| (i + 1, record))
+            serde_json::from_str::<Record>(line)
+                .map_err(anyhow::Error::from)
+                .and_then(|record| match record.caption.get("caption") {
+                    Some(serde_json::Value::String(_)) => Ok((i + 1, record)),
+                    _ => bail!("no \"caption\" string"),
+                })
                 .with_context(|| {
                     format!(
-                        "{}:{}: not a caption record {{\"key\", \"caption\", \"tokens\", \"model\"}}",
+                        "{}:{}: not a caption record {{\"key\", \"model\", \"caption\", ...}}",
                         path.display(),
                         i + 1
                     )
@@ -162,11 +183,17 @@ mod tests {
     use super::*;
 
     fn record(key: &str) -> Record {
+        let caption = serde_json::json!({
+            "caption": format!("A photo of {key}."),
+            "tokens": format!("a photo of {key}"),
+        });
+        let serde_json::Value::Object(caption) = caption else {
+            unreachable!()
+        };
         Record {
             key: key.into(),
-            caption: format!("A photo of {key}."),
-            tokens: format!("a photo of {key}"),
             model: "default".into(),
+            caption,
         }
     }
 

@@ -362,7 +362,7 @@ pub struct CaptionArgs {
     pub list: Vec<PathBuf>,
     #[command(flatten)]
     pub shard: ShardArgs,
-    /// Append each caption to this file as a JSON line {"key", "caption", "tokens", "model"},
+    /// Append each caption to this file as a JSON line {"key", "model", "caption", "tokens", "confidence", "claims"},
     /// flushed at once; a rerun skips the keys already there (a line cut short by a kill is
     /// dropped first), so an interrupted job resumes without duplicates. `captioner merge` joins
     /// the files of several shards. Failed photos are reported on stderr.

@@ -392,12 +392,9 @@ fn run_caption(args: CaptionArgs) -> anyhow::Result<ExitCode> {
                 Ok(caption)
             });
         match (captioned, &mut records) {
-            (Ok(caption), Some(records)) => records.write(&Record {
-                key: name.to_owned(),
-                caption: caption.sentence,
-                tokens: caption.tokens,
-                model: captioner.name.clone(),
-            })?,
+            (Ok(caption), Some(records)) => {
+                records.write(&Record::new(name, &captioner.name, &caption))?
+            }
             (Ok(caption), None) if args.json => {
                 println!(
                     "{}",
