@@ -9,6 +9,7 @@ use captioner::decoder::attention::{self, AttentionConfig};
 use captioner::decoder::merge::{forward_backward, Batch, MergeConfig, Workspace, PARAMETERS};
 use captioner::engine::math::FastMath;
 use captioner::engine::params::Layout;
+use captioner::engine::params::Parameters;
 use captioner::nn::adam::{adam_update, AdamConfig};
 use std::collections::HashMap;
 

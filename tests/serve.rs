@@ -464,3 +464,45 @@ fn a_host_name_is_resolved_for_the_address() {
         common::stderr(&run)
     );
 }
+
+#[test]
+fn the_three_doors_give_one_caption_json() {
+    // `caption --json`, a batch job's `--out` record and a `serve` answer share Captioned::json's
+    // fields, with the same values.
+    let (weights, photos) = setup("serve-doors");
+    let dir = common::scratch("serve-doors-out");
+    let records = dir.join("records.jsonl");
+    let weights_arg = weights.to_str().unwrap();
+    let mut args = vec!["caption", "--json", "--weights", weights_arg];
+    args.extend(photos.iter().map(|p| p.to_str().unwrap()));
+    let out = captioner(&args);
+    assert!(out.status.success());
+    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(json)
+        .collect();
+    let mut args = vec!["caption", "--out", records.to_str().unwrap()];
+    args.extend(["--weights", weights_arg]);
+    args.extend(photos.iter().map(|p| p.to_str().unwrap()));
+    assert!(captioner(&args).status.success());
+    let records: Vec<serde_json::Value> = std::fs::read_to_string(&records)
+        .unwrap()
+        .lines()
+        .map(json)
+        .collect();
+    let server = Server::start(Some(&weights), &[]);
+    for ((photo, line), record) in photos.iter().zip(&lines).zip(&records) {
+        let (status, body) =
+            server.post("/v1/caption", "image/jpeg", &std::fs::read(photo).unwrap());
+        assert_eq!(status, 200, "{body}");
+        let answer = json(&body);
+        assert_eq!(record["key"], line["image"]);
+        assert_eq!(record["model"], answer["model"]);
+        for field in ["caption", "tokens", "confidence", "claims"] {
+            assert!(!line[field].is_null(), "{field} in {line}");
+            assert_eq!(line[field], record[field], "{field}: {line} / {record}");
+            assert_eq!(line[field], answer[field], "{field}: {line} / {answer}");
+        }
+    }
+}

@@ -9,7 +9,7 @@
 //! Parameters use PyTorch names and layouts (weights [out, in], LSTM gates i, f, g, o).
 
 use crate::engine::math::FastMath;
-use crate::engine::params::{grow, sizes, split, split_mut, Layout, Shape};
+use crate::engine::params::{grow, split, split_mut, Parameters, Shape};
 use crate::engine::rng::Rng;
 use crate::engine::Real;
 use crate::engine::{matmul, Transpose};
@@ -52,8 +52,9 @@ pub const PARAMETERS: [&str; 10] = [
     "out.bias",
 ];
 
-impl MergeConfig {
-    /// Parameter shapes in storage order: (rows, columns), no columns for a vector.
+impl Parameters<10> for MergeConfig {
+    const NAMES: [&'static str; 10] = PARAMETERS;
+
     fn shapes(&self) -> [Shape; 10] {
         let (v, f, e, h) = (self.vocab, self.feature_dim, self.embed_dim, self.hidden);
         [
@@ -69,15 +70,9 @@ impl MergeConfig {
             (v, None),
         ]
     }
+}
 
-    pub fn sizes(&self) -> [usize; 10] {
-        sizes(self.shapes())
-    }
-
-    pub fn layout(&self) -> Layout {
-        Layout::from_shapes(&PARAMETERS, &self.shapes())
-    }
-
+impl MergeConfig {
     /// Keras's initialisation (the seed's): glorot-uniform kernels, orthogonal recurrent kernel,
     /// uniform(-0.05, 0.05) embedding, zero biases except the LSTM forget gate's, which is 1.
     pub fn init(&self, rng: &mut Rng) -> Vec<f32> {
@@ -318,14 +313,7 @@ pub fn loss<T: FastMath>(
     threads: usize,
 ) -> f64 {
     forward(params, config, batch, ws, None, threads);
-    softmax_xent_forward_backward(
-        &mut ws.logits,
-        &batch.targets,
-        &batch.weights,
-        &batch.excluded,
-        config.vocab,
-        None,
-    )
+    super::mean_loss(&mut ws.logits, batch, config.vocab)
 }
 
 /// One training step's forward and backward: returns the mean loss and adds the gradients to `grads`.

@@ -3,7 +3,7 @@
 pub mod attention;
 pub mod merge;
 
-use crate::engine::params::Layout;
+use crate::engine::params::{Layout, Parameters};
 use crate::engine::rng::Rng;
 use crate::engine::Real;
 use crate::nn::lstm::{balanced_ranges, Packing};
@@ -135,6 +135,23 @@ pub enum ImageInput {
     Pooled { dim: usize },
     /// The grid before pooling: `regions` positions of `channels` values.
     Grid { regions: usize, channels: usize },
+}
+
+/// The batch's mean cross-entropy from a forward pass's `logits` (over a vocabulary of `vocab`),
+/// without gradients: the dev loss.
+fn mean_loss<T: crate::engine::math::FastMath>(
+    logits: &mut [T],
+    batch: &Batch<T>,
+    vocab: usize,
+) -> f64 {
+    crate::nn::softmax_xent::softmax_xent_forward_backward(
+        logits,
+        &batch.targets,
+        &batch.weights,
+        &batch.excluded,
+        vocab,
+        None,
+    )
 }
 
 impl std::fmt::Display for ImageInput {

@@ -24,6 +24,22 @@ pub fn sizes<const N: usize>(shapes: [Shape; N]) -> [usize; N] {
     shapes.map(|(rows, cols)| rows * cols.unwrap_or(1))
 }
 
+/// A decoder's parameters, named and shaped once; their sizes and layout follow from that.
+pub trait Parameters<const N: usize> {
+    /// Names in storage order.
+    const NAMES: [&'static str; N];
+    /// Shapes in storage order: (rows, columns), no columns for a vector.
+    fn shapes(&self) -> [Shape; N];
+
+    fn sizes(&self) -> [usize; N] {
+        sizes(self.shapes())
+    }
+
+    fn layout(&self) -> Layout {
+        Layout::from_shapes(&Self::NAMES, &self.shapes())
+    }
+}
+
 impl Layout {
     /// Tensors named `names` with `shapes`, in that order.
     pub fn from_shapes(names: &[&str], shapes: &[Shape]) -> Self {

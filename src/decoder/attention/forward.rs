@@ -497,12 +497,5 @@ pub fn loss<T: FastMath>(
     threads: usize,
 ) -> f64 {
     forward(params, config, batch, ws, None, threads);
-    softmax_xent_forward_backward(
-        &mut ws.logits,
-        &batch.targets,
-        &batch.weights,
-        &batch.excluded,
-        config.vocab,
-        None,
-    )
+    crate::decoder::mean_loss(&mut ws.logits, batch, config.vocab)
 }

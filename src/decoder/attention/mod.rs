@@ -30,7 +30,7 @@ pub use generator::AttentionGenerator;
 
 use crate::decoder::{Batch, Generator, Group};
 use crate::engine::math::FastMath;
-use crate::engine::params::{grow, sizes, split, split_mut, Layout, Shape};
+use crate::engine::params::{grow, split, split_mut, Parameters, Shape};
 use crate::engine::rng::Rng;
 use crate::engine::{
     matmul, matmul_packed, matmul_panels, transpose, PackedWeights, PanelWeights, Transpose,
@@ -101,8 +101,11 @@ impl AttentionConfig {
             self.attention_dim,
         )
     }
+}
 
-    /// Parameter shapes in storage order: (rows, columns), no columns for a vector.
+impl Parameters<19> for AttentionConfig {
+    const NAMES: [&'static str; 19] = PARAMETERS;
+
     fn shapes(&self) -> [Shape; 19] {
         let v = self.vocab;
         let (c, _, e, h, a) = self.dims();
@@ -128,15 +131,9 @@ impl AttentionConfig {
             (v, None),
         ]
     }
+}
 
-    pub fn sizes(&self) -> [usize; 19] {
-        sizes(self.shapes())
-    }
-
-    pub fn layout(&self) -> Layout {
-        Layout::from_shapes(&PARAMETERS, &self.shapes())
-    }
-
+impl AttentionConfig {
     /// PyTorch's default initialisation (uniform(-k, k), k = 1/sqrt(fan in), biases included; the
     /// LSTM's k = 1/sqrt(H)) except for the embedding and the output layer, uniform(-0.1, 0.1) with a
     /// zero bias, as the reference implementation does.
