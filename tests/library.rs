@@ -5,7 +5,7 @@
 mod common;
 
 use captioner::caption::{CaptionOptions, Captioner};
-use common::{captioner as cli, fixture_setup, json, repo_path};
+use common::{caption_json_lines, fixture_setup, repo_path};
 use std::path::PathBuf;
 
 fn photos() -> Vec<PathBuf> {
@@ -19,15 +19,7 @@ fn photos() -> Vec<PathBuf> {
 fn a_photo_gets_the_cli_caption_from_a_path_bytes_pixels_or_a_batch() {
     let (_, weights, _) = fixture_setup("library_doors");
     let photos = photos();
-    let mut args = vec!["caption", "--json", "--weights", weights.to_str().unwrap()];
-    args.extend(photos.iter().map(|p| p.to_str().unwrap()));
-    let out = cli(&args);
-    assert!(out.status.success());
-    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(json)
-        .collect();
+    let lines = caption_json_lines(&weights, &photos);
 
     let captioner = Captioner::load(None, Some(&weights)).unwrap();
     assert_eq!(captioner.name, "default");

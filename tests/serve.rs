@@ -473,15 +473,7 @@ fn the_three_doors_give_one_caption_json() {
     let dir = common::scratch("serve-doors-out");
     let records = dir.join("records.jsonl");
     let weights_arg = weights.to_str().unwrap();
-    let mut args = vec!["caption", "--json", "--weights", weights_arg];
-    args.extend(photos.iter().map(|p| p.to_str().unwrap()));
-    let out = captioner(&args);
-    assert!(out.status.success());
-    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(json)
-        .collect();
+    let lines = common::caption_json_lines(&weights, &photos);
     let mut args = vec!["caption", "--out", records.to_str().unwrap()];
     args.extend(["--weights", weights_arg]);
     args.extend(photos.iter().map(|p| p.to_str().unwrap()));

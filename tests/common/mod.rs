@@ -73,6 +73,19 @@ pub fn tiny_work(dir: &Path, dim: usize, skip: &[&str]) {
     features.save(&dir.join("features.safetensors")).unwrap();
 }
 
+/// `captioner caption --json` of `photos` with encoder `weights`: one JSON line each.
+pub fn caption_json_lines(weights: &Path, photos: &[PathBuf]) -> Vec<serde_json::Value> {
+    let mut args = vec!["caption", "--json", "--weights", weights.to_str().unwrap()];
+    args.extend(photos.iter().map(|p| p.to_str().unwrap()));
+    let out = captioner(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(json)
+        .collect()
+}
+
 pub fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
