@@ -370,6 +370,20 @@ impl Captioner {
             .collect()
     }
 
+    /// The captions of many photos' bytes, in their order, captioned side by side on the compute
+    /// pool: what a batch job does with each chunk of its photos.
+    pub fn caption_many_bytes(
+        &self,
+        photos: &[&[u8]],
+        options: &CaptionOptions,
+    ) -> Vec<Result<Captioned>> {
+        use rayon::prelude::*;
+        photos
+            .par_iter()
+            .map(|bytes| self.caption(bytes, options))
+            .collect()
+    }
+
     fn caption_from(
         &self,
         image: &RgbImage,

@@ -199,3 +199,39 @@ fn an_interrupted_shard_resumes_without_duplicates() {
     caption_to(&weights, &killed, &[tar], &[]);
     assert_eq!(std::fs::read(&killed).unwrap(), whole_bytes);
 }
+
+#[test]
+fn photos_side_by_side_give_the_same_lines_in_the_same_order() {
+    let (dir, weights, _) = fixture_setup("batch-side-by-side");
+    let broken = dir.join("broken.jpg");
+    std::fs::write(&broken, b"not a photo").unwrap();
+    let formats = repo_path("fixtures/formats");
+    let mut photos: Vec<PathBuf> = ["baseline.jpg", "palette.bmp", "lossy.webp", "gray16.png"]
+        .iter()
+        .map(|name| formats.join(name))
+        .collect();
+    photos.insert(2, broken);
+    let run = |batch: &str, extra: &[&str]| {
+        let mut args = vec!["caption", "--weights", weights.to_str().unwrap()];
+        args.extend(["--batch", batch]);
+        args.extend_from_slice(extra);
+        args.extend(photos.iter().map(|p| p.to_str().unwrap()));
+        let out = captioner(&args);
+        assert!(
+            !out.status.success(),
+            "a photo failed: the exit code says so"
+        );
+        (String::from_utf8(out.stdout.clone()).unwrap(), stderr(&out))
+    };
+    for extra in [&[][..], &["--json"][..]] {
+        let (one, one_errors) = run("1", extra);
+        assert_eq!(one.lines().count(), if extra.is_empty() { 4 } else { 5 });
+        for batch in ["2", "3", "64"] {
+            assert_eq!(
+                run(batch, extra),
+                (one.clone(), one_errors.clone()),
+                "--batch {batch}"
+            );
+        }
+    }
+}

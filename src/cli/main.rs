@@ -343,9 +343,45 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
     )
 }
 
+/// One photo's caption (or why it has none) where `caption` was asked to put it: a record with
+/// --out, a JSON line with --json, else `<photo><TAB><caption>` (errors to stderr).
+fn report(
+    args: &CaptionArgs,
+    captioner: &Captioner,
+    name: &str,
+    caption: anyhow::Result<captioner::caption::Captioned>,
+    records: &mut Option<captioner::records::RecordWriter>,
+) -> anyhow::Result<()> {
+    match (caption, records) {
+        (Ok(caption), Some(records)) => records.write(&captioner::records::Record::new(
+            name,
+            &captioner.name,
+            &caption,
+        ))?,
+        (Ok(caption), None) if args.json => {
+            println!(
+                "{}",
+                caption.detailed_json(name, &captioner.model.vocab, args.maps)
+            )
+        }
+        (Ok(caption), None) => println!("{name}\t{}", caption.sentence),
+        (Err(err), records) => {
+            if args.json && records.is_none() {
+                println!(
+                    "{}",
+                    serde_json::json!({"image": name, "error": format!("{err:#}")})
+                );
+            } else {
+                eprintln!("error: {name}: {err:#}");
+            }
+        }
+    }
+    Ok(())
+}
+
 fn run_caption(args: CaptionArgs) -> anyhow::Result<ExitCode> {
     use captioner::photos::{expand, for_each_photo};
-    use captioner::records::{Record, RecordWriter};
+    use captioner::records::RecordWriter;
     args.decode.apply();
     captioner::engine::set_threads(args.threads);
     let captioner = Captioner::load(args.model.as_deref(), args.weights.as_deref())?;
@@ -378,44 +414,44 @@ fn run_caption(args: CaptionArgs) -> anyhow::Result<ExitCode> {
         eprintln!("note: {note}");
     }
     let (mut failed, mut done_before) = (0, 0);
+    // Photos are read in order and captioned `--batch` at a time side by side; their lines come
+    // out in order.
+    type Chunk = Vec<(String, anyhow::Result<Vec<u8>>)>;
+    let mut chunk: Chunk = Vec::new();
+    let output = |chunk: &mut Chunk,
+                  records: &mut Option<RecordWriter>,
+                  failed: &mut usize|
+     -> anyhow::Result<()> {
+        let read: Vec<&[u8]> = chunk
+            .iter()
+            .filter_map(|(_, bytes)| bytes.as_deref().ok())
+            .collect();
+        let mut captioned = captioner.caption_many_bytes(&read, &options).into_iter();
+        for (name, bytes) in chunk.drain(..) {
+            let caption = bytes.and_then(|_| captioned.next().expect("one caption per photo read"));
+            let caption = caption.and_then(|caption| {
+                if let Some(dir) = &args.attention {
+                    captioner::figure::save_attention_figure(dir, &name, &caption)?;
+                }
+                Ok(caption)
+            });
+            *failed += usize::from(caption.is_err());
+            report(&args, &captioner, &name, caption, records)?;
+        }
+        Ok(())
+    };
     for_each_photo(&sources, shard.as_ref(), |name, bytes| {
         if records.as_ref().is_some_and(|r| r.holds(name)) {
             done_before += 1;
             return Ok(());
         }
-        let captioned = bytes
-            .and_then(|bytes| captioner.caption(&bytes, &options))
-            .and_then(|caption| {
-                if let Some(dir) = &args.attention {
-                    captioner::figure::save_attention_figure(dir, name, &caption)?;
-                }
-                Ok(caption)
-            });
-        match (captioned, &mut records) {
-            (Ok(caption), Some(records)) => {
-                records.write(&Record::new(name, &captioner.name, &caption))?
-            }
-            (Ok(caption), None) if args.json => {
-                println!(
-                    "{}",
-                    caption.detailed_json(name, &captioner.model.vocab, args.maps)
-                )
-            }
-            (Ok(caption), None) => println!("{name}\t{}", caption.sentence),
-            (Err(err), _) => {
-                failed += 1;
-                if args.json && records.is_none() {
-                    println!(
-                        "{}",
-                        serde_json::json!({"image": name, "error": format!("{err:#}")})
-                    );
-                } else {
-                    eprintln!("error: {name}: {err:#}");
-                }
-            }
+        chunk.push((name.to_owned(), bytes));
+        if chunk.len() >= usize::from(args.batch) {
+            output(&mut chunk, &mut records, &mut failed)?;
         }
         Ok(())
     })?;
+    output(&mut chunk, &mut records, &mut failed)?;
     if let (Some(records), Some(out)) = (&records, &args.out) {
         eprintln!(
             "{}: {} captions ({} new, {done_before} already there from an earlier run), {failed} photos failed",
