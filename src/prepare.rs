@@ -7,7 +7,7 @@ use crate::text::{wrap_caption, Tokenization, Vocabulary};
 use anyhow::{bail, Result};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// How many ids a list in the summary shows before it gives only the count.
 const SHOWN_IDS: usize = 10;
@@ -92,6 +92,36 @@ pub fn trains_on(tokenize: Tokenization, tokens: &[String]) -> bool {
     tokenize == Tokenization::Seed || !tokens.is_empty()
 }
 
+/// Leaves out of `dataset` the images whose files are not in `dir`; their ids, as summary.json
+/// lists them.
+fn drop_missing_images(dataset: &mut Dataset, dir: &Path) -> IdList {
+    let missing: Vec<String> = dataset
+        .images
+        .iter()
+        .filter(|i| !dir.join(&i.file_name).is_file())
+        .map(|i| i.id.clone())
+        .collect();
+    let list = id_list(missing.iter().map(String::as_str), dataset);
+    let missing: HashSet<String> = missing.into_iter().collect();
+    dataset.images.retain(|i| !missing.contains(&i.id));
+    dataset.splits.retain(|id| !missing.contains(id));
+    list
+}
+
+/// descriptions.txt: one line per caption, `<image id> <tokens>`.
+fn descriptions_text(dataset: &Dataset, cleaned: &[Vec<Vec<String>>]) -> String {
+    let mut descriptions = String::new();
+    for (image, captions) in dataset.images.iter().zip(cleaned) {
+        for words in captions {
+            descriptions.push_str(&image.id);
+            descriptions.push(' ');
+            descriptions.push_str(&words.join(" "));
+            descriptions.push('\n');
+        }
+    }
+    descriptions
+}
+
 pub fn prepare(options: &PrepareOptions) -> Result<Summary> {
     if !options.force && options.out.join("summary.json").exists() {
         bail!(
@@ -102,19 +132,10 @@ pub fn prepare(options: &PrepareOptions) -> Result<Summary> {
     create_output_dir(&options.out)?;
     let mut dataset = dataset::load(&options.data, options.format, options.split_sizes)?;
 
-    let missing_images = options.images.as_ref().map(|dir| {
-        let missing: Vec<String> = dataset
-            .images
-            .iter()
-            .filter(|i| !dir.join(&i.file_name).is_file())
-            .map(|i| i.id.clone())
-            .collect();
-        let list = id_list(missing.iter().map(String::as_str), &dataset);
-        let missing: HashSet<String> = missing.into_iter().collect();
-        dataset.images.retain(|i| !missing.contains(&i.id));
-        dataset.splits.retain(|id| !missing.contains(id));
-        list
-    });
+    let missing_images = options
+        .images
+        .as_ref()
+        .map(|dir| drop_missing_images(&mut dataset, dir));
 
     let tokenize = options.tokenize;
     let min_count = options
@@ -158,15 +179,7 @@ pub fn prepare(options: &PrepareOptions) -> Result<Summary> {
         .collect();
     let vocab = Vocabulary::build(train_captions.iter().map(Vec::as_slice), min_count);
 
-    let mut descriptions = String::new();
-    for (image, captions) in dataset.images.iter().zip(&cleaned) {
-        for words in captions {
-            descriptions.push_str(&image.id);
-            descriptions.push(' ');
-            descriptions.push_str(&words.join(" "));
-            descriptions.push('\n');
-        }
-    }
+    let descriptions = descriptions_text(&dataset, &cleaned);
 
     let all_captions = || cleaned.iter().flatten();
     let words_all: BTreeSet<&str> = all_captions().flatten().map(String::as_str).collect();

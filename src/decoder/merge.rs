@@ -317,6 +317,37 @@ pub fn loss<T: FastMath>(
 }
 
 /// One training step's forward and backward: returns the mean loss and adds the gradients to `grads`.
+/// The image branch backward, from the gradient `ws.dm` of the merge's sum: each caption's
+/// positions summed into its image's gradient, the ReLU, the image layer's weights.
+fn image_backward<T: FastMath>(
+    ws: &mut Workspace<T>,
+    (fe_w_grad, fe_b_grad): (&mut [T], &mut [T]),
+    fe_w: &[T],
+    batch: &Batch<T>,
+    (f, h): (usize, usize),
+    threads: usize,
+) {
+    let b = batch.captions();
+    ws.dfe[..b * h].fill(T::zero());
+    for (pos, &cap) in batch.caption.iter().enumerate() {
+        let (dst, src) = (&mut ws.dfe[cap * h..][..h], &ws.dm[pos * h..][..h]);
+        dst.iter_mut().zip(src).for_each(|(d, s)| *d += *s);
+    }
+    relu_backward(&mut ws.dfe[..b * h], &ws.fe[..b * h]);
+    linear_backward(
+        None,
+        fe_w_grad,
+        Some(fe_b_grad),
+        &ws.dfe,
+        &ws.feat,
+        fe_w,
+        b,
+        f,
+        h,
+        threads,
+    );
+}
+
 pub fn forward_backward<T: FastMath>(
     params: &[T],
     grads: &mut [T],
@@ -336,7 +367,7 @@ pub fn forward_backward<T: FastMath>(
         config.embed_dim,
         config.hidden,
     );
-    let (b, p) = (batch.captions(), batch.positions());
+    let p = batch.positions();
 
     let bias = BiasGrad {
         grad: g.out_b,
@@ -376,24 +407,7 @@ pub fn forward_backward<T: FastMath>(
         threads,
     );
 
-    ws.dfe[..b * h].fill(T::zero());
-    for (pos, &cap) in batch.caption.iter().enumerate() {
-        let (dst, src) = (&mut ws.dfe[cap * h..][..h], &ws.dm[pos * h..][..h]);
-        dst.iter_mut().zip(src).for_each(|(d, s)| *d += *s);
-    }
-    relu_backward(&mut ws.dfe[..b * h], &ws.fe[..b * h]);
-    linear_backward(
-        None,
-        g.fe_w,
-        Some(g.fe_b),
-        &ws.dfe,
-        &ws.feat,
-        w.fe_w,
-        b,
-        f,
-        h,
-        threads,
-    );
+    image_backward(ws, (g.fe_w, g.fe_b), w.fe_w, batch, (f, h), threads);
 
     let state = LstmState {
         gates: &mut ws.gates,

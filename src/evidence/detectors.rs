@@ -36,20 +36,7 @@ impl Detectors {
         crate::familiar::check_widths(rows, dim)?;
         let n = rows.len();
         let k = CONCEPTS.len();
-        let words: Vec<std::collections::HashSet<&str>> =
-            CONCEPTS.iter().map(|c| c.words().collect()).collect();
-        let targets: Vec<f32> = captions
-            .iter()
-            .flat_map(|photo| {
-                words.iter().map(move |words| {
-                    let said = photo
-                        .iter()
-                        .filter(|c| c.iter().any(|w| words.contains(w)))
-                        .count();
-                    said as f32 / photo.len().max(1) as f32
-                })
-            })
-            .collect();
+        let targets = targets(captions);
         let (mean, scale) = standardise(rows, dim);
         let x: Vec<f32> = rows
             .iter()
@@ -216,6 +203,25 @@ impl Detectors {
 
 fn concept_names() -> String {
     CONCEPTS.map(Concept::name).join(",")
+}
+
+/// Each photo's target for each concept (`[photos, concepts]`): the share of its captions that hold
+/// a word of the concept.
+fn targets(captions: &[Vec<Vec<&str>>]) -> Vec<f32> {
+    let words: Vec<std::collections::HashSet<&str>> =
+        CONCEPTS.iter().map(|c| c.words().collect()).collect();
+    captions
+        .iter()
+        .flat_map(|photo| {
+            words.iter().map(move |words| {
+                let said = photo
+                    .iter()
+                    .filter(|c| c.iter().any(|w| words.contains(w)))
+                    .count();
+                said as f32 / photo.len().max(1) as f32
+            })
+        })
+        .collect()
 }
 
 /// Each feature's mean and 1 / standard deviation over `rows` (1 where it does not vary).

@@ -346,6 +346,31 @@ pub fn lstm_backward<T: FastMath>(
     } else {
         work.for_each(run);
     }
+    let dgates = &*dgates;
+    let saved = (dgates, &*h_prev, x);
+    weight_and_input_gradients(
+        dx,
+        grads,
+        saved,
+        p,
+        (first, positions),
+        (din, hidden),
+        threads,
+    );
+}
+
+/// After the recurrence: dW_hh += dgates^T h_{t-1} (over the positions after the first step),
+/// dW_ih += dgates^T x, db += the column sums of dgates, dx = dgates W_ih.
+fn weight_and_input_gradients<T: FastMath>(
+    dx: &mut [T],
+    grads: LstmGrads<T>,
+    (dgates, h_prev, x): (&[T], &[T], &[T]),
+    p: &LstmParams<T>,
+    (first, positions): (usize, usize),
+    (din, hidden): (usize, usize),
+    threads: usize,
+) {
+    let g4 = 4 * hidden;
     let rest = positions - first;
     matmul(
         g4,
