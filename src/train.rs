@@ -23,9 +23,11 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// The decoders `train` can make.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum DecoderKind {
+    /// The seed's merge model: LSTM over the words, the pooled photo feature added after it
     Merge,
+    /// Soft attention (Show, Attend and Tell): the LSTM attends over the 7x7 grid at every word
     Attention,
 }
 

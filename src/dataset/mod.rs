@@ -29,7 +29,7 @@ pub enum Format {
     Kaggle,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]
 pub enum Split {
     Train,
     Dev,

