@@ -4,15 +4,18 @@
 //!
 //!   cargo bench --bench caption_pieces -- --features work/flickr8k-lite0.safetensors \
 //!       [--photo ../shared/data/flickr8k/Images/1000268201_693b08cb0e.jpg] [--threads 2] [--images 200]
-//! The features file is any `captioner features` output for EfficientNet-Lite0 (the shipped model's).
+//! The features file is any `captioner features --grid` output for EfficientNet-Lite0 (the shipped
+//! model's).
 //! Prints key=value lines: decode_ms and encoder_ms (min and median of 60), search_beam1_ms (greedy)
-//! and search_beam3_ms (mean per image over --images features, median of 3 passes).
+//! and search_beam3_ms (mean per image over --images features, median of 3 passes), and
+//! search_many_beam3_ms: the same beam-3 searches stepped `batch` images at a time (their captions
+//! checked equal to the one-image search's).
 
-use captioner::features_file::Features;
-use captioner::generate::{search, SearchOptions};
+use captioner::generate::{search, search_many, Avoid, SearchOptions, SearchRequest};
 use captioner::image::{decode, to_network_input, Resize};
 use captioner::model::Model;
 use captioner::vision::{Encoder, EncoderKind};
+use captioner::work_folder::model_images;
 use std::time::Instant;
 
 fn arg(name: &str) -> Option<String> {
@@ -54,7 +57,8 @@ fn main() -> anyhow::Result<()> {
     println!("encoder_ms min={encoder_min:.2} median={encoder_median:.2}");
 
     let model = Model::shipped()?;
-    let features = Features::load(std::path::Path::new(&features))?;
+    // The rows the shipped decoder reads: each image's grid (made with `captioner features --grid`).
+    let (features, rows) = model_images(&model, std::path::Path::new(&features))?;
     let count = images.min(features.ids.len());
     for beam in [1, 3] {
         let options = SearchOptions {
@@ -66,12 +70,50 @@ fn main() -> anyhow::Result<()> {
         for _ in 0..3 {
             let start = Instant::now();
             for i in 0..count {
-                std::hint::black_box(search(&model, features.row(i), &options));
+                std::hint::black_box(search(&model, rows.row(i), &options));
             }
             passes.push(start.elapsed().as_secs_f64() / count as f64);
         }
         let (_, median) = summary(passes);
         println!("search_beam{beam}_ms median={median:.3} images={count}");
+    }
+    // Beam 3 again with the searches stepped together, `batch` images at a time (one thread, as
+    // above): the captions must be the same, the time per image is what batching saves.
+    let options = SearchOptions {
+        beam: 3,
+        length_penalty: 0.0,
+        block_repeats: true,
+    };
+    let inputs: Vec<&[f32]> = (0..count).map(|i| rows.row(i)).collect();
+    let alone: Vec<_> = inputs
+        .iter()
+        .map(|input| search(&model, input, &options))
+        .collect();
+    for batch in [1, 4, 16, 64] {
+        let requests: Vec<SearchRequest> = (0..count)
+            .map(|input| SearchRequest {
+                input,
+                options,
+                constraints: &[],
+                avoid: Avoid::default(),
+            })
+            .collect();
+        let mut passes = Vec::new();
+        for _ in 0..3 {
+            let start = Instant::now();
+            let together = search_many(&model, &inputs, &requests, batch);
+            passes.push(start.elapsed().as_secs_f64() / count as f64);
+            let same = together
+                .iter()
+                .zip(&alone)
+                .all(|(t, a)| t.as_ref() == Some(a));
+            assert!(
+                same,
+                "batch {batch}: a caption differs from the one-image search's"
+            );
+        }
+        let (_, median) = summary(passes);
+        println!("search_many_beam3_ms batch={batch} median={median:.3} images={count}");
     }
     Ok(())
 }

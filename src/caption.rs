@@ -6,7 +6,7 @@
 use crate::decoder::ImageInput;
 use crate::evidence::{Concept, Evidence, Source};
 use crate::generate::{photo_gain, SearchOptions};
-use crate::ground::{GroundOptions, Grounding, Seen};
+use crate::ground::{GroundOptions, GroundedCaption, Grounding, Seen};
 use crate::image::{decode_for_input, to_network_input, Resize, RgbImage};
 use crate::model::Model;
 use crate::text::class_words::Word;
@@ -357,30 +357,82 @@ impl Captioner {
     }
 
     /// The captions of many photo files, in their order, each its own result: one that fails
-    /// stops none of the others. Photos are captioned side by side on the compute pool.
+    /// stops none of the others. Photos are encoded side by side on the compute pool and their
+    /// searches stepped together (`caption_encoded`).
     pub fn caption_many(
         &self,
         paths: &[std::path::PathBuf],
         options: &CaptionOptions,
     ) -> Vec<Result<Captioned>> {
         use rayon::prelude::*;
-        paths
+        let encoded = paths
             .par_iter()
-            .map(|path| self.caption_file(path, options))
-            .collect()
+            .map(|path| {
+                let start = Instant::now();
+                std::fs::read(path)
+                    .context("cannot read the file")
+                    .and_then(|bytes| decode_for_input(&bytes, self.encoder.kind().input_size()))
+                    .and_then(|image| self.encode(&image, start, options))
+                    .with_context(|| path.display().to_string())
+            })
+            .collect();
+        self.caption_encoded(encoded, options)
     }
 
-    /// The captions of many photos' bytes, in their order, captioned side by side on the compute
-    /// pool: what a batch job does with each chunk of its photos.
+    /// The captions of many photos' bytes, in their order (what a batch job does with each chunk
+    /// of its photos), as `caption_many`.
     pub fn caption_many_bytes(
         &self,
         photos: &[&[u8]],
         options: &CaptionOptions,
     ) -> Vec<Result<Captioned>> {
         use rayon::prelude::*;
-        photos
+        let encoded = photos
             .par_iter()
-            .map(|bytes| self.caption(bytes, options))
+            .map(|bytes| {
+                let start = Instant::now();
+                let image = decode_for_input(bytes, self.encoder.kind().input_size())?;
+                self.encode(&image, start, options)
+            })
+            .collect();
+        self.caption_encoded(encoded, options)
+    }
+
+    /// Captions of encoded photos: each thread of the compute pool takes an equal share and
+    /// steps its photos' searches together (`ground::caption_many`), reading the decoder's weights
+    /// once per step for all of them. The captions are those of one photo at a time.
+    fn caption_encoded(
+        &self,
+        encoded: Vec<Result<Encoded>>,
+        options: &CaptionOptions,
+    ) -> Vec<Result<Captioned>> {
+        use rayon::prelude::*;
+        let ready: Vec<&Encoded> = encoded.iter().filter_map(|e| e.as_ref().ok()).collect();
+        let share = ready.len().div_ceil(rayon::current_num_threads()).max(1);
+        let grounded: Vec<Result<GroundedCaption>> = ready
+            .par_chunks(share)
+            .flat_map_iter(|photos| {
+                let inputs: Vec<&[f32]> = photos.iter().map(|e| e.feature.as_slice()).collect();
+                let seens: Vec<Seen> = photos.iter().map(|e| e.seen()).collect();
+                let (search, ground) = (&options.search, options.ground.as_ref());
+                crate::ground::caption_many(
+                    &self.model,
+                    &inputs,
+                    search,
+                    ground,
+                    &seens,
+                    photos.len(),
+                )
+            })
+            .collect();
+        let mut grounded = grounded.into_iter();
+        encoded
+            .into_iter()
+            .map(|encoded| {
+                let encoded = encoded?;
+                let grounded = grounded.next().expect("a caption for each encoded photo")?;
+                Ok(self.finish(encoded, grounded, options))
+            })
             .collect()
     }
 
@@ -390,25 +442,40 @@ impl Captioner {
         start: Instant,
         options: &CaptionOptions,
     ) -> Result<Captioned> {
-        let CaptionOptions {
-            search,
-            ground,
-            details,
-        } = options;
-        let (ground, details) = (ground.as_ref(), *details);
+        let encoded = self.encode(image, start, options)?;
+        let grounded = crate::ground::caption(
+            &self.model,
+            &encoded.feature,
+            &options.search,
+            options.ground.as_ref(),
+            &encoded.seen(),
+            true,
+        )?;
+        Ok(self.finish(encoded, grounded, options))
+    }
+
+    /// A photo through the encoder, the classifier, the familiarity and the evidence, as far as
+    /// `options` ask for them.
+    fn encode(
+        &self,
+        image: &RgbImage,
+        start: Instant,
+        options: &CaptionOptions,
+    ) -> Result<Encoded> {
+        let (ground, details) = (options.ground.as_ref(), options.details);
         let side = self.encoder.kind().input_size();
-        let input = to_network_input(image, self.resize, side);
+        let photo = to_network_input(image, self.resize, side);
         let decoded = Instant::now();
         let threads = crate::engine::threads();
         let (pooled, feature) = match self.model.config.decoder.image_input() {
             ImageInput::Pooled { .. } => {
-                let pooled = self.encoder.features(&input, threads);
+                let pooled = self.encoder.features(&photo, threads);
                 (pooled.clone(), pooled)
             }
             // The exact f32 grid (a features file stores it in f16: docs/RESULTS.md measures that
             // this changes no score).
             ImageInput::Grid { .. } => {
-                let (pooled, grid) = self.encoder.features_and_grid(&input, threads);
+                let (pooled, grid) = self.encoder.features_and_grid(&photo, threads);
                 (pooled, grid.data)
             }
         };
@@ -425,17 +492,31 @@ impl Captioner {
         };
         let evidence =
             crate::ground::evidence(&self.model, ground, &pooled, &probabilities, familiarity)?;
-        let encoded = Instant::now();
-        let seen = Seen {
-            probabilities: &probabilities,
+        Ok(Encoded {
+            photo,
+            feature,
+            probabilities,
             familiarity,
-            evidence: evidence.as_ref(),
-        };
-        let grounded = crate::ground::caption(&self.model, &feature, search, ground, &seen, true)?;
+            evidence,
+            decode: decoded - start,
+            encode: decoded.elapsed(),
+            encoded: Instant::now(),
+        })
+    }
+
+    /// The caption from the search: the sentence, and what `options.details` asks for.
+    fn finish(
+        &self,
+        encoded: Encoded,
+        grounded: GroundedCaption,
+        options: &CaptionOptions,
+    ) -> Captioned {
+        let details = options.details;
         let generated = &grounded.generated;
         // A composed caption is not the decoder's: it gains nothing from the photo to measure.
-        let grounding =
-            (details && !grounded.composed).then(|| photo_gain(&self.model, &feature, generated));
+        let grounding = (details && !grounded.composed)
+            .then(|| photo_gain(&self.model, &encoded.feature, generated));
+        let probabilities = &encoded.probabilities;
         let classes = if details {
             let mut order: Vec<usize> = (0..probabilities.len()).collect();
             order.sort_by(|&a, &b| probabilities[b].total_cmp(&probabilities[a]));
@@ -447,16 +528,16 @@ impl Captioner {
         } else {
             Vec::new()
         };
-        Ok(Captioned {
+        Captioned {
             sentence: crate::text::sentence(&grounded.words),
             tokens: grounded.words.join(" "),
             score: generated.mean_log_prob(),
             grounding,
-            familiarity: familiarity.filter(|_| details),
+            familiarity: encoded.familiarity.filter(|_| details),
             classes,
             grounded: grounded.grounding,
             token_probabilities: grounded.generated.token_probabilities.clone(),
-            evidence,
+            evidence: encoded.evidence,
             attention: matches!(
                 self.model.config.decoder.image_input(),
                 ImageInput::Grid { .. }
@@ -470,12 +551,37 @@ impl Captioner {
                 }
             }),
             words: grounded.words,
-            photo: input,
+            photo: encoded.photo,
             timings: Timings {
-                decode: decoded - start,
-                encode: encoded - decoded,
-                generate: encoded.elapsed(),
+                decode: encoded.decode,
+                encode: encoded.encode,
+                generate: encoded.encoded.elapsed(),
             },
-        })
+        }
+    }
+}
+
+/// A photo through the encoder (`Captioner::encode`), waiting for its search.
+struct Encoded {
+    /// The photo as the encoder saw it.
+    photo: RgbImage,
+    /// What the decoder reads: the pooled feature or the grid.
+    feature: Vec<f32>,
+    probabilities: Vec<f32>,
+    familiarity: Option<f32>,
+    evidence: Option<Evidence>,
+    decode: Duration,
+    encode: Duration,
+    /// When the encoder was done: a caption's generate time runs from here.
+    encoded: Instant,
+}
+
+impl Encoded {
+    fn seen(&self) -> Seen<'_> {
+        Seen {
+            probabilities: &self.probabilities,
+            familiarity: self.familiarity,
+            evidence: self.evidence.as_ref(),
+        }
     }
 }

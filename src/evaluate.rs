@@ -167,6 +167,10 @@ fn sight(
 
 /// The model's caption of each image (`rows`: each image's decoder input) with `search`, as
 /// `caption` would give it (grounded with `--ground`).
+/// Photos whose searches `captions` steps together: past 16 a batch gains little (bench/
+/// caption_pieces.rs).
+const SEARCHED_TOGETHER: usize = 16;
+
 fn captions(
     model: &Model,
     options: &EvaluateOptions,
@@ -176,21 +180,32 @@ fn captions(
 ) -> Result<Vec<String>> {
     let bar = crate::progress::bar(rows.len() as u64, "images", options.progress);
     bar.set_prefix(name.to_owned());
-    let captions = rows
-        .par_iter()
-        .zip(&sight.probabilities)
+    // Chunks of photos whose searches are stepped together (`ground::caption_many`), one chunk
+    // per thread at a time.
+    let seens: Vec<crate::ground::Seen> = sight
+        .probabilities
+        .iter()
         .zip(&sight.familiarity)
         .zip(&sight.evidence)
-        .map(|(((row, probabilities), &familiarity), evidence)| {
-            let seen = crate::ground::Seen {
+        .map(
+            |((probabilities, &familiarity), evidence)| crate::ground::Seen {
                 probabilities,
                 familiarity,
                 evidence: evidence.as_ref(),
-            };
+            },
+        )
+        .collect();
+    let captions = rows
+        .par_chunks(SEARCHED_TOGETHER)
+        .zip(seens.par_chunks(SEARCHED_TOGETHER))
+        .flat_map_iter(|(rows, seens)| {
             let ground = options.ground.as_ref();
-            let caption = crate::ground::caption(model, row, &search, ground, &seen, false)?;
-            bar.inc(1);
-            Ok(caption.words.join(" "))
+            let captions =
+                crate::ground::caption_many(model, rows, &search, ground, seens, rows.len());
+            bar.inc(rows.len() as u64);
+            captions
+                .into_iter()
+                .map(|caption| caption.map(|caption| caption.words.join(" ")))
         })
         .collect::<Result<_>>()?;
     bar.finish_and_clear();

@@ -21,7 +21,8 @@
 
 use crate::evidence::{Evidence, EvidenceOptions};
 use crate::generate::{
-    search_avoiding, search_constrained, Avoid, Beside, Constraint, Generated, SearchOptions,
+    search_avoiding, search_constrained, search_many, Avoid, Beside, Constraint, Generated,
+    SearchOptions, SearchRequest,
 };
 use crate::model::Model;
 use crate::text::class_words::{class_words, Word};
@@ -383,12 +384,139 @@ pub fn caption(
     seen: &Seen,
     beside: bool,
 ) -> Result<GroundedCaption> {
+    let plan = match plan(model, search_options, ground, seen)? {
+        Plan::Composed(caption) => return Ok(caption),
+        Plan::Search(plan) => plan,
+    };
+    let (plain, constrained) = match &plan.grounded {
+        Some((_, constraint, options)) => searches(
+            model,
+            input,
+            search_options,
+            options,
+            constraint,
+            &plan,
+            beside,
+        )?,
+        None => (
+            search_avoiding(model, input, search_options, plan.avoid()),
+            None,
+        ),
+    };
+    Ok(plan.finish(model, plain, constrained))
+}
+
+/// `caption` for many photos (`inputs[k]` seen as `seens[k]`), their searches stepped together
+/// `batch` at a time (`generate::search_many`): first every photo's plain caption, then the
+/// constrained captions of the photos whose plain caption lacks the grounded word. The captions
+/// are `caption`'s. Single-threaded: callers give each thread its share of the photos.
+pub fn caption_many(
+    model: &Model,
+    inputs: &[&[f32]],
+    search_options: &SearchOptions,
+    ground: Option<&GroundOptions>,
+    seens: &[Seen],
+    batch: usize,
+) -> Vec<Result<GroundedCaption>> {
+    let plans: Vec<Result<Plan>> = seens
+        .iter()
+        .map(|seen| plan(model, search_options, ground, seen))
+        .collect();
+    let searched: Vec<(usize, &SearchPlan)> = plans
+        .iter()
+        .enumerate()
+        .filter_map(|(k, plan)| match plan {
+            Ok(Plan::Search(plan)) => Some((k, plan)),
+            _ => None,
+        })
+        .collect();
+    let plain_requests: Vec<SearchRequest> = searched
+        .iter()
+        .map(|&(k, plan)| SearchRequest {
+            input: k,
+            options: *search_options,
+            constraints: &[],
+            avoid: plan.avoid(),
+        })
+        .collect();
+    let plain = search_many(model, inputs, &plain_requests, batch);
+    let plain: Vec<Generated> = plain.into_iter().map(Option::unwrap_or_default).collect();
+    // The photos whose plain caption lacks the grounded word, and their constrained searches.
+    let wanting: Vec<usize> = searched
+        .iter()
+        .zip(&plain)
+        .enumerate()
+        .filter(|(_, ((_, plan), plain))| plan.wants_constrained(model, plain))
+        .map(|(j, _)| j)
+        .collect();
+    let constrained_requests: Vec<SearchRequest> = wanting
+        .iter()
+        .filter_map(|&j| {
+            let (k, plan) = searched[j];
+            let (_, constraint, options) = plan.grounded.as_ref()?;
+            Some(SearchRequest {
+                input: k,
+                options: *options,
+                constraints: std::slice::from_ref(constraint),
+                avoid: plan.avoid(),
+            })
+        })
+        .collect();
+    let mut constrained = vec![None; searched.len()];
+    for (j, generated) in
+        wanting
+            .into_iter()
+            .zip(search_many(model, inputs, &constrained_requests, batch))
+    {
+        constrained[j] = generated;
+    }
+    let mut by_photo: Vec<Option<GroundedCaption>> = (0..plans.len()).map(|_| None).collect();
+    for (((k, plan), plain), constrained) in searched.iter().zip(plain).zip(constrained) {
+        by_photo[*k] = Some(plan.finish(model, plain, constrained));
+    }
+    plans
+        .into_iter()
+        .zip(by_photo)
+        .map(|(plan, searched)| match (plan?, searched) {
+            (Plan::Composed(caption), _) => Ok(caption),
+            (Plan::Search(_), Some(caption)) => Ok(caption),
+            (Plan::Search(_), None) => unreachable!("every searched photo's caption is finished"),
+        })
+        .collect()
+}
+
+/// What a photo's caption takes once its evidence is in.
+enum Plan {
+    /// Said from the evidence alone (`compose`).
+    Composed(GroundedCaption),
+    /// The decoder's searches.
+    Search(SearchPlan),
+}
+
+/// A photo's searches: the words no search may emit (or may emit once), and the grounding with its
+/// constraint and search options when the photo needs one.
+struct SearchPlan {
+    grounded: Option<(Grounding, Constraint, SearchOptions)>,
+    masked: Vec<u32>,
+    once: Vec<u32>,
+}
+
+fn plan(
+    model: &Model,
+    search_options: &SearchOptions,
+    ground: Option<&GroundOptions>,
+    seen: &Seen,
+) -> Result<Plan> {
     // Held to evidence, a photo unlike the decoder's training photos with no person and no dog
     // backed is said in a few words that are all backed: what the classifier saw and where, not a
     // Flickr8k scene (people and dogs doing things) around it.
     if let (Some(evidence), Some(options)) = (seen.evidence, ground) {
         if !evidence.leaves_it_to_the_decoder() {
-            return Ok(compose(seen.probabilities, evidence, options));
+            return Ok(Plan::Composed(compose(
+                seen.probabilities,
+                evidence,
+                options,
+            )));
         }
     }
     let grounding = ground
@@ -406,30 +534,66 @@ pub fn caption(
         Some(evidence) => evidence.masked(&model.vocab, &keep),
         None => Vec::new(),
     };
-    let once = crate::evidence::setting_words(&model.vocab);
-    let avoid = Avoid {
-        masked: &masked,
-        once: &once,
-    };
-    let (plain, constrained) = match (&grounding, ground) {
+    let grounded = match (grounding, ground) {
         (Some(g), Some(options)) => {
-            searches(model, input, search_options, options.beam, g, beside, avoid)?
+            let constraint = g.constraint(model)?;
+            // Searched `options.beam` wide, or the caption's beam when wider.
+            let constrained_options = SearchOptions {
+                beam: search_options.beam.max(options.beam),
+                ..*search_options
+            };
+            Some((g, constraint, constrained_options))
         }
-        _ => (search_avoiding(model, input, search_options, avoid), None),
+        _ => None,
     };
-    let generated = constrained.unwrap_or(plain);
-    let tokens = crate::generate::words(model, &generated.tokens);
-    let grounding = grounding.and_then(|g| g.held(&tokens).map(|(_, word, _)| (g, word)));
-    let words = match &grounding {
-        Some((g, _)) => g.fill(&tokens),
-        None => tokens.iter().map(|w| w.to_string()).collect(),
-    };
-    Ok(GroundedCaption {
-        generated,
-        words,
-        grounding,
-        composed: false,
-    })
+    Ok(Plan::Search(SearchPlan {
+        grounded,
+        masked,
+        once: crate::evidence::setting_words(&model.vocab),
+    }))
+}
+
+impl SearchPlan {
+    fn avoid(&self) -> Avoid<'_> {
+        Avoid {
+            masked: &self.masked,
+            once: &self.once,
+        }
+    }
+
+    /// Whether the plain caption lacks the grounded word (then the constrained one is searched).
+    fn wants_constrained(&self, model: &Model, plain: &Generated) -> bool {
+        self.grounded.as_ref().is_some_and(|(g, _, _)| {
+            g.held(&crate::generate::words(model, &plain.tokens))
+                .is_none()
+        })
+    }
+
+    /// The caption from the searches: the constrained one when there is one, the grounded class's
+    /// name filled in.
+    fn finish(
+        &self,
+        model: &Model,
+        plain: Generated,
+        constrained: Option<Generated>,
+    ) -> GroundedCaption {
+        let generated = constrained.unwrap_or(plain);
+        let tokens = crate::generate::words(model, &generated.tokens);
+        let grounding = self
+            .grounded
+            .as_ref()
+            .and_then(|(g, _, _)| g.held(&tokens).map(|(_, word, _)| (g.clone(), word)));
+        let words = match &grounding {
+            Some((g, _)) => g.fill(&tokens),
+            None => tokens.iter().map(|w| w.to_string()).collect(),
+        };
+        GroundedCaption {
+            generated,
+            words,
+            grounding,
+            composed: false,
+        }
+    }
 }
 
 /// The summed probability of the classes that a word names ("dog": every breed).
@@ -512,29 +676,23 @@ fn compose(probabilities: &[f32], evidence: &Evidence, options: &GroundOptions) 
     }
 }
 
-/// The plain caption, and the constrained one (searched `ground_beam` wide, or the caption's beam
-/// when wider) when the plain caption does not hold a word of `g` (see `caption` for `beside`).
+/// The plain caption, and the constrained one (`constrained_options`) when the plain caption does
+/// not hold a word of the grounding (see `caption` for `beside`).
 fn searches(
     model: &Model,
     input: &[f32],
     search_options: &SearchOptions,
-    ground_beam: usize,
-    g: &Grounding,
+    constrained_options: &SearchOptions,
+    constraint: &Constraint,
+    plan: &SearchPlan,
     beside: bool,
-    avoid: Avoid,
 ) -> Result<(Generated, Option<Generated>)> {
-    let constrained_options = SearchOptions {
-        beam: search_options.beam.max(ground_beam),
-        ..*search_options
-    };
-    let constraint = g.constraint(model)?;
     // Set once the plain caption is known to hold the word: the constrained search, beside the
     // plain one or after it, then stops at its next step.
     let not_needed = AtomicBool::new(false);
     let plain = || {
-        let plain = search_avoiding(model, input, search_options, avoid);
-        let holds = g.held(&crate::generate::words(model, &plain.tokens));
-        not_needed.store(holds.is_some(), Ordering::Relaxed);
+        let plain = search_avoiding(model, input, search_options, plan.avoid());
+        not_needed.store(!plan.wants_constrained(model, &plain), Ordering::Relaxed);
         plain
     };
     let constrained = || {
@@ -542,14 +700,14 @@ fn searches(
             split_steps: beside,
             cancel: Some(&not_needed),
         };
-        let constraints = std::slice::from_ref(&constraint);
+        let constraints = std::slice::from_ref(constraint);
         search_constrained(
             model,
             input,
-            &constrained_options,
+            constrained_options,
             constraints,
             beside,
-            avoid,
+            plan.avoid(),
         )
     };
     let (plain, constrained) = if beside {

@@ -123,3 +123,34 @@ fn by_default_every_claim_has_a_source_and_an_unfamiliar_photo_says_only_backed_
         assert!(line["evidence"]["dog"]["backed"].is_null(), "{line}");
     }
 }
+
+#[cfg_attr(
+    not(captioner_data),
+    ignore = "needs CAPTIONER_DATA: the Flickr8k test photos"
+)]
+#[test]
+fn the_test_photos_searched_together_get_the_captions_they_get_alone() {
+    // The 1,000 Flickr8k test photos, one at a time (--batch 1) and with their searches stepped
+    // 64 photos together (32 a thread), grounded (the default) and not, greedy and beam 3.
+    let flickr = real_data().join("flickr8k");
+    let list_text = std::fs::read_to_string(flickr.join("Flickr_8k.testImages.txt")).unwrap();
+    let dir = common::scratch("batched-search");
+    let list = dir.join("photos.txt");
+    let photos: Vec<String> = list_text
+        .lines()
+        .map(|name| flickr.join("Images").join(name).display().to_string())
+        .collect();
+    assert_eq!(photos.len(), 1000);
+    std::fs::write(&list, photos.join("\n")).unwrap();
+    for extra in [&[][..], &["--ground", "off"], &["--beam", "1"]] {
+        let run = |batch: &str| {
+            let mut args = vec!["caption", "--threads", "2", "--batch", batch];
+            args.extend(["--list", list.to_str().unwrap()]);
+            args.extend_from_slice(extra);
+            String::from_utf8(run_ok(&args).stdout).unwrap()
+        };
+        let (alone, together) = (run("1"), run("64"));
+        assert_eq!(alone.lines().count(), 1000);
+        assert!(alone == together, "{extra:?}: a caption differs");
+    }
+}

@@ -402,9 +402,10 @@ pub struct CaptionArgs {
     /// (about 3.8 KB a line).
     #[arg(long, requires = "json")]
     pub maps: bool,
-    /// Photos captioned side by side (read in order, their lines written in order): a batch job's
-    /// throughput. 1 captions one at a time.
-    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    /// Photos captioned together (read in order, their lines written in order): encoded side by
+    /// side, each thread stepping the searches of its share of them at once. A batch job's
+    /// throughput; the captions are those of one at a time (1).
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub batch: u16,
     /// Also caption the photos in the subfolders of a folder.
     #[arg(long, short = 'r')]

@@ -300,9 +300,41 @@ pub trait Generator: Send + Sync {
     /// One step for `tokens.len()` hypotheses (their last tokens): `states` [rows, state_size] are
     /// advanced in place and `log_probs` receives [rows, V] log-probabilities of the next token.
     fn step(&self, image: &[f32], tokens: &[u32], states: &mut [f32], log_probs: &mut Vec<f32>);
+    /// `step` for the hypotheses of several images at once (a batched search): `images` holds each
+    /// image with its number of rows, in the rows' order. Each row's numbers must equal what `step`
+    /// gives it, so that a caption does not depend on its batch; by default each image's rows are
+    /// stepped on their own.
+    fn step_many(
+        &self,
+        images: &[(&[f32], usize)],
+        tokens: &[u32],
+        states: &mut [f32],
+        log_probs: &mut Vec<f32>,
+    ) {
+        step_each(self, images, tokens, states, log_probs);
+    }
     /// The attention weights over the image's regions of the step that made `state`, for a decoder
     /// that has them.
     fn attention<'a>(&self, _state: &'a [f32]) -> Option<&'a [f32]> {
         None
+    }
+}
+
+/// `Generator::step_many` as one `step` per image.
+pub fn step_each<G: Generator + ?Sized>(
+    generator: &G,
+    images: &[(&[f32], usize)],
+    tokens: &[u32],
+    states: &mut [f32],
+    log_probs: &mut Vec<f32>,
+) {
+    let size = generator.state_size();
+    let (mut first, mut rows_out) = (0, Vec::new());
+    log_probs.clear();
+    for &(image, rows) in images {
+        let rows_states = &mut states[first * size..][..rows * size];
+        generator.step(image, &tokens[first..][..rows], rows_states, &mut rows_out);
+        log_probs.extend_from_slice(&rows_out);
+        first += rows;
     }
 }

@@ -487,42 +487,20 @@ fn beam_search(
     avoid: Avoid,
 ) -> Option<Generated> {
     let generator = model.generator();
-    let (size, v) = (generator.state_size(), model.config.decoder.vocab());
     let image = generator.image(input);
-    let start = model.vocab.id(START_TOKEN);
-    let rules = Rules::new(model, options, constraints, avoid);
-    let (groups, all_met, end, width) = (rules.all_met + 1, rules.all_met, rules.end, rules.width);
-    let max_new = model.config.max_length.saturating_sub(1).max(1);
-    let mut live: Vec<Vec<Hypothesis>> = vec![Vec::new(); groups];
-    live[0].push(Hypothesis {
-        tokens: Vec::new(),
-        log_prob: 0.0,
-        state: generator.initial_state(&image),
-        attention: Vec::new(),
-        token_log_probs: Vec::new(),
-    });
-    let (mut finished, mut cut_dangling): (Vec<Hypothesis>, Vec<Hypothesis>) = Default::default();
-    let mut log_probs = Vec::new();
-    for t in 0..max_new {
+    let initial = generator.initial_state(&image);
+    let mut beam = Beam::new(model, initial, options, constraints, avoid);
+    let (mut tokens, mut states, mut log_probs) = (Vec::new(), Vec::new(), Vec::new());
+    loop {
         if beside
             .cancel
             .is_some_and(|cancel| cancel.load(Ordering::Relaxed))
         {
             return None;
         }
-        let flat: Vec<(usize, &Hypothesis)> = live
-            .iter()
-            .enumerate()
-            .flat_map(|(group, hypotheses)| hypotheses.iter().map(move |h| (group, h)))
-            .collect();
-        let tokens: Vec<u32> = flat
-            .iter()
-            .map(|(_, h)| h.tokens.last().copied().unwrap_or(start))
-            .collect();
-        let mut states: Vec<f32> = flat
-            .iter()
-            .flat_map(|(_, h)| h.state.iter().copied())
-            .collect();
+        tokens.clear();
+        states.clear();
+        beam.feed(&mut tokens, &mut states);
         step_rows(
             generator,
             &image,
@@ -531,47 +509,199 @@ fn beam_search(
             &mut log_probs,
             beside.split_steps,
         );
-        let mut candidates: Vec<Vec<Candidate>> = vec![Vec::new(); groups];
+        if !beam.advance(generator, &log_probs, &states) {
+            return beam.best(options.length_penalty);
+        }
+    }
+}
+
+/// One search of a batch (`search_many`): the photo it is for (an index into the inputs), its
+/// options, constraints and words to avoid.
+#[derive(Clone, Copy, Debug)]
+pub struct SearchRequest<'a> {
+    pub input: usize,
+    pub options: SearchOptions,
+    pub constraints: &'a [Constraint],
+    pub avoid: Avoid<'a>,
+}
+
+/// The best caption of each request (as `search_constrained` gives it), the searches stepped
+/// together: every step feeds the live hypotheses of up to `batch` searches through the decoder at
+/// once (`Generator::step_many`), so that each layer's weights are read once per step for all of
+/// them; a search that finishes leaves and the next request takes its place. Every row is computed
+/// as the one-photo search computes it, so each caption is the one it would have alone.
+/// Single-threaded; callers split their photos between threads.
+pub fn search_many(
+    model: &Model,
+    inputs: &[&[f32]],
+    requests: &[SearchRequest],
+    batch: usize,
+) -> Vec<Option<Generated>> {
+    let generator = model.generator();
+    let (size, v) = (generator.state_size(), model.config.decoder.vocab());
+    let images: Vec<Vec<f32>> = inputs.iter().map(|input| generator.image(input)).collect();
+    let mut results = vec![None; requests.len()];
+    let mut waiting = requests.iter().enumerate();
+    let mut active: Vec<(usize, Beam)> = Vec::new();
+    let (mut tokens, mut states, mut log_probs) = (Vec::new(), Vec::new(), Vec::new());
+    loop {
+        while active.len() < batch.max(1) {
+            let Some((k, request)) = waiting.next() else {
+                break;
+            };
+            let initial = generator.initial_state(&images[request.input]);
+            let beam = Beam::new(
+                model,
+                initial,
+                &request.options,
+                request.constraints,
+                request.avoid,
+            );
+            active.push((k, beam));
+        }
+        if active.is_empty() {
+            return results;
+        }
+        tokens.clear();
+        states.clear();
+        let runs: Vec<(&[f32], usize)> = active
+            .iter()
+            .map(|(k, beam)| {
+                let image = images[requests[*k].input].as_slice();
+                (image, beam.feed(&mut tokens, &mut states))
+            })
+            .collect();
+        generator.step_many(&runs, &tokens, &mut states, &mut log_probs);
+        let mut first = 0;
+        let mut still = Vec::with_capacity(active.len());
+        for ((k, mut beam), (_, rows)) in active.into_iter().zip(runs) {
+            let log_probs = &log_probs[first * v..][..rows * v];
+            let states = &states[first * size..][..rows * size];
+            first += rows;
+            if beam.advance(generator, log_probs, states) {
+                still.push((k, beam));
+            } else {
+                results[k] = beam.best(requests[k].options.length_penalty);
+            }
+        }
+        active = still;
+    }
+}
+
+/// One caption's beam search as it goes: its rules, its live hypotheses by group, and the
+/// captions that finished.
+struct Beam<'a> {
+    rules: Rules<'a>,
+    live: Vec<Vec<Hypothesis>>,
+    finished: Vec<Hypothesis>,
+    /// Cut by the maximum length on a word a sentence cannot end on.
+    cut_dangling: Vec<Hypothesis>,
+    start: u32,
+    vocab: usize,
+    /// Steps taken, and the most there may be.
+    t: usize,
+    max_new: usize,
+}
+
+impl<'a> Beam<'a> {
+    fn new(
+        model: &Model,
+        initial: Vec<f32>,
+        options: &SearchOptions,
+        constraints: &'a [Constraint],
+        avoid: Avoid<'a>,
+    ) -> Self {
+        let rules = Rules::new(model, options, constraints, avoid);
+        let mut live: Vec<Vec<Hypothesis>> = vec![Vec::new(); rules.all_met + 1];
+        live[0].push(Hypothesis {
+            tokens: Vec::new(),
+            log_prob: 0.0,
+            state: initial,
+            attention: Vec::new(),
+            token_log_probs: Vec::new(),
+        });
+        Beam {
+            rules,
+            live,
+            finished: Vec::new(),
+            cut_dangling: Vec::new(),
+            start: model.vocab.id(START_TOKEN),
+            vocab: model.config.decoder.vocab(),
+            t: 0,
+            max_new: model.config.max_length.saturating_sub(1).max(1),
+        }
+    }
+
+    /// The live hypotheses in the order they are stepped, each with its group.
+    fn flat(live: &[Vec<Hypothesis>]) -> Vec<(usize, &Hypothesis)> {
+        live.iter()
+            .enumerate()
+            .flat_map(|(group, hypotheses)| hypotheses.iter().map(move |h| (group, h)))
+            .collect()
+    }
+
+    /// Appends each live hypothesis's last word and state, as the next step's rows; their number.
+    fn feed(&self, tokens: &mut Vec<u32>, states: &mut Vec<f32>) -> usize {
+        let flat = Self::flat(&self.live);
+        for (_, h) in &flat {
+            tokens.push(h.tokens.last().copied().unwrap_or(self.start));
+            states.extend_from_slice(&h.state);
+        }
+        flat.len()
+    }
+
+    /// The step's log-probabilities and states for the rows `feed` gave: each group's best
+    /// continuations live on, those that end are finished. Whether the search goes on.
+    fn advance(&mut self, generator: &dyn Generator, log_probs: &[f32], states: &[f32]) -> bool {
+        let (size, v, rules) = (generator.state_size(), self.vocab, &self.rules);
+        let live = std::mem::take(&mut self.live);
+        let flat = Self::flat(&live);
+        let mut candidates: Vec<Vec<Candidate>> = vec![Vec::new(); rules.all_met + 1];
         for (b, row) in log_probs.chunks_exact(v).enumerate() {
             let (group, hypothesis) = flat[b];
             rules.continuations(group, hypothesis, b, row, &mut candidates);
         }
-        let mut next: Vec<Vec<Hypothesis>> = vec![Vec::new(); groups];
+        let last_step = self.t + 1 == self.max_new;
+        let mut next: Vec<Vec<Hypothesis>> = vec![Vec::new(); rules.all_met + 1];
         for (group, mut group_candidates) in candidates.into_iter().enumerate() {
             group_candidates.sort_by(|a, b| b.0.total_cmp(&a.0));
             for (log_prob, b, id) in group_candidates {
                 let state = states[b * size..][..size].to_vec();
                 let hypothesis = extend(generator, flat[b].1, (log_prob, id), state);
-                if id == end {
-                    finished.push(hypothesis);
-                } else if t + 1 == max_new {
-                    if group != all_met {
+                if id == rules.end {
+                    self.finished.push(hypothesis);
+                } else if last_step {
+                    if group != rules.all_met {
                         continue;
                     } else if rules.dangling.contains(&id) {
-                        cut_dangling.push(hypothesis);
+                        self.cut_dangling.push(hypothesis);
                     } else {
-                        finished.push(hypothesis);
+                        self.finished.push(hypothesis);
                     }
                 } else {
                     next[group].push(hypothesis);
                 }
-                if next[group].len() == width {
+                if next[group].len() == rules.width {
                     break;
                 }
             }
         }
-        live = next;
-        if finished.len() >= width || live.iter().all(Vec::is_empty) {
-            break;
-        }
+        self.live = next;
+        self.t += 1;
+        !(last_step || self.finished.len() >= rules.width || self.live.iter().all(Vec::is_empty))
     }
-    // Only a finished caption may win: with a length penalty an unfinished prefix can outscore
-    // every finished one ("dog is playing with ball in the"). A caption cut by the maximum length
-    // on a dangling word comes next, and the live ones (when every continuation was blocked) last.
-    let pool = [finished, cut_dangling, std::mem::take(&mut live[all_met])]
-        .into_iter()
-        .find(|pool| !pool.is_empty())?;
-    Some(best_of(pool, options.length_penalty, end))
+
+    /// The caption the search returns. Only a finished caption may win: with a length penalty an
+    /// unfinished prefix can outscore every finished one ("dog is playing with ball in the"). A
+    /// caption cut by the maximum length on a dangling word comes next, and the live ones (when
+    /// every continuation was blocked) last.
+    fn best(mut self, alpha: f64) -> Option<Generated> {
+        let all_met = std::mem::take(&mut self.live[self.rules.all_met]);
+        let pool = [self.finished, self.cut_dangling, all_met]
+            .into_iter()
+            .find(|pool| !pool.is_empty())?;
+        Some(best_of(pool, alpha, self.rules.end))
+    }
 }
 
 /// The best of `pool` by length-penalised score, as the caption the search returns.

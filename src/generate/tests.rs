@@ -403,3 +403,78 @@ fn constraints_the_model_cannot_express_are_refused() {
     );
     assert!(format!("{:#}", too_many.unwrap_err()).contains("at most"));
 }
+
+/// `search_many`'s captions against one search per request, for every batch size.
+fn check_searched_together(model: &Model, inputs: &[&[f32]], requests: &[SearchRequest]) {
+    let alone: Vec<Option<Generated>> = requests
+        .iter()
+        .map(|r| {
+            let (input, beside) = (inputs[r.input], Beside::default());
+            search_constrained(model, input, &r.options, r.constraints, beside, r.avoid).unwrap()
+        })
+        .collect();
+    for batch in [1, 2, 3, 5, requests.len()] {
+        let together = search_many(model, inputs, requests, batch);
+        for (k, (t, a)) in together.iter().zip(&alone).enumerate() {
+            assert_eq!(t, a, "batch {batch}, request {k}");
+        }
+    }
+}
+
+/// Requests of every kind over `inputs`: greedy and beam, with and without a constraint and a mask,
+/// several on one input.
+fn mixed_requests<'a>(
+    inputs: usize,
+    constraints: &'a [Constraint],
+    masked: &'a [u32],
+) -> Vec<SearchRequest<'a>> {
+    (0..inputs)
+        .flat_map(|input| {
+            [1, 3, 6].into_iter().enumerate().map(move |(j, beam)| {
+                let constraints = if (input + j) % 2 == 0 {
+                    constraints
+                } else {
+                    &[]
+                };
+                let masked = if (input + j) % 3 == 0 { masked } else { &[] };
+                SearchRequest {
+                    input,
+                    options: options(beam),
+                    constraints,
+                    avoid: Avoid { masked, once: &[] },
+                }
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn searches_stepped_together_give_each_its_caption_alone() {
+    // The merge decoder (each image's rows stepped on their own).
+    let cases = random_cases(6);
+    let model = &cases[0].0;
+    let inputs: Vec<&[f32]> = cases
+        .iter()
+        .map(|(_, feature)| feature.as_slice())
+        .collect();
+    let constraints = [Constraint::new(model, &["fast"]).unwrap()];
+    let masked = [model.vocab.id("the")];
+    check_searched_together(model, &inputs, &mixed_requests(6, &constraints, &masked));
+    // The shipped attention decoder (all rows in one product per layer), on grids like an
+    // encoder's (values in [0, 6]) and on a blank one (stepped apart: `AttentionGenerator::image`).
+    let model = Model::shipped().unwrap();
+    let mut rng = Rng::new(7);
+    let size = 49 * 1280;
+    let mut grids: Vec<Vec<f32>> = (0..4)
+        .map(|_| {
+            (0..size)
+                .map(|_| (rng.uniform() as f32 * 6.0).powi(2) / 6.0)
+                .collect()
+        })
+        .collect();
+    grids.push(vec![0.0; size]);
+    let inputs: Vec<&[f32]> = grids.iter().map(Vec::as_slice).collect();
+    let constraints = [Constraint::new(&model, &["dog", "dogs"]).unwrap()];
+    let masked = [model.vocab.id("man"), model.vocab.id("grass")];
+    check_searched_together(&model, &inputs, &mixed_requests(5, &constraints, &masked));
+}

@@ -71,12 +71,17 @@ impl AttentionGenerator {
         image
     }
 
-    /// Each row's LSTM input [word, gated context, h], its attention weights left in its state.
-    fn lstm_inputs(&self, image: &[f32], tokens: &[u32], states: &mut [f32]) -> Vec<f32> {
+    /// Each row's LSTM input [word, gated context, h], its attention weights left in its state; the
+    /// rows of `images` (each image prepared, with its number of rows) in order.
+    fn lstm_inputs(
+        &self,
+        images: &[(&[f32], usize)],
+        tokens: &[u32],
+        states: &mut [f32],
+    ) -> Vec<f32> {
         let (w, config) = (parts(&self.params, &self.config), &self.config);
         let (c, r, e, h, a) = config.dims();
         let (rows, size) = (tokens.len(), self.state_size());
-        let (grid, p) = image.split_at(r * c);
         let h_prev: Vec<f32> = states
             .chunks_exact(size)
             .flat_map(|state| state[..h].iter().copied())
@@ -91,10 +96,14 @@ impl AttentionGenerator {
             vec![0.0f32; r * a],
             vec![0.0f32; c],
         );
-        with_avx2!(for (row, ((x, state), &token)) in x
+        let row_images = images
+            .iter()
+            .flat_map(|&(image, rows)| std::iter::repeat_n(image.split_at(r * c), rows));
+        with_avx2!(for (row, (((x, state), &token), (grid, p))) in x
             .chunks_exact_mut(din)
             .zip(states.chunks_exact_mut(size))
             .zip(tokens)
+            .zip(row_images)
             .enumerate()
         {
             let alpha = &mut state[2 * h..];
@@ -107,6 +116,43 @@ impl AttentionGenerator {
             hidden.copy_from_slice(&state[..h]);
         });
         x
+    }
+
+    /// The LSTM step from its inputs `x` (through `gates_w`), each row's h and c left in its state,
+    /// and the next word's log-probabilities [rows, V].
+    fn lstm_and_words(
+        &self,
+        x: &[f32],
+        gates_w: &PanelWeights,
+        states: &mut [f32],
+        log_probs: &mut Vec<f32>,
+    ) {
+        let (w, config) = (parts(&self.params, &self.config), &self.config);
+        let (v, h) = (config.vocab, config.hidden);
+        let size = self.state_size();
+        let rows = states.len() / size;
+        let mut gates = vec![0.0f32; rows * 4 * h];
+        matmul_panels(&mut gates, x, gates_w, &self.lstm_b, rows);
+        let c_prev: Vec<f32> = states
+            .chunks_exact(size)
+            .flat_map(|state| state[h..2 * h].iter().copied())
+            .collect();
+        let (mut c_new, mut h_new) = (vec![0.0f32; rows * h], vec![0.0f32; rows * h]);
+        lstm_cell(&mut gates, Some(&c_prev), &mut c_new, &mut h_new, rows, h);
+        for ((state, h_row), c_row) in states
+            .chunks_exact_mut(size)
+            .zip(h_new.chunks_exact(h))
+            .zip(c_new.chunks_exact(h))
+        {
+            state[..h].copy_from_slice(h_row);
+            state[h..2 * h].copy_from_slice(c_row);
+        }
+        log_probs.clear();
+        log_probs.resize(rows * v, 0.0);
+        matmul_panels(log_probs, &h_new, &self.out, w.out_b, rows);
+        for row in log_probs.chunks_exact_mut(v) {
+            log_softmax(row);
+        }
     }
 
     /// The LSTM's weights for `blank_lstm_inputs`, packed on first use.
@@ -182,36 +228,29 @@ impl Generator for AttentionGenerator {
     }
 
     fn step(&self, image: &[f32], tokens: &[u32], states: &mut [f32], log_probs: &mut Vec<f32>) {
-        let (w, config) = (parts(&self.params, &self.config), &self.config);
-        let v = config.vocab;
-        let h = config.hidden;
-        let (rows, size) = (tokens.len(), self.state_size());
-        let (x, gates_w) = if image.is_empty() {
-            (self.blank_lstm_inputs(tokens, states), self.blank_gates())
+        if image.is_empty() {
+            let x = self.blank_lstm_inputs(tokens, states);
+            self.lstm_and_words(&x, self.blank_gates(), states, log_probs);
         } else {
-            (self.lstm_inputs(image, tokens, states), &self.gates)
-        };
-        let mut gates = vec![0.0f32; rows * 4 * h];
-        matmul_panels(&mut gates, &x, gates_w, &self.lstm_b, rows);
-        let c_prev: Vec<f32> = states
-            .chunks_exact(size)
-            .flat_map(|state| state[h..2 * h].iter().copied())
-            .collect();
-        let (mut c_new, mut h_new) = (vec![0.0f32; rows * h], vec![0.0f32; rows * h]);
-        lstm_cell(&mut gates, Some(&c_prev), &mut c_new, &mut h_new, rows, h);
-        for ((state, h_row), c_row) in states
-            .chunks_exact_mut(size)
-            .zip(h_new.chunks_exact(h))
-            .zip(c_new.chunks_exact(h))
-        {
-            state[..h].copy_from_slice(h_row);
-            state[h..2 * h].copy_from_slice(c_row);
+            self.step_many(&[(image, tokens.len())], tokens, states, log_probs);
         }
-        log_probs.resize(rows * v, 0.0);
-        matmul_panels(log_probs, &h_new, &self.out, w.out_b, rows);
-        for row in log_probs.chunks_exact_mut(v) {
-            log_softmax(row);
+    }
+
+    /// Every layer's product over all rows of all images at once: the weights are read once per
+    /// step for the whole batch. Each row's numbers are those of `step` (`matmul_panels` sums every
+    /// output in the same order however many rows it is given).
+    fn step_many(
+        &self,
+        images: &[(&[f32], usize)],
+        tokens: &[u32],
+        states: &mut [f32],
+        log_probs: &mut Vec<f32>,
+    ) {
+        if images.iter().any(|(image, _)| image.is_empty()) {
+            return step_each(self, images, tokens, states, log_probs);
         }
+        let x = self.lstm_inputs(images, tokens, states);
+        self.lstm_and_words(&x, &self.gates, states, log_probs);
     }
 
     fn attention<'a>(&self, state: &'a [f32]) -> Option<&'a [f32]> {

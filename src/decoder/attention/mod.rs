@@ -28,7 +28,7 @@ pub use backward::forward_backward;
 pub use forward::{forward, loss, Workspace};
 pub use generator::AttentionGenerator;
 
-use crate::decoder::{Batch, Generator, Group};
+use crate::decoder::{step_each, Batch, Generator, Group};
 use crate::engine::math::FastMath;
 use crate::engine::params::{grow, split, split_mut, Parameters, Shape};
 use crate::engine::rng::Rng;
