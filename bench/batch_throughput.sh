@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 BEFORE=${BEFORE:?a captioner binary to compare with}
 PHOTOS=${PHOTOS:?a file listing the photos}
 ROUNDS=${ROUNDS:-3}
-BATCH=${BATCH:-8}
+BATCH=${BATCH:-32}
 bin=./target/release/captioner
 n=$(wc -l < "$PHOTOS")
 out=$(mktemp -d)

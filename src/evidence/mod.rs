@@ -293,7 +293,7 @@ pub struct EvidenceOptions {
 impl Default for EvidenceOptions {
     fn default() -> Self {
         EvidenceOptions {
-            detector_threshold: 0.2,
+            detector_threshold: 0.08,
             unfamiliar_weight: 8.0,
             class_threshold: 0.3,
             familiar_threshold: 0.65,
