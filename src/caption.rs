@@ -365,6 +365,10 @@ impl Captioner {
         options: &CaptionOptions,
     ) -> Vec<Result<Captioned>> {
         use rayon::prelude::*;
+        if let [path] = paths {
+            // One photo: its searches side by side on both threads (`caption`'s latency).
+            return vec![self.caption_file(path, options)];
+        }
         let encoded = paths
             .par_iter()
             .map(|path| {
@@ -387,6 +391,9 @@ impl Captioner {
         options: &CaptionOptions,
     ) -> Vec<Result<Captioned>> {
         use rayon::prelude::*;
+        if let [bytes] = photos {
+            return vec![self.caption(bytes, options)];
+        }
         let encoded = photos
             .par_iter()
             .map(|bytes| {
