@@ -26,6 +26,7 @@ pub mod progress;
 pub mod records;
 pub mod run;
 pub mod scst;
+#[cfg(feature = "serve")]
 pub mod serve;
 pub mod tensor_file;
 pub mod text;

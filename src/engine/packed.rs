@@ -15,9 +15,11 @@ use super::Transpose;
 /// Output columns per panel: four AVX-512 registers, as the crate's kernel (its MR).
 const PANEL: usize = 64;
 /// Rows per pass over a panel: six, as the crate's kernel (its NR), so that 24 sums stay in registers.
+#[cfg(target_arch = "x86_64")]
 const TILE: usize = 6;
 /// Depths per pass over the rows: a 16 KB slice of a panel, which stays in L1 while every tile of
 /// rows reads it (the sums wait in memory between slices; they are the same chains).
+#[cfg(target_arch = "x86_64")]
 const SLICE: usize = 64;
 
 /// W [k, n] as panels of 64 columns, each [k, 64] in one piece (the last padded with zeros).
@@ -90,6 +92,9 @@ pub fn matmul_packed(y: &mut [f32], x: &[f32], w: &PackedWeights, rows: usize, a
         PackedWeights::available_for(k, n) && x.len() >= rows * k && y.len() >= rows * n,
         "matmul_packed: shapes or CPU"
     );
+    // (Elsewhere `available_for` is false: the assertion stops it.)
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (y, accumulate);
     #[cfg(target_arch = "x86_64")]
     // SAFETY: the CPU has AVX-512F (asserted) and the asserted lengths bound every index.
     unsafe {
@@ -158,6 +163,7 @@ pub fn matmul_packed(y: &mut [f32], x: &[f32], w: &PackedWeights, rows: usize, a
 
 /// The depth of the crate's blocks over k for this product, as `gemm_basic_generic` picks it (its
 /// matrices are W^T [n, k] times x^T [k, rows]; MR 64 and NR 6 with AVX-512, 4-byte floats).
+#[cfg(target_arch = "x86_64")]
 fn depth_block(n: usize, rows: usize, k: usize) -> usize {
     if n <= 64 && rows <= 64 {
         k.min(512)
