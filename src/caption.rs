@@ -372,11 +372,9 @@ impl Captioner {
         let encoded = paths
             .par_iter()
             .map(|path| {
-                let start = Instant::now();
                 std::fs::read(path)
                     .context("cannot read the file")
-                    .and_then(|bytes| decode_for_input(&bytes, self.encoder.kind().input_size()))
-                    .and_then(|image| self.encode(&image, start, options))
+                    .and_then(|bytes| self.encode_bytes(&bytes, options))
                     .with_context(|| path.display().to_string())
             })
             .collect();
@@ -396,11 +394,7 @@ impl Captioner {
         }
         let encoded = photos
             .par_iter()
-            .map(|bytes| {
-                let start = Instant::now();
-                let image = decode_for_input(bytes, self.encoder.kind().input_size())?;
-                self.encode(&image, start, options)
-            })
+            .map(|bytes| self.encode_bytes(bytes, options))
             .collect();
         self.caption_encoded(encoded, options)
     }
@@ -459,6 +453,13 @@ impl Captioner {
             true,
         )?;
         Ok(self.finish(encoded, grounded, options))
+    }
+
+    /// `encode` from a photo's bytes, decoding timed from here.
+    fn encode_bytes(&self, bytes: &[u8], options: &CaptionOptions) -> Result<Encoded> {
+        let start = Instant::now();
+        let image = decode_for_input(bytes, self.encoder.kind().input_size())?;
+        self.encode(&image, start, options)
     }
 
     /// A photo through the encoder, the classifier, the familiarity and the evidence, as far as

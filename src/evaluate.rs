@@ -165,12 +165,12 @@ fn sight(
     })
 }
 
-/// The model's caption of each image (`rows`: each image's decoder input) with `search`, as
-/// `caption` would give it (grounded with `--ground`).
 /// Photos whose searches `captions` steps together: past 16 a batch gains little (bench/
 /// caption_pieces.rs).
 const SEARCHED_TOGETHER: usize = 16;
 
+/// The model's caption of each image (`rows`: each image's decoder input) with `search`, as
+/// `caption` would give it (grounded with `--ground`).
 fn captions(
     model: &Model,
     options: &EvaluateOptions,

@@ -510,7 +510,7 @@ fn beam_search(
             beside.split_steps,
         );
         if !beam.advance(generator, &log_probs, &states) {
-            return beam.best(options.length_penalty);
+            return beam.best();
         }
     }
 }
@@ -539,7 +539,8 @@ pub fn search_many(
 ) -> Vec<Option<Generated>> {
     let generator = model.generator();
     let (size, v) = (generator.state_size(), model.config.decoder.vocab());
-    let images: Vec<Vec<f32>> = inputs.iter().map(|input| generator.image(input)).collect();
+    // Each input prepared when its first search joins: only the inputs asked for, once.
+    let mut images: Vec<Option<Vec<f32>>> = vec![None; inputs.len()];
     let mut results = vec![None; requests.len()];
     let mut waiting = requests.iter().enumerate();
     let mut active: Vec<(usize, Beam)> = Vec::new();
@@ -549,7 +550,9 @@ pub fn search_many(
             let Some((k, request)) = waiting.next() else {
                 break;
             };
-            let initial = generator.initial_state(&images[request.input]);
+            let image =
+                images[request.input].get_or_insert_with(|| generator.image(inputs[request.input]));
+            let initial = generator.initial_state(image);
             let beam = Beam::new(
                 model,
                 initial,
@@ -567,7 +570,9 @@ pub fn search_many(
         let runs: Vec<(&[f32], usize)> = active
             .iter()
             .map(|(k, beam)| {
-                let image = images[requests[*k].input].as_slice();
+                let image = images[requests[*k].input]
+                    .as_deref()
+                    .expect("prepared when its search joined");
                 (image, beam.feed(&mut tokens, &mut states))
             })
             .collect();
@@ -581,7 +586,7 @@ pub fn search_many(
             if beam.advance(generator, log_probs, states) {
                 still.push((k, beam));
             } else {
-                results[k] = beam.best(requests[k].options.length_penalty);
+                results[k] = beam.best();
             }
         }
         active = still;
@@ -598,6 +603,8 @@ struct Beam<'a> {
     cut_dangling: Vec<Hypothesis>,
     start: u32,
     vocab: usize,
+    /// The length penalty that ranks the finished captions.
+    alpha: f64,
     /// Steps taken, and the most there may be.
     t: usize,
     max_new: usize,
@@ -627,6 +634,7 @@ impl<'a> Beam<'a> {
             cut_dangling: Vec::new(),
             start: model.vocab.id(START_TOKEN),
             vocab: model.config.decoder.vocab(),
+            alpha: options.length_penalty,
             t: 0,
             max_new: model.config.max_length.saturating_sub(1).max(1),
         }
@@ -695,12 +703,12 @@ impl<'a> Beam<'a> {
     /// unfinished prefix can outscore every finished one ("dog is playing with ball in the"). A
     /// caption cut by the maximum length on a dangling word comes next, and the live ones (when
     /// every continuation was blocked) last.
-    fn best(mut self, alpha: f64) -> Option<Generated> {
+    fn best(mut self) -> Option<Generated> {
         let all_met = std::mem::take(&mut self.live[self.rules.all_met]);
         let pool = [self.finished, self.cut_dangling, all_met]
             .into_iter()
             .find(|pool| !pool.is_empty())?;
-        Some(best_of(pool, alpha, self.rules.end))
+        Some(best_of(pool, self.alpha, self.rules.end))
     }
 }
 
