@@ -14,7 +14,8 @@ use crate::text::Vocabulary;
 use crate::vision::{Encoder, EncoderKind};
 use anyhow::{bail, Context, Result};
 use std::path::Path;
-use std::time::{Duration, Instant};
+// The browser has no std clock: web_time reads performance.now() there and is std's elsewhere.
+use web_time::{Duration, Instant};
 
 /// One photo's caption.
 pub struct Captioned {
@@ -166,6 +167,25 @@ impl Captioned {
         line
     }
 
+    /// What a page shows (`serve`'s answers, the browser's page): `json`'s fields, then `"words"`
+    /// (one per token), `"model"`, `"timings_ms"` (decode, encode, generate; a tenth of a ms) and,
+    /// with `attention` and an attention model, `"attention"` (where it looked for each word).
+    pub fn answer_json(&self, model: &str, attention: bool) -> serde_json::Value {
+        let ms = |d: Duration| (d.as_secs_f64() * 1e4).round() / 10.0;
+        let mut answer = self.json();
+        answer["words"] = serde_json::json!(self.words);
+        answer["model"] = serde_json::json!(model);
+        answer["timings_ms"] = serde_json::json!({
+            "decode": ms(self.timings.decode),
+            "encode": ms(self.timings.encode),
+            "generate": ms(self.timings.generate),
+        });
+        if let (true, Some(map)) = (attention, &self.attention) {
+            answer["attention"] = map.to_json();
+        }
+        answer
+    }
+
     /// `caption --json`'s line for the photo named `image`: `json`'s fields, then how fluent the
     /// caption is and how much it gains from the photo, the photo's familiarity, the encoder's top
     /// classes (with the word `vocab` has for each), what the caption was made to name, the
@@ -289,8 +309,26 @@ impl Captioner {
 
     /// The encoder the model was trained on (its weights fetched when needed, or `weights`).
     pub fn new(model: Model, weights: Option<&Path>) -> Result<Self> {
-        let kind = EncoderKind::parse(&model.config.encoder)
-            .with_context(|| "the model was trained on features this version cannot compute")?;
+        let encoder = Encoder::load(Self::encoder_kind(&model)?, weights)?;
+        Self::with_encoder(model, encoder)
+    }
+
+    /// The model with its encoder's weights given as safetensors bytes (a browser fetches them);
+    /// `source` names them in errors.
+    pub fn from_encoder_bytes(model: Model, weights: &[u8], source: &str) -> Result<Self> {
+        let weights = crate::vision::weights::Weights::from_safetensors(weights, source)?;
+        let encoder = Encoder::from_weights(Self::encoder_kind(&model)?, &weights)?;
+        Self::with_encoder(model, encoder)
+    }
+
+    fn encoder_kind(model: &Model) -> Result<EncoderKind> {
+        EncoderKind::parse(&model.config.encoder)
+            .with_context(|| "the model was trained on features this version cannot compute")
+    }
+
+    /// The model with an encoder, which must give what the model reads.
+    fn with_encoder(model: Model, encoder: Encoder) -> Result<Self> {
+        let kind = encoder.kind();
         let resize = if model.config.preprocessing.starts_with("center-crop") {
             Resize::CenterCrop
         } else {
@@ -314,7 +352,6 @@ impl Captioner {
                 computes
             );
         }
-        let encoder = Encoder::load(kind, weights)?;
         Ok(Captioner {
             model,
             name: "model".to_owned(),

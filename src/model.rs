@@ -160,6 +160,17 @@ pub fn params_from_weights(layout: &Layout, bytes: &[u8], source: &Path) -> Resu
     Ok(params)
 }
 
+/// A model folder's files (`Model::save` writes them), read already.
+pub struct ModelFiles<'a> {
+    pub config: &'a str,
+    pub vocab: &'a str,
+    pub weights: &'a [u8],
+    /// familiar.safetensors, when the model has it (`familiar.rs`).
+    pub familiar: Option<&'a [u8]>,
+    /// concepts.safetensors, when the model has it (`evidence.rs`).
+    pub concepts: Option<&'a [u8]>,
+}
+
 impl Model {
     /// The decoder ready to generate (its weights packed on the first call).
     pub fn generator(&self) -> &dyn Generator {
@@ -211,28 +222,24 @@ impl Model {
                 dir.display()
             );
         }
-        let vocab = Vocabulary::load(&dir.join("vocab.json"))?;
-        let weights_path = dir.join("weights.safetensors");
-        let weights = std::fs::read(&weights_path)
-            .with_context(|| format!("cannot read {}", weights_path.display()))?;
-        let mut model =
-            Self::from_parts(&read_text(&dir.join("config.json"))?, vocab, &weights, dir)?;
-        let familiar_path = dir.join(familiar::FILE);
-        if familiar_path.is_file() {
-            let bytes = std::fs::read(&familiar_path)
-                .with_context(|| format!("cannot read {}", familiar_path.display()))?;
-            model.familiar = Some(Familiar::from_bytes(&bytes, &familiar_path)?);
-        }
-        let concepts_path = dir.join(evidence::FILE);
-        if concepts_path.is_file() {
-            let bytes = std::fs::read(&concepts_path)
-                .with_context(|| format!("cannot read {}", concepts_path.display()))?;
-            model.concepts = Some(Detectors::from_bytes(&bytes, &concepts_path)?);
-        }
-        Ok(model)
+        let read = |name: &str| {
+            let path = dir.join(name);
+            std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))
+        };
+        let optional = |name: &str| dir.join(name).is_file().then(|| read(name)).transpose();
+        let (familiar, concepts) = (optional(familiar::FILE)?, optional(evidence::FILE)?);
+        Self::from_files(
+            &ModelFiles {
+                config: &read_text(&dir.join("config.json"))?,
+                vocab: &read_text(&dir.join("vocab.json"))?,
+                weights: &read("weights.safetensors")?,
+                familiar: familiar.as_deref(),
+                concepts: concepts.as_deref(),
+            },
+            dir,
+        )
     }
 
-    /// The default model shipped inside the binary (models/default, see its MODEL_CARD.md).
     /// The model in `dir`, or the shipped one when there is none.
     pub fn load_or_shipped(dir: Option<&Path>) -> Result<Self> {
         match dir {
@@ -241,23 +248,34 @@ impl Model {
         }
     }
 
+    /// The default model shipped inside the binary (models/default, see its MODEL_CARD.md).
     pub fn shipped() -> Result<Self> {
-        let vocab = Vocabulary::from_json(include_str!("../models/default/vocab.json"))?;
-        let dir = Path::new("<shipped model>");
-        let mut model = Self::from_parts(
-            include_str!("../models/default/config.json"),
-            vocab,
-            include_bytes!("../models/default/weights.safetensors"),
-            dir,
-        )?;
-        model.familiar = Some(Familiar::from_bytes(
-            include_bytes!("../models/default/familiar.safetensors"),
-            &dir.join(familiar::FILE),
-        )?);
-        model.concepts = Some(Detectors::from_bytes(
-            include_bytes!("../models/default/concepts.safetensors"),
-            &dir.join(evidence::FILE),
-        )?);
+        Self::from_files(
+            &ModelFiles {
+                config: include_str!("../models/default/config.json"),
+                vocab: include_str!("../models/default/vocab.json"),
+                weights: include_bytes!("../models/default/weights.safetensors"),
+                familiar: Some(include_bytes!("../models/default/familiar.safetensors")),
+                concepts: Some(include_bytes!("../models/default/concepts.safetensors")),
+            },
+            Path::new("<shipped model>"),
+        )
+    }
+
+    /// The model from its folder's files already read (a browser fetches them); `dir` names them
+    /// in errors.
+    pub fn from_files(files: &ModelFiles, dir: &Path) -> Result<Self> {
+        let vocab = Vocabulary::from_json(files.vocab).with_context(|| {
+            let path = dir.join("vocab.json");
+            format!("{} is not a usable captioner vocabulary", path.display())
+        })?;
+        let mut model = Self::from_parts(files.config, vocab, files.weights, dir)?;
+        if let Some(bytes) = files.familiar {
+            model.familiar = Some(Familiar::from_bytes(bytes, &dir.join(familiar::FILE))?);
+        }
+        if let Some(bytes) = files.concepts {
+            model.concepts = Some(Detectors::from_bytes(bytes, &dir.join(evidence::FILE))?);
+        }
         Ok(model)
     }
 

@@ -166,3 +166,205 @@ fn the_page_captions_a_picked_photo_as_the_api_does() {
     let fits = browser.script("return document.documentElement.scrollWidth <= window.innerWidth;");
     assert_eq!(fits, true, "the page scrolls sideways at phone width");
 }
+
+/// A static host for the browser's page (web/dist): files by path, one thread per connection,
+/// every request's path kept. Stops answering when dropped.
+struct StaticHost {
+    addr: String,
+    requested: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl StaticHost {
+    fn start(root: std::path::PathBuf) -> StaticHost {
+        use std::io::{BufRead, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let requested = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (kept, stopped) = (requested.clone(), stop.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                if stopped.load(std::sync::atomic::Ordering::Relaxed) {
+                    break;
+                }
+                let Ok(mut stream) = stream else { continue };
+                let (root, kept) = (root.clone(), kept.clone());
+                std::thread::spawn(move || {
+                    let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+                    let mut line = String::new();
+                    let _ = reader.read_line(&mut line);
+                    while let Ok(n) = reader.read_line(&mut String::new()) {
+                        if n <= 2 {
+                            break; // the blank line after the headers
+                        }
+                    }
+                    let path = line.split(' ').nth(1).unwrap_or("/").to_owned();
+                    kept.lock().unwrap().push(path.clone());
+                    let path = path.split('?').next().unwrap_or("/");
+                    let file = match path {
+                        "/" => "index.html",
+                        p => p.trim_start_matches('/'),
+                    };
+                    let body = (!file.contains(".."))
+                        .then(|| std::fs::read(root.join(file)).ok())
+                        .flatten();
+                    let kind = match file.rsplit('.').next() {
+                        Some("html") => "text/html",
+                        Some("js") => "text/javascript",
+                        Some("wasm") => "application/wasm",
+                        Some("json") => "application/json",
+                        _ => "application/octet-stream",
+                    };
+                    let (status, body) = match body {
+                        Some(body) => ("200 OK", body),
+                        None => ("404 Not Found", b"not found".to_vec()),
+                    };
+                    let _ = write!(
+                        stream,
+                        "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                        body.len()
+                    );
+                    let _ = stream.write_all(&body);
+                });
+            }
+        });
+        StaticHost {
+            addr,
+            requested,
+            stop,
+        }
+    }
+}
+
+impl Drop for StaticHost {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        // Wakes the accepting thread, which then stops.
+        let _ = std::net::TcpStream::connect(&self.addr);
+    }
+}
+
+/// Picks `photo` in the page and waits for its caption (the page clears it when a photo is picked).
+fn caption_in_page(browser: &Browser, photo: &std::path::Path) -> String {
+    browser.script("document.getElementById('caption').textContent = '';");
+    let picker = browser.element("#file");
+    browser.call(
+        "POST",
+        &format!("/element/{picker}/value"),
+        json!({ "text": photo.to_str().unwrap() }),
+    );
+    let mut shown = Value::Null;
+    wait_for(|| {
+        shown = browser.script(
+            "const s = document.getElementById('status'); \
+             if (s.className === 'error') return {error: s.textContent}; \
+             const c = document.getElementById('caption').textContent; \
+             return c ? {caption: c} : null;",
+        );
+        !shown.is_null()
+    });
+    match shown["caption"].as_str() {
+        Some(caption) => caption.to_owned(),
+        None => panic!("{}: the page says {}", photo.display(), shown["error"]),
+    }
+}
+
+/// Waits until the page's captioner has loaded, and says how long it took (seconds).
+fn page_ready(browser: &Browser) -> f64 {
+    let mut seconds = Value::Null;
+    wait_for(|| {
+        seconds = browser.script(
+            "const s = document.getElementById('status'); \
+             if (!s) return null; \
+             if (s.className === 'error') throw new Error(s.textContent); \
+             return window.captionerLoadSeconds ?? null;",
+        );
+        !seconds.is_null()
+    });
+    seconds.as_f64().unwrap()
+}
+
+#[cfg_attr(
+    not(captioner_data),
+    ignore = "needs CAPTIONER_DATA and the page built by web/build.sh (.ci/run does both)"
+)]
+#[test]
+fn the_browser_page_captions_on_the_device_as_the_cli_does() {
+    let dist = common::repo_path("web/dist");
+    assert!(
+        dist.join("pkg/captioner_web_bg.wasm").is_file(),
+        "no page in {}: build it with `bash web/build.sh`",
+        dist.display()
+    );
+    let data = common::real_data();
+    let photos: Vec<std::path::PathBuf> = [
+        "flickr8k/Images/1000268201_693b08cb0e.jpg",
+        "imagenet-sample/n01443537_goldfish.JPEG",
+        "imagenet-sample/n04037443_racer.JPEG",
+    ]
+    .iter()
+    .map(|p| data.join(p))
+    .chain(
+        ["baseline.jpg", "palette.png", "lossy.webp"]
+            .map(|f| common::repo_path("fixtures/formats").join(f)),
+    )
+    .map(|p| p.canonicalize().unwrap())
+    .collect();
+    // The CLI with the page's encoder weights (f16; docs/BENCHMARKS.md measures what f16 changes).
+    let mut args = vec!["caption".to_owned(), "--weights".to_owned()];
+    args.push(
+        dist.join("encoder.safetensors")
+            .to_str()
+            .unwrap()
+            .to_owned(),
+    );
+    args.extend(photos.iter().map(|p| p.to_str().unwrap().to_owned()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let native = String::from_utf8(common::run_ok(&args).stdout).unwrap();
+    let native: Vec<&str> = native
+        .lines()
+        .map(|l| l.split('\t').nth(1).unwrap())
+        .collect();
+
+    let host = StaticHost::start(dist.clone());
+    let page = format!("http://{}/", host.addr);
+    let browser = Browser::start();
+    browser.call("POST", "/url", json!({ "url": page }));
+    page_ready(&browser);
+    for (photo, expected) in photos.iter().zip(&native) {
+        assert_eq!(
+            &caption_in_page(&browser, photo),
+            expected,
+            "{}",
+            photo.display()
+        );
+    }
+
+    // Nothing but the page's own files was fetched: the browser's record and the host's agree.
+    let fetched =
+        browser.script("return performance.getEntriesByType('resource').map(e => e.name);");
+    for url in fetched.as_array().unwrap() {
+        let url = url.as_str().unwrap();
+        assert!(url.starts_with(&page), "the page fetched {url}");
+    }
+    for path in host.requested.lock().unwrap().iter() {
+        let file = path.trim_start_matches('/');
+        assert!(
+            file.is_empty() || dist.join(file).is_file(),
+            "asked for {path}"
+        );
+    }
+
+    // Phone width: nothing wider than the screen.
+    browser.call("POST", "/window/rect", json!({"width": 390, "height": 844}));
+    let fits = browser.script("return document.documentElement.scrollWidth <= window.innerWidth;");
+    assert_eq!(fits, true, "the page scrolls sideways at phone width");
+
+    // Offline once loaded: with the host gone, the page opens again from the browser's cache and
+    // captions.
+    drop(host);
+    browser.call("POST", "/url", json!({ "url": page }));
+    page_ready(&browser);
+    assert_eq!(caption_in_page(&browser, &photos[0]), native[0], "offline");
+}

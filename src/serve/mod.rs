@@ -542,20 +542,8 @@ async fn read_photo(request: Request, shared: &Shared) -> Result<Bytes, Response
 }
 
 fn reply_json(reply: &Reply, model_name: &str, attention: bool) -> serde_json::Value {
-    let captioned = &reply.captioned;
-    let ms = |d: Duration| (d.as_secs_f64() * 1e4).round() / 10.0;
-    let mut answer = captioned.json();
-    answer["words"] = json!(captioned.words);
-    answer["model"] = json!(model_name);
-    answer["timings_ms"] = json!({
-        "queue": ms(reply.queued),
-        "decode": ms(captioned.timings.decode),
-        "encode": ms(captioned.timings.encode),
-        "generate": ms(captioned.timings.generate),
-    });
-    if let (true, Some(map)) = (attention, &captioned.attention) {
-        answer["attention"] = map.to_json();
-    }
+    let mut answer = reply.captioned.answer_json(model_name, attention);
+    answer["timings_ms"]["queue"] = json!((reply.queued.as_secs_f64() * 1e4).round() / 10.0);
     answer
 }
 

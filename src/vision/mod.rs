@@ -117,12 +117,16 @@ impl Encoder {
                 "VGG16 needs its weights: pass --weights with torchvision's vgg16-397923af.pth or a safetensors file"
             ),
         };
-        let weights = Weights::load(&path)?;
+        Self::from_weights(kind, &Weights::load(&path)?)
+    }
+
+    /// `kind` from weights already loaded (`Weights::from_safetensors` for bytes in memory).
+    pub fn from_weights(kind: EncoderKind, weights: &Weights) -> Result<Self> {
         Ok(match kind.lite_config() {
             Some(config) => {
-                Encoder::EfficientNetLite(EfficientNetLite::load(&weights, &config)?, kind)
+                Encoder::EfficientNetLite(EfficientNetLite::load(weights, &config)?, kind)
             }
-            None => Encoder::Vgg16(Vgg16::load(&weights)?),
+            None => Encoder::Vgg16(Vgg16::load(weights)?),
         })
     }
 

@@ -1,8 +1,10 @@
 //! Encoder weights: named f32 tensors loaded from a PyTorch `.pth` or a safetensors file, with
 //! shape-checked access.
 
-use crate::tensor_file::{read_safetensors, Tensor};
+use crate::tensor_file::{read_safetensors, safetensors_bytes, Tensor};
 use anyhow::{bail, Context, Result};
+use safetensors::tensor::TensorView;
+use safetensors::Dtype;
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -29,11 +31,43 @@ impl Weights {
         })
     }
 
+    /// Safetensors bytes already read (a browser fetches them); `source` names them in errors.
+    pub fn from_safetensors(bytes: &[u8], source: &str) -> Result<Self> {
+        let tensors = read_safetensors(bytes)
+            .with_context(|| format!("cannot load weights from {source}"))?;
+        Ok(Self::from_tensors(tensors, source))
+    }
+
     pub fn from_tensors(tensors: HashMap<String, Tensor>, source: &str) -> Self {
         Weights {
             tensors,
             source: source.to_owned(),
         }
+    }
+
+    /// Every tensor in f16, as safetensors bytes: half the size, for a browser to fetch (the
+    /// captions it gives are measured in docs/BENCHMARKS.md).
+    pub fn to_f16_safetensors(&self) -> Result<Vec<u8>> {
+        let buffers: Vec<(&String, &Tensor, Vec<u8>)> = self
+            .tensors
+            .iter()
+            .map(|(name, tensor)| {
+                let bytes = tensor
+                    .data
+                    .iter()
+                    .flat_map(|v| half::f16::from_f32(*v).to_le_bytes())
+                    .collect();
+                (name, tensor, bytes)
+            })
+            .collect();
+        let views = buffers
+            .iter()
+            .map(|(name, tensor, bytes)| {
+                let view = TensorView::new(Dtype::F16, tensor.shape.clone(), bytes)?;
+                Ok((name.as_str(), view))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        safetensors_bytes(views, HashMap::new())
     }
 
     /// The tensor `name`, which must have `shape`.
