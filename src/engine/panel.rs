@@ -3,6 +3,7 @@
 //!
 //!   y[n, o] = b[o] + sum_i x[n, i] w[o, i]      (PyTorch's linear layer, x W^T + b)
 
+use crate::engine::simd::multiply_add;
 use crate::with_avx2;
 
 /// Columns per panel of `PanelWeights`: two 8-lane vectors per row, so that four rows' sums, the
@@ -77,7 +78,7 @@ fn has_f16c() -> bool {
 /// too short to gain from waking another thread (beam 3 on the shipped model: 1.25 ms per caption
 /// on one thread, 1.6-1.8 on two). Each output is b + x_0 W_0 + x_1 W_1 + ... in that order with
 /// fused multiply-adds, whatever the grouping (and on a CPU without FMA the library's exact `fma`
-/// gives the same bits, slowly).
+/// gives the same bits, slowly; WebAssembly multiplies and adds apart: `multiply_add`).
 pub fn matmul_panels(y: &mut [f32], x: &[f32], w: &PanelWeights, b: &[f32], rows: usize) {
     let (din, dout) = (w.din, w.dout);
     let mut groups = y[..rows * dout].chunks_exact_mut(dout).collect::<Vec<_>>();
@@ -136,7 +137,7 @@ fn panels<const R: usize>(
             for (r, sum) in sums.iter_mut().enumerate() {
                 let x_ri = x[r * din + i];
                 for (s, &w) in sum.iter_mut().zip(w) {
-                    *s = x_ri.mul_add(w, *s);
+                    *s = multiply_add(x_ri, w, *s);
                 }
             }
         }

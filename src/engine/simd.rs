@@ -34,3 +34,19 @@ macro_rules! with_avx2 {
 pub fn has_avx2() -> bool {
     std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
 }
+
+/// `a * b + c` with one rounding (fused) where the hardware fuses it. WebAssembly has no fused
+/// multiply-add: there `mul_add` is a software routine (a generation step ran 40x slower than
+/// native), so the browser multiplies and adds, rounding twice; its sums then differ from native
+/// ones in the last bits (docs/BENCHMARKS.md counts the captions that change).
+#[inline(always)]
+pub fn multiply_add(a: f32, b: f32, c: f32) -> f32 {
+    #[cfg(target_arch = "wasm32")]
+    {
+        a * b + c
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        a.mul_add(b, c)
+    }
+}

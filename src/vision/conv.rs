@@ -2,6 +2,7 @@
 //! others through im2col), depthwise convolution as a direct loop over channels, max pooling.
 //! Batch norm is folded into the convolution weights at load time.
 
+use crate::engine::simd::multiply_add;
 use crate::engine::{matmul, Transpose};
 use crate::tensor_file::Tensor;
 use crate::with_avx2;
@@ -345,7 +346,7 @@ impl Conv2d {
                     let tap = (ky * self.k + kx) * self.cin + ci;
                     let w = &self.weight[tap * self.cout + first..][..N];
                     for lane in 0..N {
-                        acc[lane] = value.mul_add(w[lane], acc[lane]);
+                        acc[lane] = multiply_add(value, w[lane], acc[lane]);
                     }
                 }
             }
