@@ -5,6 +5,7 @@
 #   BEFORE=<binary> PHOTOS=<list file> ROUNDS=3 bash bench/batch_throughput.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/common.sh
 BEFORE=${BEFORE:?a captioner binary to compare with}
 PHOTOS=${PHOTOS:?a file listing the photos}
 ROUNDS=${ROUNDS:-3}
@@ -12,17 +13,15 @@ BATCH=${BATCH:-32}
 bin=./target/release/captioner
 n=$(wc -l < "$PHOTOS")
 out=$(mktemp -d)
-rate() { local start=$(date +%s.%N); "$@" > /dev/null 2>&1; echo "$n / ($(date +%s.%N) - $start)" | bc -l; }
 declare -a batched one before
 for round in $(seq "$ROUNDS"); do
   rm -f "$out"/*.jsonl
-  batched+=("$(rate "$bin" caption --threads 2 --batch "$BATCH" --list "$PHOTOS" --out "$out/a.jsonl")")
-  one+=("$(rate "$bin" caption --threads 2 --batch 1 --list "$PHOTOS" --out "$out/b.jsonl")")
-  before+=("$(rate "$BEFORE" caption --threads 2 --list "$PHOTOS" --out "$out/c.jsonl")")
+  batched+=("$(rate "$n" "$bin" caption --threads 2 --batch "$BATCH" --list "$PHOTOS" --out "$out/a.jsonl")")
+  one+=("$(rate "$n" "$bin" caption --threads 2 --batch 1 --list "$PHOTOS" --out "$out/b.jsonl")")
+  before+=("$(rate "$n" "$BEFORE" caption --threads 2 --list "$PHOTOS" --out "$out/c.jsonl")")
   printf 'round %d: --batch %d %.1f, --batch 1 %.1f, before %.1f photos/s\n' "$round" "$BATCH" "${batched[-1]}" "${one[-1]}" "${before[-1]}"
   cmp <(jq -c '[.key, .caption]' "$out/a.jsonl") <(jq -c '[.key, .caption]' "$out/b.jsonl")
 done
-median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 b=$(median "${batched[@]}") o=$(median "${one[@]}") p=$(median "${before[@]}")
 printf 'median photos/s: --batch %d %.1f, --batch 1 %.1f, before %.1f; --batch %d / before %.2fx, --batch 1 / before %.2fx\n' \
   "$BATCH" "$b" "$o" "$p" "$BATCH" "$(echo "$b / $p" | bc -l)" "$(echo "$o / $p" | bc -l)"

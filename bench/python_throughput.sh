@@ -6,6 +6,7 @@
 # medians' ratio; then import + first caption, warm, in a fresh process (median of 5).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/common.sh
 PY=${PY:?a python with the captioner package}
 N=${N:-1000}
 ROUNDS=${ROUNDS:-2}
@@ -26,7 +27,6 @@ captioner.Captioner().caption_many(paths)" "$list"
   py+=("$(echo "$N / ($(date +%s.%N) - $start)" | bc -l)")
   printf 'round %d: CLI %.1f photos/s, Python %.1f photos/s\n' "$round" "${cli[-1]}" "${py[-1]}"
 done
-median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 mc=$(median "${cli[@]}") mp=$(median "${py[@]}")
 printf 'median: CLI %.1f, Python %.1f photos/s, ratio %.2f\n' "$mc" "$mp" "$(echo "$mp / $mc" | bc -l)"
 first=()
