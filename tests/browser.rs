@@ -247,7 +247,11 @@ impl Drop for StaticHost {
 
 /// Picks `photo` in the page and waits for its caption (the page clears it when a photo is picked).
 fn caption_in_page(browser: &Browser, photo: &std::path::Path) -> String {
-    browser.script("document.getElementById('caption').textContent = '';");
+    // An emptied picker: picking the file it holds again would change nothing.
+    browser.script(
+        "document.getElementById('caption').textContent = ''; \
+         document.getElementById('file').value = '';",
+    );
     let picker = browser.element("#file");
     browser.call(
         "POST",
@@ -340,6 +344,26 @@ fn the_browser_page_captions_on_the_device_as_the_cli_does() {
             photo.display()
         );
     }
+
+    // A broken photo: the page says why, in the library's words, as the CLI does.
+    let scratch = common::scratch("web-broken-photo");
+    let broken = scratch.join("broken.jpg");
+    let jpeg = std::fs::read(common::repo_path("fixtures/formats/baseline.jpg")).unwrap();
+    std::fs::write(&broken, &jpeg[..600]).unwrap();
+    browser.script("document.getElementById('file').value = '';");
+    let picker = browser.element("#file");
+    let path = json!({ "text": broken.to_str().unwrap() });
+    browser.call("POST", &format!("/element/{picker}/value"), path);
+    let mut said = Value::Null;
+    wait_for(|| {
+        said = browser.script(
+            "const s = document.getElementById('status'); \
+             return s.className === 'error' ? s.textContent : null;",
+        );
+        !said.is_null()
+    });
+    let said = said.as_str().unwrap();
+    assert!(said.contains("truncated JPEG"), "the page says {said:?}");
 
     // Nothing but the page's own files was fetched: the browser's record and the host's agree.
     let fetched =
