@@ -20,7 +20,7 @@ use crate::dataset::Split;
 use crate::decoder::{Batch, DecoderConfig, Workspace};
 use crate::engine::rng::Rng;
 use crate::fsio::write_atomic;
-use crate::generate::{banned, sample, search, words, Generated, SearchOptions};
+use crate::generate::{banned, sample_many, search, words, Generated, SearchOptions};
 use crate::metrics::cider::CiderD;
 use crate::metrics::meteor_exact;
 use crate::model::{weights_bytes, Model};
@@ -213,8 +213,10 @@ impl DevScores {
     }
 }
 
-/// `count` sampled captions for each training image of `chunk` (inputs in the same order), one
-/// image per thread with its own generator seeded from `seed` and the image, and their rewards.
+/// `count` sampled captions for each training image of `chunk` (inputs in the same order), each
+/// image with its own generator seeded from `seed` and the image, and their rewards. Each thread
+/// takes an equal share of the images and samples them together (`sample_many`: the decoder's
+/// weights read once per step for all of them); the captions are those of one image at a time.
 fn sample_and_reward(
     model: &Model,
     reward: &Reward,
@@ -224,17 +226,23 @@ fn sample_and_reward(
     count: usize,
     seed: u64,
 ) -> (Vec<Vec<Generated>>, Vec<Vec<f64>>) {
+    let share = chunk.len().div_ceil(rayon::current_num_threads()).max(1);
     chunk
-        .par_iter()
-        .zip(inputs)
-        .map(|(&image, input)| {
-            let mut image_rng = Rng::new(seed ^ (image as u64).wrapping_mul(PHI));
-            let captions = sample(model, input, count, &mut image_rng);
-            let rewards = captions
+        .par_chunks(share)
+        .zip(inputs.par_chunks(share))
+        .flat_map_iter(|(images, inputs)| {
+            let mut rngs: Vec<Rng> = images
                 .iter()
-                .map(|c| sample_reward(model, reward, meteor_weight, image, c))
+                .map(|&image| Rng::new(seed ^ (image as u64).wrapping_mul(PHI)))
                 .collect();
-            (captions, rewards)
+            let captions = sample_many(model, inputs, count, &mut rngs);
+            images.iter().zip(captions).map(|(&image, captions)| {
+                let rewards = captions
+                    .iter()
+                    .map(|c| sample_reward(model, reward, meteor_weight, image, c))
+                    .collect();
+                (captions, rewards)
+            })
         })
         .unzip()
 }

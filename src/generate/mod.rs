@@ -745,40 +745,59 @@ fn best_of(pool: Vec<Hypothesis>, alpha: f64, end: u32) -> Generated {
     }
 }
 
-/// `count` captions drawn from the model's distribution, word by word (multinomial, temperature 1),
-/// as self-critical training samples them: padding, `<unk>` and startseq are never drawn (the other
-/// words keep their relative probabilities); a caption ends at endseq or at the maximum length.
-/// `log_prob` is under the model's full distribution. Single-threaded, like `search`.
-pub fn sample(model: &Model, input: &[f32], count: usize, rng: &mut Rng) -> Vec<Generated> {
+/// `count` captions for each image of `inputs`, drawn from the model's distribution word by word
+/// (multinomial, temperature 1), as self-critical training samples them: padding, `<unk>` and
+/// startseq are never drawn (the other words keep their relative probabilities); a caption ends at
+/// endseq or at the maximum length. `log_prob` is under the model's full distribution. Every
+/// image's unfinished captions are stepped together (`Generator::step_many`) and image `i` draws
+/// from `rngs[i]` in the order of its own captions, so its captions do not depend on the other
+/// images. Single-threaded, like `search`.
+pub fn sample_many(
+    model: &Model,
+    inputs: &[&[f32]],
+    count: usize,
+    rngs: &mut [Rng],
+) -> Vec<Vec<Generated>> {
     let generator = model.generator();
     let (size, v) = (generator.state_size(), model.config.decoder.vocab());
-    let image = generator.image(input);
+    let images: Vec<Vec<f32>> = inputs.iter().map(|input| generator.image(input)).collect();
     let (start, end) = (model.vocab.id(START_TOKEN), model.vocab.id(END_TOKEN));
     let banned = banned(model);
     let max_new = model.config.max_length.saturating_sub(1).max(1);
-    let mut captions = vec![Generated::empty(); count];
-    // The captions still being written, and their states in the same order.
-    let mut active: Vec<usize> = (0..count).collect();
-    let mut states = generator.initial_state(&image).repeat(count);
+    let mut captions = vec![vec![Generated::empty(); count]; inputs.len()];
+    // The captions still being written (image, caption), image by image, and their states in the
+    // same order.
+    let mut active: Vec<(usize, usize)> = (0..inputs.len())
+        .flat_map(|i| (0..count).map(move |k| (i, k)))
+        .collect();
+    let mut states: Vec<f32> = images
+        .iter()
+        .flat_map(|image| generator.initial_state(image).repeat(count))
+        .collect();
     let mut log_probs = Vec::new();
     for t in 0..max_new {
         let tokens: Vec<u32> = active
             .iter()
-            .map(|&k| captions[k].tokens.last().copied().unwrap_or(start))
+            .map(|&(i, k)| captions[i][k].tokens.last().copied().unwrap_or(start))
             .collect();
-        generator.step(&image, &tokens, &mut states, &mut log_probs);
+        let rows: Vec<(&[f32], usize)> = active
+            .chunk_by(|a, b| a.0 == b.0)
+            .map(|group| (images[group[0].0].as_slice(), group.len()))
+            .collect();
+        generator.step_many(&rows, &tokens, &mut states, &mut log_probs);
         let mut still = Vec::with_capacity(active.len());
-        for (row, &k) in active.iter().enumerate() {
+        for (row, &(i, k)) in active.iter().enumerate() {
             let log_probs = &log_probs[row * v..][..v];
-            let id = draw(log_probs, &banned, rng);
-            captions[k].log_prob += f64::from(log_probs[id as usize]);
+            let id = draw(log_probs, &banned, &mut rngs[i]);
+            let caption = &mut captions[i][k];
+            caption.log_prob += f64::from(log_probs[id as usize]);
             if id == end {
-                captions[k].ended = true;
+                caption.ended = true;
             } else {
-                captions[k].tokens.push(id);
+                caption.tokens.push(id);
                 if t + 1 < max_new {
                     states.copy_within(row * size..(row + 1) * size, still.len() * size);
-                    still.push(k);
+                    still.push((i, k));
                 }
             }
         }

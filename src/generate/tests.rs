@@ -478,3 +478,33 @@ fn searches_stepped_together_give_each_its_caption_alone() {
     let masked = [model.vocab.id("man"), model.vocab.id("grass")];
     check_searched_together(&model, &inputs, &mixed_requests(5, &constraints, &masked));
 }
+
+/// `sample_many` over all `inputs` against one image at a time, each image drawing from a generator
+/// seeded by its index; returns the captions.
+fn check_sampled_together(model: &Model, inputs: &[&[f32]]) -> Vec<Vec<Generated>> {
+    let rngs = || (0..inputs.len() as u64).map(|i| Rng::new(100 + i));
+    let together = sample_many(model, inputs, 4, &mut rngs().collect::<Vec<_>>());
+    for ((input, mut rng), together) in inputs.iter().zip(rngs()).zip(&together) {
+        let alone = sample_many(model, &[input], 4, std::slice::from_mut(&mut rng));
+        assert_eq!(&alone[0], together);
+    }
+    together
+}
+
+#[test]
+fn captions_sampled_together_are_each_image_s_alone() {
+    let cases = random_cases(5);
+    let inputs: Vec<&[f32]> = cases.iter().map(|(_, f)| f.as_slice()).collect();
+    let merge = check_sampled_together(&cases[0].0, &inputs);
+    let model = Model::shipped().unwrap();
+    let mut rng = Rng::new(9);
+    let grids: Vec<Vec<f32>> = (0..3)
+        .map(|_| (0..49 * 1280).map(|_| rng.uniform() as f32 * 3.0).collect())
+        .collect();
+    let inputs: Vec<&[f32]> = grids.iter().map(Vec::as_slice).collect();
+    let attention = check_sampled_together(&model, &inputs);
+    // Draws, not one caption repeated: the samples of an image differ.
+    for captions in merge.iter().chain(&attention) {
+        assert!(captions.iter().any(|c| c.tokens != captions[0].tokens));
+    }
+}
