@@ -4,7 +4,8 @@ by 5-fold cross-validation on that half alone (the held-out half is not read): o
 regression per setting (water, snow, grass, sand, street, indoors, trees, rocks; 8 or more photos
 with it) over the standardised pooled features, and each composed caption ("A photo of ...") that
 names no setting gets the most probable setting's phrase when its out-of-fold probability reaches
-TAU. Writes the changed captions as JSON lines for ../shared/tools/wild_score.py.
+TAU. Writes the changed captions as JSON lines for ../shared/tools/wild_score.py, and on stderr
+each setting's out-of-fold detections at TAU.
 
   captioner features --images ../shared/data/imagenet-sample --out in.safetensors --classes
   captioner caption --json --list fit.list > fit.jsonl          # fit.list: the first 250 photos
@@ -42,6 +43,9 @@ def main():
             model = LogisticRegression(C=C, max_iter=3000)
             folds = StratifiedKFold(5, shuffle=True, random_state=0)
             prob[s] = cross_val_predict(model, Xf, y, cv=folds, method="predict_proba")[:, 1]
+            hits = prob[s] >= tau
+            print(f"{s}: {y.sum()} photos have it; out-of-fold >= {tau}: {(hits & (y == 1)).sum()} right, "
+                  f"{(hits & (y == 0)).sum()} wrong", file=sys.stderr)
     row_of = {ids[i]: j for j, i in enumerate(fit)}
     changed = 0
     for line in open(captions):
