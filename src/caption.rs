@@ -63,6 +63,13 @@ pub struct Timings {
     pub generate: Duration,
 }
 
+impl Timings {
+    /// A duration in milliseconds to a tenth, as answers report them.
+    pub fn milliseconds(duration: Duration) -> f64 {
+        (duration.as_secs_f64() * 1e4).round() / 10.0
+    }
+}
+
 /// Each word's attention weights over the photo's grid of `height` x `width` regions (row-major,
 /// summing to 1).
 #[derive(Clone, Debug, PartialEq)]
@@ -171,7 +178,7 @@ impl Captioned {
     /// (one per token), `"model"`, `"timings_ms"` (decode, encode, generate; a tenth of a ms) and,
     /// with `attention` and an attention model, `"attention"` (where it looked for each word).
     pub fn answer_json(&self, model: &str, attention: bool) -> serde_json::Value {
-        let ms = |d: Duration| (d.as_secs_f64() * 1e4).round() / 10.0;
+        let ms = Timings::milliseconds;
         let mut answer = self.json();
         answer["words"] = serde_json::json!(self.words);
         answer["model"] = serde_json::json!(model);

@@ -8,10 +8,9 @@ use crate::engine::params::Layout;
 use crate::evidence::{self, Detectors};
 use crate::familiar::{self, Familiar};
 use crate::fsio::{read_text, write_atomic};
-use crate::tensor_file::{read_safetensors, safetensors_bytes};
+use crate::tensor_file::{float_safetensors, read_safetensors};
 use crate::text::{Tokenization, Vocabulary};
 use anyhow::{bail, Context, Result};
-use safetensors::tensor::TensorView;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::Path;
@@ -107,34 +106,15 @@ pub fn weights_bytes(
     metadata: HashMap<String, String>,
     f16: bool,
 ) -> Result<Vec<u8>> {
-    let buffers: Vec<(String, Vec<usize>, Vec<u8>)> = layout
+    let tensors: Vec<(&str, &[usize], &[f32])> = layout
         .slots
         .iter()
         .map(|slot| {
             let values = &params[slot.offset..slot.offset + slot.len];
-            let bytes = if f16 {
-                values
-                    .iter()
-                    .flat_map(|v| half::f16::from_f32(*v).to_le_bytes())
-                    .collect()
-            } else {
-                values.iter().flat_map(|v| v.to_le_bytes()).collect()
-            };
-            (slot.name.clone(), slot.shape.clone(), bytes)
+            (slot.name.as_str(), slot.shape.as_slice(), values)
         })
         .collect();
-    let dtype = if f16 {
-        safetensors::Dtype::F16
-    } else {
-        safetensors::Dtype::F32
-    };
-    let views = buffers
-        .iter()
-        .map(|(name, shape, bytes)| {
-            Ok((name.clone(), TensorView::new(dtype, shape.clone(), bytes)?))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    safetensors_bytes(views, metadata)
+    float_safetensors(&tensors, metadata, f16)
 }
 
 /// Parameters in layout order from named tensors (f32, f16 or bf16).

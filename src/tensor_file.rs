@@ -39,6 +39,42 @@ where
     Ok(out)
 }
 
+/// Named f32 tensors (name, shape, values) as safetensors bytes, stored in f16 when `f16` (half the
+/// size, for shipping) or else in f32.
+pub fn float_safetensors(
+    tensors: &[(&str, &[usize], &[f32])],
+    metadata: HashMap<String, String>,
+    f16: bool,
+) -> Result<Vec<u8>> {
+    let (dtype, bytes): (_, Vec<Vec<u8>>) = if f16 {
+        let half = |values: &[f32]| {
+            values
+                .iter()
+                .flat_map(|v| half::f16::from_f32(*v).to_le_bytes())
+                .collect()
+        };
+        (
+            safetensors::Dtype::F16,
+            tensors.iter().map(|t| half(t.2)).collect(),
+        )
+    } else {
+        let full = |values: &[f32]| values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        (
+            safetensors::Dtype::F32,
+            tensors.iter().map(|t| full(t.2)).collect(),
+        )
+    };
+    let views = tensors
+        .iter()
+        .zip(&bytes)
+        .map(|(&(name, shape, _), bytes)| {
+            let view = safetensors::tensor::TensorView::new(dtype, shape.to_vec(), bytes)?;
+            Ok((name, view))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    safetensors_bytes(views, metadata)
+}
+
 /// Every floating-point tensor of a safetensors buffer, as f32.
 pub fn read_safetensors(bytes: &[u8]) -> Result<HashMap<String, Tensor>> {
     use safetensors::Dtype;

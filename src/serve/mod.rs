@@ -15,7 +15,7 @@
 
 mod metrics;
 
-use crate::caption::{CaptionOptions, Captioned, Captioner};
+use crate::caption::{CaptionOptions, Captioned, Captioner, Timings};
 use crate::generate::SearchOptions;
 use crate::ground::GroundOptions;
 use anyhow::{Context, Result};
@@ -543,7 +543,7 @@ async fn read_photo(request: Request, shared: &Shared) -> Result<Bytes, Response
 
 fn reply_json(reply: &Reply, model_name: &str, attention: bool) -> serde_json::Value {
     let mut answer = reply.captioned.answer_json(model_name, attention);
-    answer["timings_ms"]["queue"] = json!((reply.queued.as_secs_f64() * 1e4).round() / 10.0);
+    answer["timings_ms"]["queue"] = json!(Timings::milliseconds(reply.queued));
     answer
 }
 

@@ -1,10 +1,8 @@
 //! Encoder weights: named f32 tensors loaded from a PyTorch `.pth` or a safetensors file, with
 //! shape-checked access.
 
-use crate::tensor_file::{read_safetensors, safetensors_bytes, Tensor};
+use crate::tensor_file::{float_safetensors, read_safetensors, Tensor};
 use anyhow::{bail, Context, Result};
-use safetensors::tensor::TensorView;
-use safetensors::Dtype;
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -48,26 +46,12 @@ impl Weights {
     /// Every tensor in f16, as safetensors bytes: half the size, for a browser to fetch (the
     /// captions it gives are measured in docs/BENCHMARKS.md).
     pub fn to_f16_safetensors(&self) -> Result<Vec<u8>> {
-        let buffers: Vec<(&String, &Tensor, Vec<u8>)> = self
+        let tensors: Vec<(&str, &[usize], &[f32])> = self
             .tensors
             .iter()
-            .map(|(name, tensor)| {
-                let bytes = tensor
-                    .data
-                    .iter()
-                    .flat_map(|v| half::f16::from_f32(*v).to_le_bytes())
-                    .collect();
-                (name, tensor, bytes)
-            })
+            .map(|(name, t)| (name.as_str(), t.shape.as_slice(), t.data.as_slice()))
             .collect();
-        let views = buffers
-            .iter()
-            .map(|(name, tensor, bytes)| {
-                let view = TensorView::new(Dtype::F16, tensor.shape.clone(), bytes)?;
-                Ok((name.as_str(), view))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        safetensors_bytes(views, HashMap::new())
+        float_safetensors(&tensors, HashMap::new(), true)
     }
 
     /// The tensor `name`, which must have `shape`.
