@@ -13,8 +13,8 @@ version=$(grep -A1 '^name = "wasm-bindgen"$' Cargo.lock | sed -n 's/^version = "
 if [ "$(wasm-bindgen --version 2>/dev/null)" != "wasm-bindgen $version" ]; then
   cargo install -q wasm-bindgen-cli --version "$version"
 fi
-# Whole-program optimisation (fat LTO, one codegen unit) for the WebAssembly only: 5% smaller and
-# faster there (docs/BENCHMARKS.md); symbols kept for wasm-bindgen to read the features section.
+# Whole-program optimisation (fat LTO, one codegen unit) for the WebAssembly only; symbols kept, so
+# that wasm-bindgen can read the module's features section.
 CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="-C target-feature=+simd128" \
   CARGO_PROFILE_RELEASE_LTO=fat CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1 CARGO_PROFILE_RELEASE_STRIP=debuginfo \
   cargo build -q --release --target wasm32-unknown-unknown -p captioner-web
