@@ -282,13 +282,46 @@ impl Conv2d {
     }
 }
 
+/// Calls `$call` with `const $n` and `$first` set for each block of `$channels` channels whose sums
+/// stay in registers over all taps: a lone pixel (`$p` = 1) takes 32 channels at a time (four
+/// independent chains of additions per tap), a group of pixels 16; then 8, then one.
+macro_rules! channel_blocks {
+    ($p:ident, $channels:expr, |$n:ident, $first:ident| $call:expr) => {{
+        let mut $first = 0;
+        while $p == 1 && $first + 32 <= $channels {
+            const $n: usize = 32;
+            $call;
+            $first += $n;
+        }
+        while $first + 16 <= $channels {
+            const $n: usize = 16;
+            $call;
+            $first += $n;
+        }
+        while $first + 8 <= $channels {
+            const $n: usize = 8;
+            $call;
+            $first += $n;
+        }
+        while $first < $channels {
+            const $n: usize = 1;
+            $call;
+            $first += $n;
+        }
+    }};
+}
+
+/// Output pixels that the direct and depthwise convolutions take together away from the borders.
+const INNER_PIXELS: usize = 4;
+
 /// Input channels up to which a convolution runs directly rather than as im2col + GEMM: the first
 /// layer of a network (RGB), where the GEMM's depth (k x k x 3) is too short to pay for packing.
 const DIRECT_MAX_CIN: usize = 4;
 
 impl Conv2d {
-    /// One output row of the direct convolution: per pixel, output channels in register blocks, each
-    /// sum taken over the in-bounds taps in im2col order with fused multiply-adds.
+    /// One output row of the direct convolution, pixels alone or in groups (`each_group`), output
+    /// channels in register blocks; each sum taken over the in-bounds taps in im2col order with
+    /// fused multiply-adds, whatever the grouping.
     #[inline(always)]
     fn direct_row(
         &self,
@@ -299,59 +332,74 @@ impl Conv2d {
         activation: Activation,
     ) {
         let geometry = (self.k, self.stride, pad_top, pad_left);
-        each_pixel(
+        each_group(
             x,
             oy,
             out_row,
             self.cout,
             geometry,
             #[inline(always)]
-            |taps, out_pixel| {
-                let mut first = 0;
-                while first + 32 <= self.cout {
-                    self.direct_channels::<32>(x, taps, first, &mut out_pixel[first..][..32]);
-                    first += 32;
+            |taps, out| {
+                if out.len() == INNER_PIXELS * self.cout {
+                    self.direct_pixels::<INNER_PIXELS>(x, taps, out, activation);
+                } else {
+                    self.direct_pixels::<1>(x, taps, out, activation);
                 }
-                while first + 8 <= self.cout {
-                    self.direct_channels::<8>(x, taps, first, &mut out_pixel[first..][..8]);
-                    first += 8;
-                }
-                for channel in first..self.cout {
-                    self.direct_channels::<1>(x, taps, channel, &mut out_pixel[channel..][..1]);
-                }
-                out_pixel
-                    .iter_mut()
-                    .zip(&self.bias)
-                    .for_each(|(v, b)| *v += b);
-                activation.apply(out_pixel);
             },
         );
     }
 
     #[inline(always)]
-    fn direct_channels<const N: usize>(
+    fn direct_pixels<const P: usize>(
+        &self,
+        x: &FeatureMap,
+        taps: &Taps,
+        out: &mut [f32],
+        activation: Activation,
+    ) {
+        channel_blocks!(P, self.cout, |N, first| {
+            self.direct_channels::<P, N>(x, taps, first, out)
+        });
+        for out_pixel in out.chunks_exact_mut(self.cout) {
+            out_pixel
+                .iter_mut()
+                .zip(&self.bias)
+                .for_each(|(v, b)| *v += b);
+            activation.apply(out_pixel);
+        }
+    }
+
+    /// Output channels `first..first + N` of `P` pixels: each in-bounds tap's input times its
+    /// weights added in im2col order (row, column, input channel) with fused multiply-adds.
+    #[inline(always)]
+    fn direct_channels<const P: usize, const N: usize>(
         &self,
         x: &FeatureMap,
         taps: &Taps,
         first: usize,
         out: &mut [f32],
     ) {
-        let mut acc = [0.0f32; N];
+        let mut acc = [[0.0f32; N]; P];
         for ky in taps.rows.clone() {
             let iy = (taps.origin.0 + ky as isize) as usize;
+            let input_row = &x.data[iy * x.w * self.cin..][..x.w * self.cin];
             for kx in taps.cols.clone() {
                 let ix = (taps.origin.1 + kx as isize) as usize;
-                let pixel = &x.data[(iy * x.w + ix) * self.cin..][..self.cin];
-                for (ci, &value) in pixel.iter().enumerate() {
+                for ci in 0..self.cin {
                     let tap = (ky * self.k + kx) * self.cin + ci;
                     let w = &self.weight[tap * self.cout + first..][..N];
-                    for lane in 0..N {
-                        acc[lane] = multiply_add(value, w[lane], acc[lane]);
+                    for (p, sums) in acc.iter_mut().enumerate() {
+                        let value = input_row[(ix + p * self.stride) * self.cin + ci];
+                        for lane in 0..N {
+                            sums[lane] = multiply_add(value, w[lane], sums[lane]);
+                        }
                     }
                 }
             }
         }
-        out.copy_from_slice(&acc);
+        for (p, sums) in acc.iter().enumerate() {
+            out[p * self.cout + first..][..N].copy_from_slice(sums);
+        }
     }
 }
 
@@ -415,6 +463,9 @@ impl DepthwiseConv2d {
         }
     }
 
+    /// One output row, pixels alone or in groups (`each_group`). Every pixel's sum adds the same
+    /// products in the same order either way (and as one channel at a time), so the result does
+    /// not depend on the grouping.
     #[inline(always)]
     fn row(
         &self,
@@ -425,38 +476,42 @@ impl DepthwiseConv2d {
         activation: Activation,
     ) {
         let geometry = (self.k, self.stride, pad_top, pad_left);
-        each_pixel(
+        each_group(
             x,
             oy,
             out_row,
             self.c,
             geometry,
             #[inline(always)]
-            |taps, out_pixel| self.pixel(x, taps, out_pixel, activation),
+            |taps, out| {
+                if out.len() == INNER_PIXELS * self.c {
+                    self.pixels::<INNER_PIXELS>(x, taps, out, activation);
+                } else {
+                    self.pixels::<1>(x, taps, out, activation);
+                }
+            },
         );
     }
 
-    /// One output pixel, channels in blocks whose sums stay in registers over all taps: 32 at a time
-    /// gives four independent chains of additions per tap, then 8, then one (each channel's sum is
-    /// in the same order as one channel at a time, so the result does not depend on the blocking).
+    /// `P` neighbouring output pixels with the same taps (the first's given), channels in blocks
+    /// (`channel_blocks!`).
     #[inline(always)]
-    fn pixel(&self, x: &FeatureMap, taps: &Taps, out: &mut [f32], activation: Activation) {
-        let mut first = 0;
-        while first + 32 <= self.c {
-            self.channels::<32>(x, taps, first, &mut out[first..][..32], activation);
-            first += 32;
-        }
-        while first + 8 <= self.c {
-            self.channels::<8>(x, taps, first, &mut out[first..][..8], activation);
-            first += 8;
-        }
-        for channel in first..self.c {
-            self.channels::<1>(x, taps, channel, &mut out[channel..][..1], activation);
-        }
+    fn pixels<const P: usize>(
+        &self,
+        x: &FeatureMap,
+        taps: &Taps,
+        out: &mut [f32],
+        activation: Activation,
+    ) {
+        channel_blocks!(P, self.c, |N, first| {
+            self.channels::<P, N>(x, taps, first, out, activation)
+        });
     }
 
+    /// Channels `first..first + N` of `P` pixels: bias, then each in-bounds tap's product added
+    /// in row-major tap order, then the activation.
     #[inline(always)]
-    fn channels<const N: usize>(
+    fn channels<const P: usize, const N: usize>(
         &self,
         x: &FeatureMap,
         taps: &Taps,
@@ -465,21 +520,54 @@ impl DepthwiseConv2d {
         activation: Activation,
     ) {
         let c = self.c;
-        let mut acc = [0.0f32; N];
-        acc.copy_from_slice(&self.bias[first..][..N]);
-        for ky in taps.rows.clone() {
+        let (rows, cols) = (taps.rows.clone(), taps.cols.clone());
+        let mut acc = [[0.0f32; N]; P];
+        for sums in acc.iter_mut() {
+            sums.copy_from_slice(&self.bias[first..][..N]);
+        }
+        if rows.is_empty() || cols.is_empty() {
+            return self.store(acc, first, out, activation);
+        }
+        // Offset of channel `first` of tap (ky, kx) of the first pixel; pixel p is `p * stride`
+        // columns on. The loops below read only offsets up to the last pixel's last tap.
+        let offset = |ky: usize, kx: usize| {
             let iy = (taps.origin.0 + ky as isize) as usize;
-            for kx in taps.cols.clone() {
-                let ix = (taps.origin.1 + kx as isize) as usize;
-                let src = &x.data[(iy * x.w + ix) * c + first..][..N];
-                let w = &self.weight[(ky * self.k + kx) * c + first..][..N];
-                for lane in 0..N {
-                    acc[lane] += src[lane] * w[lane];
+            let ix = (taps.origin.1 + kx as isize) as usize;
+            (iy * x.w + ix) * c + first
+        };
+        let pixel_step = self.stride * c;
+        let last = offset(rows.end - 1, cols.end - 1) + (P - 1) * pixel_step + N;
+        assert!(last <= x.data.len(), "depthwise taps outside the input");
+        let weight = &self.weight[..self.k * self.k * c];
+        let input = x.data.as_ptr();
+        for ky in rows {
+            for kx in cols.clone() {
+                let w = &weight[(ky * self.k + kx) * c + first..][..N];
+                let tap = offset(ky, kx);
+                for (p, sums) in acc.iter_mut().enumerate() {
+                    // SAFETY: tap + p * pixel_step + N <= last, checked above.
+                    let src = unsafe { &*input.add(tap + p * pixel_step).cast::<[f32; N]>() };
+                    for lane in 0..N {
+                        sums[lane] += src[lane] * w[lane];
+                    }
                 }
             }
         }
-        activation.apply(&mut acc);
-        out.copy_from_slice(&acc);
+        self.store(acc, first, out, activation);
+    }
+
+    #[inline(always)]
+    fn store<const P: usize, const N: usize>(
+        &self,
+        mut acc: [[f32; N]; P],
+        first: usize,
+        out: &mut [f32],
+        activation: Activation,
+    ) {
+        for (p, sums) in acc.iter_mut().enumerate() {
+            activation.apply(sums);
+            out[p * self.c + first..][..N].copy_from_slice(sums);
+        }
     }
 }
 
@@ -491,27 +579,40 @@ struct Taps {
     origin: (isize, isize),
 }
 
-/// Calls `pixel` for each output pixel of row `oy` (`channels` values each) with its kernel taps
-/// that land inside the input; `geometry` is (kernel, stride, top padding, left padding).
+/// Calls `pixels` over output row `oy` (`channels` values a pixel) left to right, with the taps of
+/// the first pixel given that land inside the input; `geometry` is (kernel, stride, top padding,
+/// left padding). Where the next `INNER_PIXELS` pixels have all their taps inside the input's
+/// columns they come together (their output slice that long), so that each tap's weights are read
+/// once for all of them; a pixel at the left or right border comes alone.
 #[inline(always)]
-fn each_pixel(
+fn each_group(
     x: &FeatureMap,
     oy: usize,
     out_row: &mut [f32],
     channels: usize,
     (kernel, stride, pad_top, pad_left): (usize, usize, usize, usize),
-    mut pixel: impl FnMut(&Taps, &mut [f32]),
+    mut pixels: impl FnMut(&Taps, &mut [f32]),
 ) {
-    let origin = (oy * stride) as isize - pad_top as isize;
-    let rows = tap_range(origin, kernel, x.h);
-    for (ox, out_pixel) in out_row.chunks_exact_mut(channels).enumerate() {
+    let origin_y = (oy * stride) as isize - pad_top as isize;
+    let rows = tap_range(origin_y, kernel, x.h);
+    let width = out_row.len() / channels;
+    let mut ox = 0;
+    while ox < width {
         let origin_x = (ox * stride) as isize - pad_left as isize;
         let taps = Taps {
             rows: rows.clone(),
             cols: tap_range(origin_x, kernel, x.w),
-            origin: (origin, origin_x),
+            origin: (origin_y, origin_x),
         };
-        pixel(&taps, out_pixel);
+        let group_end = origin_x + ((INNER_PIXELS - 1) * stride + kernel) as isize;
+        let inside = taps.cols.len() == kernel && group_end <= x.w as isize;
+        let group = if inside && ox + INNER_PIXELS <= width {
+            INNER_PIXELS
+        } else {
+            1
+        };
+        pixels(&taps, &mut out_row[ox * channels..][..group * channels]);
+        ox += group;
     }
 }
 
@@ -633,6 +734,93 @@ mod tests {
             }
         }
         out
+    }
+
+    /// The depthwise convolution groups pixels away from the borders and blocks channels by 32, 16,
+    /// 8 and one; every output must still be the one-pixel, one-channel sum bit for bit (the same
+    /// products added in the same order), whatever the map's size, stride and channel count.
+    #[test]
+    fn depthwise_groups_give_the_one_pixel_sums_bit_for_bit() {
+        for (h, w, c) in [(13, 11, 48), (9, 12, 20), (7, 7, 64)] {
+            let x = FeatureMap {
+                h,
+                w,
+                c,
+                data: values(h * w * c, 0.9),
+            };
+            for (k, stride) in [(3, 1), (3, 2), (5, 1), (5, 2)] {
+                let dw = Tensor {
+                    shape: vec![c, 1, k, k],
+                    data: values(c * k * k, 3.3),
+                };
+                let got = DepthwiseConv2d::from_torch(
+                    &dw,
+                    &vec![1.0; c],
+                    &vec![0.0; c],
+                    stride,
+                    Padding::Same,
+                )
+                .forward(&x, Activation::Linear, 1);
+                let want = direct(&x, &dw, stride, Padding::Same, true);
+                let differ = got
+                    .data
+                    .iter()
+                    .zip(&want)
+                    .filter(|(a, b)| a.to_bits() != b.to_bits())
+                    .count();
+                assert_eq!(differ, 0, "{h}x{w}x{c} k{k} s{stride}");
+            }
+        }
+    }
+
+    /// The direct convolution (the RGB stem) groups pixels too: each output must be the sum of one
+    /// pixel's in-bounds taps in im2col order with fused multiply-adds, then the bias, bit for bit.
+    #[test]
+    fn direct_convolution_groups_give_the_one_pixel_sums_bit_for_bit() {
+        let (h, w, cin) = (15, 13, 3);
+        let x = FeatureMap {
+            h,
+            w,
+            c: cin,
+            data: values(h * w * cin, 0.4),
+        };
+        for (cout, k, stride) in [(40, 3, 2), (20, 3, 1), (32, 5, 2)] {
+            let weight = Tensor {
+                shape: vec![cout, cin, k, k],
+                data: values(cout * cin * k * k, 1.7),
+            };
+            let bias = values(cout, 5.0);
+            let conv = Conv2d::from_torch(&weight, None, &bias, stride, Padding::Same);
+            let got = conv.forward(&x, Activation::Linear, 1);
+            let (oh, pad_top) = output_and_pad(h, k, stride, Padding::Same);
+            let (ow, pad_left) = output_and_pad(w, k, stride, Padding::Same);
+            for (pixel, out) in got.data.chunks_exact(cout).enumerate() {
+                let (oy, ox) = (pixel / ow, pixel % ow);
+                for (co, &value) in out.iter().enumerate() {
+                    let mut sum = 0.0f32;
+                    for ky in 0..k {
+                        for kx in 0..k {
+                            let iy = (oy * stride + ky) as isize - pad_top as isize;
+                            let ix = (ox * stride + kx) as isize - pad_left as isize;
+                            if iy < 0 || ix < 0 || iy >= h as isize || ix >= w as isize {
+                                continue;
+                            }
+                            for ci in 0..cin {
+                                let input = x.data[(iy as usize * w + ix as usize) * cin + ci];
+                                let wt = weight.data[((co * cin + ci) * k + ky) * k + kx];
+                                sum = multiply_add(input, wt, sum);
+                            }
+                        }
+                    }
+                    assert_eq!(
+                        value.to_bits(),
+                        (sum + bias[co]).to_bits(),
+                        "k{k} s{stride} pixel {pixel} channel {co}"
+                    );
+                }
+            }
+            assert_eq!(got.data.len(), oh * ow * cout);
+        }
     }
 
     fn values(n: usize, seed: f32) -> Vec<f32> {
