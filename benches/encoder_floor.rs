@@ -10,25 +10,16 @@
 //! and the floor at the best rate, in ms.
 
 use captioner::engine::{matmul, Transpose};
+use captioner::vision::efficientnet_lite::Config;
 use std::time::Instant;
-
-/// Lite0's stages: (repeats, kernel, stride of the first block, expansion, output channels).
-const STAGES: [(usize, usize, usize, usize, usize); 7] = [
-    (1, 3, 1, 1, 16),
-    (2, 3, 2, 6, 24),
-    (2, 5, 2, 6, 40),
-    (3, 3, 2, 6, 80),
-    (3, 5, 1, 6, 112),
-    (4, 5, 2, 6, 192),
-    (1, 3, 1, 6, 320),
-];
 
 /// Every pointwise product as (pixels, cin, cout), and the stem's and depthwise multiply-adds.
 fn layers() -> (Vec<(usize, usize, usize)>, usize, usize) {
-    let (mut side, mut cin): (usize, usize) = (112, 32);
-    let stem = side * side * 32 * 3 * 3 * 3;
+    let config = Config::lite0();
+    let (mut side, mut cin) = (config.image_size / 2, config.stem_channels);
+    let stem = side * side * cin * 3 * 3 * 3;
     let (mut pointwise, mut depthwise) = (Vec::new(), 0);
-    for (repeats, k, first_stride, expand, cout) in STAGES {
+    for &(repeats, k, first_stride, expand, cout) in &config.stages {
         for r in 0..repeats {
             let hidden = cin * expand;
             if expand != 1 {
@@ -40,7 +31,7 @@ fn layers() -> (Vec<(usize, usize, usize)>, usize, usize) {
             cin = cout;
         }
     }
-    pointwise.push((side * side, cin, 1280));
+    pointwise.push((side * side, cin, config.head_channels));
     (pointwise, stem, depthwise)
 }
 
