@@ -46,24 +46,22 @@ pub fn float_safetensors(
     metadata: HashMap<String, String>,
     f16: bool,
 ) -> Result<Vec<u8>> {
-    let (dtype, bytes): (_, Vec<Vec<u8>>) = if f16 {
-        let half = |values: &[f32]| {
+    let dtype = if f16 {
+        safetensors::Dtype::F16
+    } else {
+        safetensors::Dtype::F32
+    };
+    let encode = |values: &[f32]| -> Vec<u8> {
+        if f16 {
             values
                 .iter()
                 .flat_map(|v| half::f16::from_f32(*v).to_le_bytes())
                 .collect()
-        };
-        (
-            safetensors::Dtype::F16,
-            tensors.iter().map(|t| half(t.2)).collect(),
-        )
-    } else {
-        let full = |values: &[f32]| values.iter().flat_map(|v| v.to_le_bytes()).collect();
-        (
-            safetensors::Dtype::F32,
-            tensors.iter().map(|t| full(t.2)).collect(),
-        )
+        } else {
+            values.iter().flat_map(|v| v.to_le_bytes()).collect()
+        }
     };
+    let bytes: Vec<Vec<u8>> = tensors.iter().map(|t| encode(t.2)).collect();
     let views = tensors
         .iter()
         .zip(&bytes)

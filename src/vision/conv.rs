@@ -339,13 +339,9 @@ impl Conv2d {
             self.cout,
             geometry,
             #[inline(always)]
-            |taps, out| {
-                if out.len() == INNER_PIXELS * self.cout {
-                    self.direct_pixels::<INNER_PIXELS>(x, taps, out, activation);
-                } else {
-                    self.direct_pixels::<1>(x, taps, out, activation);
-                }
-            },
+            |taps, out| self.direct_pixels::<INNER_PIXELS>(x, taps, out, activation),
+            #[inline(always)]
+            |taps, out| self.direct_pixels::<1>(x, taps, out, activation),
         );
     }
 
@@ -483,13 +479,9 @@ impl DepthwiseConv2d {
             self.c,
             geometry,
             #[inline(always)]
-            |taps, out| {
-                if out.len() == INNER_PIXELS * self.c {
-                    self.pixels::<INNER_PIXELS>(x, taps, out, activation);
-                } else {
-                    self.pixels::<1>(x, taps, out, activation);
-                }
-            },
+            |taps, out| self.pixels::<INNER_PIXELS>(x, taps, out, activation),
+            #[inline(always)]
+            |taps, out| self.pixels::<1>(x, taps, out, activation),
         );
     }
 
@@ -579,11 +571,11 @@ struct Taps {
     origin: (isize, isize),
 }
 
-/// Calls `pixels` over output row `oy` (`channels` values a pixel) left to right, with the taps of
-/// the first pixel given that land inside the input; `geometry` is (kernel, stride, top padding,
-/// left padding). Where the next `INNER_PIXELS` pixels have all their taps inside the input's
-/// columns they come together (their output slice that long), so that each tap's weights are read
-/// once for all of them; a pixel at the left or right border comes alone.
+/// Walks output row `oy` (`channels` values a pixel) left to right, with the taps of the first
+/// pixel given that land inside the input; `geometry` is (kernel, stride, top padding, left
+/// padding). Where the next `INNER_PIXELS` pixels have all their taps inside the input's columns,
+/// `group` gets them together (their output slice that long), so that each tap's weights are read
+/// once for all of them; a pixel at the left or right border goes to `single` alone.
 #[inline(always)]
 fn each_group(
     x: &FeatureMap,
@@ -591,7 +583,8 @@ fn each_group(
     out_row: &mut [f32],
     channels: usize,
     (kernel, stride, pad_top, pad_left): (usize, usize, usize, usize),
-    mut pixels: impl FnMut(&Taps, &mut [f32]),
+    mut group: impl FnMut(&Taps, &mut [f32]),
+    mut single: impl FnMut(&Taps, &mut [f32]),
 ) {
     let origin_y = (oy * stride) as isize - pad_top as isize;
     let rows = tap_range(origin_y, kernel, x.h);
@@ -606,13 +599,16 @@ fn each_group(
         };
         let group_end = origin_x + ((INNER_PIXELS - 1) * stride + kernel) as isize;
         let inside = taps.cols.len() == kernel && group_end <= x.w as isize;
-        let group = if inside && ox + INNER_PIXELS <= width {
-            INNER_PIXELS
+        if inside && ox + INNER_PIXELS <= width {
+            group(
+                &taps,
+                &mut out_row[ox * channels..][..INNER_PIXELS * channels],
+            );
+            ox += INNER_PIXELS;
         } else {
-            1
-        };
-        pixels(&taps, &mut out_row[ox * channels..][..group * channels]);
-        ox += group;
+            single(&taps, &mut out_row[ox * channels..][..channels]);
+            ox += 1;
+        }
     }
 }
 
